@@ -1,0 +1,353 @@
+//! The training configuration: the `data`, `text`, `cv` and `train` sections that a
+//! `foldsweep train` config and a sweep file share.
+//!
+//! Every section rejects unknown keys, so a typo is an error with its line rather than a
+//! silently ignored setting.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{InputError, InputResult};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub data: DataConfig,
+    #[serde(default)]
+    pub text: TextConfig,
+    #[serde(default)]
+    pub cv: CvConfig,
+    #[serde(default)]
+    pub train: TrainConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    pub train: PathBuf,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<PathBuf>,
+    pub metric_names: PathBuf,
+    pub metric_embeddings: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextEncoderKind {
+    Hashing,
+    Precomputed,
+    Transformer,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextConfig {
+    #[serde(default = "default_encoder")]
+    pub encoder: TextEncoderKind,
+    /// Number of hashing buckets (`hashing` only).
+    #[serde(default = "default_hashing_dim")]
+    pub dim: usize,
+    /// Character n-gram lengths of the hashing featurizer, inclusive.
+    #[serde(default = "default_ngram_min")]
+    pub ngram_min: usize,
+    #[serde(default = "default_ngram_max")]
+    pub ngram_max: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_embeddings: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_embeddings: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<PathBuf>,
+}
+
+fn default_encoder() -> TextEncoderKind {
+    TextEncoderKind::Hashing
+}
+fn default_hashing_dim() -> usize {
+    768
+}
+fn default_ngram_min() -> usize {
+    3
+}
+fn default_ngram_max() -> usize {
+    5
+}
+
+impl Default for TextConfig {
+    fn default() -> Self {
+        TextConfig {
+            encoder: default_encoder(),
+            dim: default_hashing_dim(),
+            ngram_min: default_ngram_min(),
+            ngram_max: default_ngram_max(),
+            train_embeddings: None,
+            test_embeddings: None,
+            model: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CvConfig {
+    #[serde(default = "default_folds")]
+    pub folds: usize,
+    #[serde(default = "default_cv_seed")]
+    pub seed: u64,
+}
+
+fn default_folds() -> usize {
+    5
+}
+fn default_cv_seed() -> u64 {
+    42
+}
+
+impl Default for CvConfig {
+    fn default() -> Self {
+        CvConfig { folds: default_folds(), seed: default_cv_seed() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKind {
+    Standard,
+    Ordinal,
+    Heteroscedastic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    CrossEntropy,
+    Hybrid,
+    Focal,
+    Ordinal,
+    Heteroscedastic,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    F32,
+    Bf16,
+    F16,
+}
+
+/// The model/loss pairs that make sense: a loss needs the outputs its head produces.
+pub const VALID_PAIRS: &[(ModelKind, LossKind)] = &[
+    (ModelKind::Standard, LossKind::CrossEntropy),
+    (ModelKind::Standard, LossKind::Hybrid),
+    (ModelKind::Standard, LossKind::Focal),
+    (ModelKind::Ordinal, LossKind::Ordinal),
+    (ModelKind::Heteroscedastic, LossKind::Heteroscedastic),
+];
+
+pub fn is_valid_pair(model: ModelKind, loss: LossKind) -> bool {
+    VALID_PAIRS.contains(&(model, loss))
+}
+
+pub fn valid_pairs_text() -> String {
+    "standard with cross_entropy, hybrid or focal; ordinal with ordinal; \
+     heteroscedastic with heteroscedastic"
+        .to_string()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeightingConfig {
+    /// 0 gives every sample weight 1; 0.5 is the report's square-root inverse frequency.
+    pub temperature: f64,
+    pub min_weight: f64,
+    pub max_weight: f64,
+    pub boost_high_scores: bool,
+}
+
+impl Default for WeightingConfig {
+    fn default() -> Self {
+        WeightingConfig { temperature: 0.5, min_weight: 0.5, max_weight: 8.0, boost_high_scores: true }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticConfig {
+    /// Synthetic negatives per training row (0.1 = one for every ten rows).
+    pub ratio: f64,
+    pub score_min: u32,
+    pub score_max: u32,
+}
+
+impl Default for SyntheticConfig {
+    fn default() -> Self {
+        SyntheticConfig { ratio: 0.1, score_min: 1, score_max: 6 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    pub model: ModelKind,
+    pub loss: LossKind,
+    pub hidden_dims: Vec<usize>,
+    /// Output size of the bilinear layer; 0 means "the metric embedding size", as in the report.
+    pub bilinear_dim: usize,
+    /// 0 = the full bilinear layer; r > 0 = the low-rank factorisation P((U m) * (V t)).
+    pub bilinear_rank: usize,
+    pub dropout: f64,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub epochs: usize,
+    /// Early stopping: epochs without a better validation RMSE before training stops.
+    pub patience: usize,
+    pub lr_patience: usize,
+    pub lr_factor: f64,
+    pub min_lr: f64,
+    /// Global L2 norm the gradients are clipped to; 0 turns clipping off.
+    pub grad_clip: f64,
+    pub precision: Precision,
+    pub seed: u64,
+    pub ce_weight: f64,
+    pub mse_weight: f64,
+    pub focal_alpha: f64,
+    pub focal_gamma: f64,
+    pub weighting: WeightingConfig,
+    pub synthetic: SyntheticConfig,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            model: ModelKind::Heteroscedastic,
+            loss: LossKind::Heteroscedastic,
+            hidden_dims: vec![512, 256, 128],
+            bilinear_dim: 0,
+            bilinear_rank: 0,
+            dropout: 0.4,
+            batch_size: 64,
+            lr: 1e-4,
+            weight_decay: 1e-5,
+            epochs: 100,
+            patience: 20,
+            lr_patience: 5,
+            lr_factor: 0.5,
+            min_lr: 1e-6,
+            grad_clip: 1.0,
+            precision: Precision::F32,
+            seed: 0,
+            ce_weight: 1.0,
+            mse_weight: 0.1,
+            focal_alpha: 1.0,
+            focal_gamma: 2.0,
+            weighting: WeightingConfig::default(),
+            synthetic: SyntheticConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates a config file. Errors name the file and, for TOML problems, the line.
+    pub fn load(path: &Path) -> InputResult<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| InputError::in_file(path, format!("cannot read config: {e}")))?;
+        Config::parse(&text).map_err(|e| e.file(path))
+    }
+
+    pub fn parse(text: &str) -> InputResult<Config> {
+        let config: Config = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> InputResult<()> {
+        self.text.validate()?;
+        if self.cv.folds < 2 {
+            return Err(InputError::new("must be at least 2").field("cv.folds"));
+        }
+        self.train.validate()
+    }
+}
+
+impl TextConfig {
+    fn validate(&self) -> InputResult<()> {
+        match self.encoder {
+            TextEncoderKind::Hashing => {
+                if self.dim == 0 {
+                    return Err(InputError::new("must be positive").field("text.dim"));
+                }
+                if self.ngram_min == 0 || self.ngram_min > self.ngram_max {
+                    return Err(InputError::new("need 1 <= ngram_min <= ngram_max")
+                        .field("text.ngram_min"));
+                }
+            }
+            TextEncoderKind::Precomputed => {
+                if self.train_embeddings.is_none() {
+                    return Err(InputError::new("required when text.encoder = \"precomputed\"")
+                        .field("text.train_embeddings"));
+                }
+            }
+            TextEncoderKind::Transformer => {
+                return Err(InputError::new(
+                    "the transformer encoder is not available in this build yet; \
+                     use \"hashing\" or \"precomputed\" (embed texts elsewhere and pass an .npy)",
+                )
+                .field("text.encoder"));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl TrainConfig {
+    pub fn validate(&self) -> InputResult<()> {
+        if !is_valid_pair(self.model, self.loss) {
+            return Err(InputError::new(format!(
+                "model {:?} cannot be trained with loss {:?}; valid pairs: {}",
+                self.model,
+                self.loss,
+                valid_pairs_text()
+            ))
+            .field("train.loss"));
+        }
+        let checks: [(bool, &str, &str); 10] = [
+            (self.hidden_dims.is_empty() || self.hidden_dims.contains(&0), "train.hidden_dims", "needs at least one layer, all sizes positive"),
+            (!(0.0..1.0).contains(&self.dropout), "train.dropout", "must be in [0, 1)"),
+            (self.batch_size == 0, "train.batch_size", "must be positive"),
+            (!(self.lr > 0.0), "train.lr", "must be positive"),
+            (self.epochs == 0, "train.epochs", "must be positive"),
+            (!(self.lr_factor > 0.0 && self.lr_factor < 1.0), "train.lr_factor", "must be in (0, 1)"),
+            (!(self.weighting.min_weight > 0.0 && self.weighting.min_weight <= self.weighting.max_weight), "train.weighting.min_weight", "need 0 < min_weight <= max_weight"),
+            (!(self.weighting.temperature >= 0.0), "train.weighting.temperature", "must be >= 0"),
+            (!(self.synthetic.ratio >= 0.0), "train.synthetic.ratio", "must be >= 0"),
+            (self.synthetic.score_min > self.synthetic.score_max || self.synthetic.score_max > 10, "train.synthetic.score_max", "need score_min <= score_max <= 10"),
+        ];
+        for (bad, field, message) in checks {
+            if bad {
+                return Err(InputError::new(message).field(field));
+            }
+        }
+        if self.precision != Precision::F32 && !cfg!(feature = "cuda") {
+            return Err(InputError::new("reduced precision needs a GPU build (--features cuda)")
+                .field("train.precision"));
+        }
+        Ok(())
+    }
+}
+
+/// Turns a TOML error into an InputError that carries the line number and the offending key.
+pub fn toml_error(text: &str, error: &toml::de::Error) -> InputError {
+    let line = error.span().map(|span| line_of(text, span.start));
+    let message = error.message().trim().to_string();
+    match line {
+        Some(line) => InputError::new(format!("line {line}: {message}")),
+        None => InputError::new(message),
+    }
+}
+
+/// 1-based line number of a byte offset.
+pub fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}

@@ -1,0 +1,156 @@
+//! A job: one resolved config trained and evaluated on one fold. Sweeps run many of them;
+//! `foldsweep train` runs one.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::cv::FoldAssignment;
+use crate::data::{Dataset, Matrix, MetricTable, Split};
+use crate::error::{InputError, InputResult};
+use crate::model::ModelSpec;
+use crate::sampling::{apply_weights, synthetic_negatives, Sample};
+use crate::text::{text_features, Part};
+use crate::train::{checkpoint, fit, EpochLog, EvalMetrics, Features};
+
+/// The training data of a config, loaded once and shared by all its folds.
+#[derive(Debug, Clone)]
+pub struct TrainingData {
+    pub dataset: Dataset,
+    pub texts: Matrix,
+    pub folds: FoldAssignment,
+}
+
+impl TrainingData {
+    pub fn load(config: &Config) -> InputResult<TrainingData> {
+        let metrics = MetricTable::load(&config.data.metric_names, &config.data.metric_embeddings)?;
+        let dataset = Dataset::load(&config.data.train, Split::Train, metrics)?;
+        if dataset.len() < config.cv.folds {
+            return Err(InputError::in_file(
+                &config.data.train,
+                format!("{} records cannot be split into {} folds", dataset.len(), config.cv.folds),
+            ));
+        }
+        let texts = text_features(&config.text, &dataset, Part::Train)?;
+        let folds = FoldAssignment::stratified(&dataset.score_bins(), config.cv.folds, config.cv.seed);
+        Ok(TrainingData { dataset, texts, folds })
+    }
+
+    pub fn features(&self) -> Features<'_> {
+        Features { metrics: &self.dataset.metrics.embeddings, texts: &self.texts }
+    }
+
+    /// Training samples (real rows, then synthetic negatives made from them, all weighted)
+    /// and validation samples (real rows only) of fold `k`.
+    pub fn fold_samples(&self, config: &Config, k: usize) -> (Vec<Sample>, Vec<Sample>) {
+        let (train_rows, val_rows) = self.folds.split(k);
+        let real = |rows: &[usize]| -> Vec<Sample> {
+            rows.iter()
+                .map(|&i| Sample {
+                    metric_row: self.dataset.metric_rows[i],
+                    text_row: i,
+                    target: self.dataset.records[i].score.expect("train records have scores"),
+                    weight: 1.0,
+                    record: i,
+                    synthetic: false,
+                })
+                .collect()
+        };
+        let mut train = real(&train_rows);
+        let seed = config.train.seed.wrapping_mul(1000).wrapping_add(k as u64);
+        let negatives = synthetic_negatives(&train, self.dataset.metrics.len(), &config.train.synthetic, seed);
+        train.extend(negatives);
+        apply_weights(&mut train, &config.train.weighting);
+        (train, real(&val_rows))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OofPrediction {
+    pub record: usize,
+    pub truth: f32,
+    pub prediction: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logvar: Option<f32>,
+}
+
+/// Everything one job reports.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FoldResult {
+    pub fold: usize,
+    pub folds: usize,
+    pub fold_hash: String,
+    pub train_rows: usize,
+    pub synthetic_rows: usize,
+    pub val_rows: usize,
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    /// Validation metrics of the best epoch.
+    pub metrics: EvalMetrics,
+    /// RMSE on the same validation rows of always predicting the training rows' mean score:
+    /// the bar any model has to clear.
+    pub mean_predictor_rmse: f64,
+    pub epochs: Vec<EpochLog>,
+    pub oof: Vec<OofPrediction>,
+    pub checkpoint: Option<PathBuf>,
+    pub train_seconds: f64,
+}
+
+/// Trains fold `k` of `config` and evaluates it on the untouched validation rows.
+/// With `checkpoint_dir`, the best epoch's weights are saved there.
+pub fn run_fold<B: AutodiffBackend>(
+    config: &Config,
+    data: &TrainingData,
+    k: usize,
+    checkpoint_dir: Option<&Path>,
+    device: &B::Device,
+    on_epoch: &mut dyn FnMut(&EpochLog),
+) -> anyhow::Result<FoldResult> {
+    if k >= config.cv.folds {
+        return Err(InputError::new(format!("fold {k} does not exist: folds are 0..{}", config.cv.folds - 1))
+            .field("--fold")
+            .into());
+    }
+    let (train, val) = data.fold_samples(config, k);
+    let spec = ModelSpec::from_config(&config.train, data.dataset.metrics.dim(), data.texts.cols);
+    let started = Instant::now();
+    let outcome = fit::<B>(&spec, &config.train, data.features(), &train, &val, device, on_epoch);
+    let train_seconds = started.elapsed().as_secs_f64();
+    let checkpoint = match checkpoint_dir {
+        Some(dir) => Some(checkpoint::save(dir, &spec, &outcome.model)?),
+        None => None,
+    };
+    let real_train: Vec<f32> = train.iter().filter(|s| !s.synthetic).map(|s| s.target).collect();
+    let train_mean = real_train.iter().sum::<f32>() / real_train.len().max(1) as f32;
+    let val_truth: Vec<f32> = val.iter().map(|s| s.target).collect();
+    let mean_predictor_rmse = EvalMetrics::compute(&val_truth, &vec![train_mean; val.len()]).rmse;
+    let oof = val
+        .iter()
+        .enumerate()
+        .map(|(i, sample)| OofPrediction {
+            record: sample.record,
+            truth: sample.target,
+            prediction: outcome.val_predictions.scores[i],
+            logvar: outcome.val_predictions.logvars.as_ref().map(|v| v[i]),
+        })
+        .collect();
+    Ok(FoldResult {
+        fold: k,
+        folds: config.cv.folds,
+        fold_hash: data.folds.hash(),
+        train_rows: train.iter().filter(|s| !s.synthetic).count(),
+        synthetic_rows: train.iter().filter(|s| s.synthetic).count(),
+        val_rows: val.len(),
+        best_epoch: outcome.best_epoch,
+        epochs_run: outcome.epochs_run,
+        metrics: outcome.val_metrics,
+        mean_predictor_rmse,
+        epochs: outcome.log,
+        oof,
+        checkpoint,
+        train_seconds,
+    })
+}

@@ -1,0 +1,24 @@
+//! foldsweep: hyperparameter sweeps with k-fold cross-validation for embedding-pair
+//! regression, built for the DA5401 metric-learning challenge.
+//!
+//! The modules follow the flow of a sweep:
+//! - [`data`]: records, the metric table, .npy matrices;
+//! - [`text`]: text features (hashing, precomputed);
+//! - [`cv`] and [`sampling`]: folds, sample weights, synthetic negatives;
+//! - [`model`]: the bilinear + MLP model, heads and losses (burn, backend-generic);
+//! - [`train`]: optimiser, schedules, the training loop, evaluation and checkpoints;
+//! - [`job`]: one resolved config on one fold, end to end;
+//! - [`cli`]: the command line on top.
+
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod cv;
+pub mod data;
+pub mod error;
+pub mod job;
+pub mod model;
+pub mod sampling;
+pub mod text;
+pub mod train;
+pub mod util;

@@ -1,0 +1,70 @@
+//! The bilinear interaction between a metric embedding m and a text embedding t:
+//! out_k = m^T W_k t + b_k, as PyTorch's nn.Bilinear computes it.
+
+use burn::module::{Initializer, Module, Param};
+use burn::nn::{Linear, LinearConfig};
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
+
+/// The full layer: d_metric x d_text x d_out weights (453M for 768/768/768).
+///
+/// The weight is stored as (d_metric, d_text, d_out), not PyTorch's (d_out, d_metric, d_text):
+/// then the forward pass is ONE matrix product (m @ W viewed as d_metric x (d_text*d_out))
+/// followed by a contraction with t, and the gradient of W is one contiguous matrix product
+/// too (a transposed layout makes every later pass over the 1.8 GB gradient slow).
+#[derive(Module, Debug)]
+pub struct Bilinear<B: Backend> {
+    pub weight: Param<Tensor<B, 3>>,
+    pub bias: Param<Tensor<B, 1>>,
+}
+
+impl<B: Backend> Bilinear<B> {
+    /// PyTorch's initialisation: U(-1/sqrt(d_metric), 1/sqrt(d_metric)) for weight and bias.
+    pub fn new(d_metric: usize, d_text: usize, d_out: usize, device: &B::Device) -> Self {
+        let bound = 1.0 / (d_metric as f64).sqrt();
+        let init = Initializer::Uniform { min: -bound, max: bound };
+        Bilinear {
+            weight: init.init([d_metric, d_text, d_out], device),
+            bias: init.init([d_out], device),
+        }
+    }
+
+    pub fn dims(&self) -> [usize; 3] {
+        self.weight.val().dims()
+    }
+
+    pub fn forward(&self, metric: Tensor<B, 2>, text: Tensor<B, 2>) -> Tensor<B, 2> {
+        let [d_metric, d_text, d_out] = self.dims();
+        let batch = metric.dims()[0];
+        let weight = self.weight.val().reshape([d_metric, d_text * d_out]);
+        // (batch, d_text, d_out): every text direction's output for this metric.
+        let per_text = metric.matmul(weight).reshape([batch, d_text, d_out]);
+        // Contract with t: (batch, 1, d_text) @ (batch, d_text, d_out) -> (batch, 1, d_out).
+        let out = text.reshape([batch, 1, d_text]).matmul(per_text).reshape([batch, d_out]);
+        out + self.bias.val().unsqueeze()
+    }
+}
+
+/// The low-rank factorisation b = P((U m) * (V t)) + bias: rank r instead of d_text x d_out
+/// weights per metric dimension, which makes CPU sweeps practical.
+#[derive(Module, Debug)]
+pub struct LowRankBilinear<B: Backend> {
+    pub metric_proj: Linear<B>,
+    pub text_proj: Linear<B>,
+    pub out_proj: Linear<B>,
+}
+
+impl<B: Backend> LowRankBilinear<B> {
+    pub fn new(d_metric: usize, d_text: usize, d_out: usize, rank: usize, device: &B::Device) -> Self {
+        LowRankBilinear {
+            metric_proj: LinearConfig::new(d_metric, rank).with_bias(false).init(device),
+            text_proj: LinearConfig::new(d_text, rank).with_bias(false).init(device),
+            out_proj: LinearConfig::new(rank, d_out).init(device),
+        }
+    }
+
+    pub fn forward(&self, metric: Tensor<B, 2>, text: Tensor<B, 2>) -> Tensor<B, 2> {
+        let interaction = self.metric_proj.forward(metric) * self.text_proj.forward(text);
+        self.out_proj.forward(interaction)
+    }
+}

@@ -1,0 +1,172 @@
+//! Training one model on one fold: batches, the epoch loop, evaluation, checkpoints.
+
+pub mod checkpoint;
+pub mod metrics;
+pub mod optim;
+pub mod schedule;
+
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::optim::GradientsParams;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::{ElementConversion, Int, Tensor, TensorData};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use serde::{Deserialize, Serialize};
+
+use crate::config::TrainConfig;
+use crate::data::{score_bin, Matrix};
+use crate::model::loss::{per_sample_loss, predict_logvar};
+use crate::model::{predict_score, LossSettings, ModelSpec, PairModel, Targets};
+use crate::sampling::Sample;
+pub use metrics::{BinMetric, EvalMetrics};
+use optim::{Adam, AdamSettings};
+use schedule::{EarlyStopping, ReduceLrOnPlateau};
+
+/// Rows per evaluation batch: large enough to keep matrix products efficient.
+const EVAL_BATCH: usize = 256;
+
+/// The feature matrices samples point into.
+#[derive(Debug, Clone, Copy)]
+pub struct Features<'a> {
+    pub metrics: &'a Matrix,
+    pub texts: &'a Matrix,
+}
+
+impl Features<'_> {
+    /// Host-side gather of one batch into device tensors.
+    pub fn batch<B: Backend>(&self, samples: &[Sample], device: &B::Device) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let gather = |matrix: &Matrix, row_of: &dyn Fn(&Sample) -> usize| {
+            let mut data = Vec::with_capacity(samples.len() * matrix.cols);
+            for sample in samples {
+                data.extend_from_slice(matrix.row(row_of(sample)));
+            }
+            Tensor::<B, 2>::from_data(TensorData::new(data, [samples.len(), matrix.cols]), device)
+        };
+        (gather(self.metrics, &|s| s.metric_row), gather(self.texts, &|s| s.text_row))
+    }
+}
+
+fn targets<B: Backend>(samples: &[Sample], device: &B::Device) -> (Targets<B>, Tensor<B, 1>) {
+    let n = samples.len();
+    let score: Vec<f32> = samples.iter().map(|s| s.target).collect();
+    let class: Vec<i64> = samples.iter().map(|s| score_bin(s.target) as i64).collect();
+    let weight: Vec<f32> = samples.iter().map(|s| s.weight).collect();
+    let targets = Targets {
+        score: Tensor::from_data(TensorData::new(score, [n]), device),
+        class: Tensor::<B, 1, Int>::from_data(TensorData::new(class, [n]), device),
+    };
+    (targets, Tensor::from_data(TensorData::new(weight, [n]), device))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochLog {
+    pub epoch: usize,
+    pub train_loss: f64,
+    pub val_rmse: f64,
+    /// Learning rate used during this epoch.
+    pub lr: f64,
+    pub seconds: f64,
+}
+
+/// Predictions for a set of samples, in their order.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Predictions {
+    pub scores: Vec<f32>,
+    /// Heteroscedastic models only.
+    pub logvars: Option<Vec<f32>>,
+}
+
+pub fn predict<B: Backend>(model: &PairModel<B>, features: Features, samples: &[Sample], device: &B::Device) -> Predictions {
+    let mut scores = Vec::with_capacity(samples.len());
+    let mut logvars: Option<Vec<f32>> = None;
+    for chunk in samples.chunks(EVAL_BATCH) {
+        let (metric, text) = features.batch::<B>(chunk, device);
+        let output = model.forward(metric, text);
+        if let Some(logvar) = predict_logvar(model.kind(), output.clone()) {
+            logvars.get_or_insert_with(Vec::new).extend(to_vec(logvar));
+        }
+        scores.extend(to_vec(predict_score(model.kind(), output)));
+    }
+    Predictions { scores, logvars }
+}
+
+fn to_vec<B: Backend>(tensor: Tensor<B, 1>) -> Vec<f32> {
+    tensor.into_data().convert::<f32>().into_vec().expect("f32 data")
+}
+
+/// What training one fold produced.
+pub struct FitOutcome<B: Backend> {
+    /// The weights of the best validation epoch.
+    pub model: PairModel<B>,
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    pub log: Vec<EpochLog>,
+    pub val_metrics: EvalMetrics,
+    pub val_predictions: Predictions,
+}
+
+/// Trains with Adam, plateau schedule and early stopping, keeping the best epoch.
+/// `on_epoch` sees each epoch as it ends (progress output, heartbeats).
+pub fn fit<B: AutodiffBackend>(
+    spec: &ModelSpec,
+    config: &TrainConfig,
+    features: Features,
+    train: &[Sample],
+    val: &[Sample],
+    device: &B::Device,
+    on_epoch: &mut dyn FnMut(&EpochLog),
+) -> FitOutcome<B::InnerBackend> {
+    B::seed(device, config.seed);
+    let mut model: PairModel<B> = spec.init(device);
+    let clip = (config.grad_clip > 0.0).then_some(config.grad_clip);
+    let mut adam = Adam::<B>::new(AdamSettings::torch_default(config.weight_decay, clip));
+    let mut plateau = ReduceLrOnPlateau::new(config.lr, config.lr_factor, config.lr_patience, 1e-4, config.min_lr);
+    let mut stopping = EarlyStopping::new(config.patience);
+    let loss_settings = LossSettings::from_config(config);
+    let val_truth: Vec<f32> = val.iter().map(|s| s.target).collect();
+    let mut rng = StdRng::seed_from_u64(config.seed);
+    let mut order: Vec<Sample> = train.to_vec();
+    let mut best: Option<(PairModel<B::InnerBackend>, EvalMetrics, Predictions)> = None;
+    let mut log = Vec::new();
+
+    for epoch in 1..=config.epochs {
+        let started = Instant::now();
+        let lr = plateau.lr();
+        order.shuffle(&mut rng);
+        let (mut loss_sum, mut weight_sum) = (0.0, 0usize);
+        for batch in order.chunks(config.batch_size) {
+            let (metric, text) = features.batch::<B>(batch, device);
+            let (targets, weights) = targets::<B>(batch, device);
+            let output = model.forward(metric, text);
+            let loss = (per_sample_loss(&loss_settings, output, &targets) * weights).mean();
+            loss_sum += loss.clone().into_scalar().elem::<f64>() * batch.len() as f64;
+            weight_sum += batch.len();
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = adam.step(lr, model, grads).0;
+        }
+        let inference = model.valid();
+        let predictions = predict(&inference, features, val, device);
+        let metrics = EvalMetrics::compute(&val_truth, &predictions.scores);
+        let entry = EpochLog {
+            epoch,
+            train_loss: loss_sum / weight_sum.max(1) as f64,
+            val_rmse: metrics.rmse,
+            lr,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        on_epoch(&entry);
+        log.push(entry);
+        if stopping.record(epoch, metrics.rmse) {
+            best = Some((inference, metrics.clone(), predictions));
+        }
+        plateau.step(metrics.rmse);
+        if stopping.should_stop() {
+            break;
+        }
+    }
+    let (model, val_metrics, val_predictions) = best.expect("at least one epoch ran");
+    FitOutcome { model, best_epoch: stopping.best_epoch(), epochs_run: log.len(), log, val_metrics, val_predictions }
+}

@@ -1,0 +1,38 @@
+//! PyTorch parity of the production path: float32 on the ndarray CPU backend.
+
+mod common;
+
+use burn::backend::Autodiff;
+use common::parity::*;
+
+type Cpu = burn_ndarray::NdArray<f32>;
+
+#[test]
+fn forward_outputs_and_scores_match_pytorch() {
+    check_forward::<Cpu>(F32);
+}
+
+#[test]
+fn every_loss_matches_pytorch_weighted_and_unweighted() {
+    check_losses::<Cpu>(F32);
+}
+
+#[test]
+fn gradients_match_pytorch() {
+    check_gradients::<Autodiff<Cpu>>(F32);
+}
+
+#[test]
+fn three_adam_steps_with_global_clipping_match_pytorch() {
+    check_adam::<Autodiff<Cpu>>(F32);
+}
+
+#[test]
+fn plateau_schedule_matches_pytorch() {
+    check_plateau();
+}
+
+#[test]
+fn sample_weights_match_pytorch() {
+    check_sample_weights();
+}

@@ -337,12 +337,16 @@ impl TrainConfig {
     }
 }
 
-/// Turns a TOML error into an InputError that carries the line number and the offending key.
+/// Turns a TOML error into an InputError that carries the line number and quotes the line,
+/// so the offending key is named even when TOML's own message does not name it.
 pub fn toml_error(text: &str, error: &toml::de::Error) -> InputError {
-    let line = error.span().map(|span| line_of(text, span.start));
     let message = error.message().trim().to_string();
-    match line {
-        Some(line) => InputError::new(format!("line {line}: {message}")),
+    match error.span() {
+        Some(span) => {
+            let line = line_of(text, span.start);
+            let content = text.lines().nth(line - 1).unwrap_or("").trim();
+            InputError::new(format!("line {line} (`{content}`): {message}"))
+        }
         None => InputError::new(message),
     }
 }

@@ -36,14 +36,25 @@ impl Matrix {
     }
 }
 
+/// Reads a 1-D float .npy (a label vector, say) or the values of a 2-D one.
+pub fn read_matrix_or_vector(path: &Path) -> InputResult<Vec<f32>> {
+    read_array(path, true).map(|m| m.data)
+}
+
 /// Reads a 2-D float .npy (f4 or f8, C order) and rejects NaN and infinity.
 pub fn read_matrix(path: &Path) -> InputResult<Matrix> {
+    read_array(path, false)
+}
+
+fn read_array(path: &Path, allow_vector: bool) -> InputResult<Matrix> {
     let err = |message: String| InputError::in_file(path, message);
     let file = File::open(path).map_err(|e| err(format!("cannot read: {e}")))?;
     let npy = NpyFile::new(BufReader::new(file)).map_err(|e| err(format!("not a valid .npy file: {e}")))?;
     let shape = npy.shape().to_vec();
-    let [rows, cols] = shape[..] else {
-        return Err(err(format!("expected a 2-D array, found shape {shape:?}")));
+    let (rows, cols) = match shape[..] {
+        [rows, cols] => (rows, cols),
+        [len] if allow_vector => (len, 1),
+        _ => return Err(err(format!("expected a 2-D array, found shape {shape:?}"))),
     };
     if npy.order() != Order::C {
         return Err(err("Fortran-ordered arrays are not supported; save with C order".into()));

@@ -58,6 +58,9 @@ pub fn load_records(path: &Path, split: Split) -> InputResult<Vec<Record>> {
 pub fn parse_records(bytes: &[u8], split: Split) -> InputResult<Vec<Record>> {
     let text = std::str::from_utf8(bytes).map_err(|e| {
         let offset = e.valid_up_to();
+        if e.error_len().is_none() {
+            return InputError::new("truncated JSON: the file ends inside a UTF-8 character");
+        }
         let line = crate::config::line_of(&String::from_utf8_lossy(&bytes[..offset]), offset);
         InputError::new(format!("invalid UTF-8 at byte {offset} (line {line})"))
     })?;

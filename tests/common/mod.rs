@@ -73,3 +73,99 @@ pub fn flatten(value: &serde_json::Value) -> (Vec<usize>, Vec<f64>) {
 pub fn values(value: &serde_json::Value) -> Vec<f64> {
     flatten(value).1
 }
+
+/// A scratch project folder with a valid config and data that a test then breaks.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    /// Copies the sample data and writes `config.toml` pointing at it.
+    pub fn new() -> Scratch {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for name in ["train_data.json", "test_data.json", "metric_names.json", "metric_name_embeddings.npy"] {
+            std::fs::copy(sample(name), dir.path().join(name)).expect("copy sample");
+        }
+        let scratch = Scratch { dir };
+        scratch.write("config.toml", QUICK_CONFIG);
+        scratch
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn write(&self, name: &str, content: impl AsRef<[u8]>) {
+        std::fs::write(self.path(name), content).expect("write scratch file");
+    }
+
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).expect("read scratch file")
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        foldsweep(self.dir.path(), args)
+    }
+
+    /// `foldsweep train config.toml --fold 0`.
+    pub fn train(&self) -> Output {
+        self.run(&["train", "config.toml", "--fold", "0", "--out", "out", "--quiet"])
+    }
+}
+
+/// A small, fast config over the sample data files in the scratch folder.
+pub const QUICK_CONFIG: &str = r#"
+[data]
+train = "train_data.json"
+test = "test_data.json"
+metric_names = "metric_names.json"
+metric_embeddings = "metric_name_embeddings.npy"
+
+[text]
+encoder = "hashing"
+dim = 64
+
+[cv]
+folds = 5
+seed = 42
+
+[train]
+model = "standard"
+loss = "hybrid"
+hidden_dims = [16]
+bilinear_rank = 4
+epochs = 2
+lr = 3e-3
+"#;
+
+/// The bytes of a .npy file (format 1.0) with any dtype description.
+pub fn npy_bytes(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let shape_text = match shape {
+        [n] => format!("({n},)"),
+        _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    bytes
+}
+
+pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+/// Asserts exit code 2, no panic, and that stderr mentions every given fragment.
+pub fn assert_bad_input(output: &Output, fragments: &[&str]) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(2), "exit code; stderr:\n{err}");
+    assert!(!err.contains("panicked"), "panicked:\n{err}");
+    for fragment in fragments {
+        assert!(err.contains(fragment), "stderr lacks {fragment:?}:\n{err}");
+    }
+}

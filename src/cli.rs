@@ -10,7 +10,10 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
 use crate::backend::{cpu_device, CpuTrain};
 use crate::config::Config;
-use crate::error::is_input_error;
+use crate::error::{is_input_error, InputError};
+use crate::report;
+use crate::store::Store;
+use crate::sweep::{RunOptions, SweepFile};
 use crate::job::{run_fold, FoldResult, TrainingData};
 use crate::train::EpochLog;
 
@@ -34,8 +37,114 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a sweep: every config of the grid on every fold, results in the database.
+    /// Rerunning resumes: finished jobs are skipped, failed and interrupted ones rerun.
+    Run(RunArgs),
+    /// The results table: one row per config, best first.
+    Results(ResultsArgs),
+    /// One config in detail: per-fold rows, per-score RMSE, learning curves.
+    Show(ShowArgs),
+    /// Which differences are real: every config against the best (or a baseline).
+    Compare(CompareArgs),
+    /// Write a submission CSV from a config's fold ensemble.
+    Export(ExportArgs),
     /// Train and evaluate one config on one fold.
     Train(TrainArgs),
+    /// Internal: run one job of a sweep (started by `run`).
+    #[command(hide = true)]
+    Worker { job_file: PathBuf },
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// Sweep file (TOML): the config sections plus `name`, `[grid]` and `[resources]`.
+    sweep: PathBuf,
+    /// Results database (created if missing).
+    #[arg(long, default_value = "results.db")]
+    db: PathBuf,
+    /// Where jobs run: auto (every GPU, else the CPU), cpu, or a list like cuda:0,cuda:2
+    /// [default: the sweep's resources.devices].
+    #[arg(long)]
+    devices: Option<String>,
+    /// Jobs run at once on each device [default: the sweep's resources.jobs_per_device].
+    #[arg(long)]
+    jobs_per_device: Option<usize>,
+    /// Print the configs (only the keys that vary), the dropped model/loss pairs and the job
+    /// count, and run nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+struct ResultsArgs {
+    #[arg(long, default_value = "results.db")]
+    db: PathBuf,
+    /// Sweep name [default: the most recently run sweep].
+    #[arg(long)]
+    sweep: Option<String>,
+    /// Sort by pooled out-of-fold RMSE (oof), mean fold RMSE (mean) or macro RMSE (macro).
+    #[arg(long, default_value = "oof")]
+    sort: String,
+    /// Show only the best N configs.
+    #[arg(long)]
+    top: Option<usize>,
+    /// table, csv or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+#[derive(Debug, Args)]
+struct ShowArgs {
+    /// A config id as printed by `results`.
+    config_id: String,
+    #[arg(long, default_value = "results.db")]
+    db: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct CompareArgs {
+    #[arg(long, default_value = "results.db")]
+    db: PathBuf,
+    #[arg(long)]
+    sweep: Option<String>,
+    /// Compare against this config instead of the best by pooled OOF RMSE.
+    #[arg(long)]
+    baseline: Option<String>,
+    /// Test per-fold macro RMSE instead of RMSE.
+    #[arg(long)]
+    by_macro: bool,
+    /// table or json.
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    #[arg(long, default_value = "results.db")]
+    db: PathBuf,
+    #[arg(long)]
+    sweep: Option<String>,
+    /// The config to export.
+    #[arg(long, conflicts_with = "best")]
+    config: Option<String>,
+    /// Export the best config (by --by).
+    #[arg(long)]
+    best: bool,
+    /// What "best" means: pooled OOF RMSE (oof) or macro RMSE (macro).
+    #[arg(long, default_value = "oof")]
+    by: String,
+    /// Test records [default: the config's data.test].
+    #[arg(long)]
+    test: Option<PathBuf>,
+    /// Output CSV (ID,score).
+    #[arg(long)]
+    out: PathBuf,
+    /// Keep the averaged scores instead of rounding them to integers.
+    #[arg(long)]
+    no_round: bool,
+    /// Export even when some folds are not finished.
+    #[arg(long)]
+    allow_partial: bool,
 }
 
 #[derive(Debug, Args)]
@@ -75,8 +184,134 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run(args) => run_sweep(args),
+        Command::Results(args) => results(args),
+        Command::Show(args) => {
+            let store = Store::open_existing(&args.db)?;
+            print!("{}", report::show::show(&store, &args.config_id)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Compare(args) => compare(args),
+        Command::Export(args) => export(args),
         Command::Train(args) => train(args),
+        Command::Worker { job_file } => {
+            crate::sweep::worker::run_worker(&job_file)?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn run_sweep(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let sweep = SweepFile::load(&args.sweep)?;
+    let devices = crate::backend::parse_devices(args.devices.as_deref().unwrap_or(&sweep.resources.devices))?;
+    let jobs_per_device = args.jobs_per_device.unwrap_or(sweep.resources.jobs_per_device);
+    if jobs_per_device == 0 {
+        return Err(InputError::new("must be at least 1").field("--jobs-per-device").into());
+    }
+    let plan = crate::sweep::plan(&sweep)?;
+    if args.dry_run {
+        print_dry_run(&sweep, &plan);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let options = RunOptions { db: args.db.clone(), devices, jobs_per_device, max_attempts: sweep.resources.max_attempts.max(1) };
+    let summary = crate::sweep::run_sweep(&sweep, &plan, &options)?;
+    println!(
+        "sweep {:?}: {} of {} jobs done, {} failed{}; results in {}",
+        sweep.name,
+        summary.done,
+        summary.jobs_total,
+        summary.failed,
+        if summary.interrupted > 0 { format!(", {} interrupted", summary.interrupted) } else { String::new() },
+        args.db.display()
+    );
+    Ok(if summary.failed > 0 || summary.interrupted > 0 { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
+}
+
+fn print_dry_run(sweep: &SweepFile, plan: &crate::sweep::Plan) {
+    let points = &plan.expansion.points;
+    println!("sweep {:?} ({}): {} configs x {} folds = {} jobs", sweep.name, sweep.path.display(), points.len(), plan.folds.folds, points.len() * plan.folds.folds);
+    for (point, id) in points.iter().zip(&plan.ids) {
+        println!("  {id}  {}", point.label());
+    }
+    if !plan.expansion.dropped.is_empty() {
+        println!("dropped {} invalid model/loss combinations (valid pairs: {}):", plan.expansion.dropped.len(), crate::config::valid_pairs_text());
+        for (varying, reason) in &plan.expansion.dropped {
+            println!("  {}  ({reason})", crate::sweep::spec::label(varying));
+        }
+    }
+    println!("fold assignment {} over {} records; data fingerprint {}", plan.folds.hash(), plan.folds.fold_of.len(), plan.data_fingerprint);
+}
+
+fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
+    let store = Store::open_existing(&args.db)?;
+    let (sweep_id, name) = store.resolve_sweep(args.sweep.as_deref())?;
+    let exporter = report::exporter(&args.format)?;
+    let mut rows = report::summaries(&store, sweep_id, report::SortKey::parse(&args.sort)?)?;
+    let keys = report::varying_keys(&rows);
+    if let Some(top) = args.top {
+        rows.truncate(top);
+    }
+    if args.format == "table" {
+        println!("sweep {name:?}: {} configs, sorted by {}", rows.len(), args.sort);
+    }
+    print!("{}", exporter.export(&rows, &keys)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
+    let store = Store::open_existing(&args.db)?;
+    let (sweep_id, _) = store.resolve_sweep(args.sweep.as_deref())?;
+    let rows = report::summaries(&store, sweep_id, report::SortKey::Oof)?;
+    let report = report::compare::compare(&store, &rows, args.baseline.as_deref(), args.by_macro)?;
+    match args.format.as_str() {
+        "table" => print!("{}", report::compare::render(&report)),
+        "json" => println!("{}", serde_json::to_string_pretty(&report)?),
+        other => return Err(InputError::new(format!("unknown format {other:?}; use table or json")).field("--format").into()),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
+    let store = Store::open_existing(&args.db)?;
+    let config_id = match (&args.config, args.best) {
+        (Some(id), _) => id.clone(),
+        (None, true) => {
+            let (sweep_id, _) = store.resolve_sweep(args.sweep.as_deref())?;
+            let key = match args.by.as_str() {
+                "oof" => report::SortKey::Oof,
+                "macro" => report::SortKey::Macro,
+                other => return Err(InputError::new(format!("unknown criterion {other:?}; use oof or macro")).field("--by").into()),
+            };
+            let rows = report::summaries(&store, sweep_id, key)?;
+            rows.into_iter()
+                .find(|r| key.value(r).is_some())
+                .ok_or_else(|| InputError::new("no config of this sweep has results yet").field("--best"))?
+                .id
+        }
+        (None, false) => return Err(InputError::new("say which config: --config ID or --best").field("--config").into()),
+    };
+    let request = report::export::ExportRequest {
+        config_id: config_id.clone(),
+        test: args.test,
+        out: args.out.clone(),
+        round: !args.no_round,
+        allow_partial: args.allow_partial,
+    };
+    let done = report::export::export(&store, &request)?;
+    let summary = report::summaries(&store, sweep_of(&store, &config_id)?, report::SortKey::Oof)?
+        .into_iter()
+        .find(|r| r.id == config_id);
+    println!("config {config_id}: {} test rows from {} fold checkpoint(s) -> {}", done.rows, done.folds_used, args.out.display());
+    if let Some(s) = summary {
+        println!("pooled OOF RMSE {}  macro {}  [{}]", s.oof_rmse.map_or("-".into(), |v| format!("{v:.4}")), s.macro_rmse.map_or("-".into(), |v| format!("{v:.4}")), s.label);
+    }
+    let histogram: Vec<String> = done.histogram.iter().enumerate().map(|(s, n)| format!("{s}:{n}")).collect();
+    println!("prediction distribution (rounded): {}  mean {:.3}", histogram.join(" "), done.mean);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn sweep_of(store: &Store, config_id: &str) -> anyhow::Result<i64> {
+    Ok(store.conn().query_row("SELECT sweep_id FROM sweep_configs WHERE config_id = ?1 LIMIT 1", [config_id], |r| r.get(0))?)
 }
 
 fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {

@@ -136,6 +136,23 @@ pub enum Precision {
     F16,
 }
 
+/// The spelling used in config files (`heteroscedastic`, `cross_entropy`, ...).
+fn config_spelling<T: Serialize>(value: &T) -> String {
+    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&config_spelling(self))
+    }
+}
+
+impl std::fmt::Display for LossKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&config_spelling(self))
+    }
+}
+
 /// The model/loss pairs that make sense: a loss needs the outputs its head produces.
 pub const VALID_PAIRS: &[(ModelKind, LossKind)] = &[
     (ModelKind::Standard, LossKind::CrossEntropy),
@@ -272,6 +289,10 @@ impl Config {
 }
 
 impl TextConfig {
+    pub fn validate_public(&self) -> InputResult<()> {
+        self.validate()
+    }
+
     fn validate(&self) -> InputResult<()> {
         match self.encoder {
             TextEncoderKind::Hashing => {
@@ -305,7 +326,7 @@ impl TrainConfig {
     pub fn validate(&self) -> InputResult<()> {
         if !is_valid_pair(self.model, self.loss) {
             return Err(InputError::new(format!(
-                "model {:?} cannot be trained with loss {:?}; valid pairs: {}",
+                "model {} cannot be trained with loss {}; valid pairs: {}",
                 self.model,
                 self.loss,
                 valid_pairs_text()

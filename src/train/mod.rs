@@ -108,6 +108,31 @@ pub struct FitOutcome<B: Backend> {
     pub val_predictions: Predictions,
 }
 
+/// One pass over `samples` in the given order; returns the model and the mean training loss.
+#[allow(clippy::too_many_arguments)]
+pub fn train_epoch<B: AutodiffBackend>(
+    mut model: PairModel<B>,
+    adam: &mut Adam<B>,
+    loss_settings: &LossSettings,
+    features: Features,
+    samples: &[Sample],
+    batch_size: usize,
+    lr: f64,
+    device: &B::Device,
+) -> (PairModel<B>, f64) {
+    let mut loss_sum = 0.0;
+    for batch in samples.chunks(batch_size) {
+        let (metric, text) = features.batch::<B>(batch, device);
+        let (targets, weights) = targets::<B>(batch, device);
+        let output = model.forward(metric, text);
+        let loss = (per_sample_loss(loss_settings, output, &targets) * weights).mean();
+        loss_sum += loss.clone().into_scalar().elem::<f64>() * batch.len() as f64;
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = adam.step(lr, model, grads).0;
+    }
+    (model, loss_sum / samples.len().max(1) as f64)
+}
+
 /// Trains with Adam, plateau schedule and early stopping, keeping the best epoch.
 /// `on_epoch` sees each epoch as it ends (progress output, heartbeats).
 pub fn fit<B: AutodiffBackend>(
@@ -136,23 +161,14 @@ pub fn fit<B: AutodiffBackend>(
         let started = Instant::now();
         let lr = plateau.lr();
         order.shuffle(&mut rng);
-        let (mut loss_sum, mut weight_sum) = (0.0, 0usize);
-        for batch in order.chunks(config.batch_size) {
-            let (metric, text) = features.batch::<B>(batch, device);
-            let (targets, weights) = targets::<B>(batch, device);
-            let output = model.forward(metric, text);
-            let loss = (per_sample_loss(&loss_settings, output, &targets) * weights).mean();
-            loss_sum += loss.clone().into_scalar().elem::<f64>() * batch.len() as f64;
-            weight_sum += batch.len();
-            let grads = GradientsParams::from_grads(loss.backward(), &model);
-            model = adam.step(lr, model, grads).0;
-        }
+        let train_loss;
+        (model, train_loss) = train_epoch(model, &mut adam, &loss_settings, features, &order, config.batch_size, lr, device);
         let inference = model.valid();
         let predictions = predict(&inference, features, val, device);
         let metrics = EvalMetrics::compute(&val_truth, &predictions.scores);
         let entry = EpochLog {
             epoch,
-            train_loss: loss_sum / weight_sum.max(1) as f64,
+            train_loss,
             val_rmse: metrics.rmse,
             lr,
             seconds: started.elapsed().as_secs_f64(),

@@ -1,0 +1,258 @@
+//! Reading results back: one summary per config, formatted by an [`Exporter`] per output
+//! format (table, CSV, JSON), plus `show`, `compare` and the submission export.
+
+pub mod compare;
+pub mod export;
+pub mod show;
+
+use std::collections::BTreeMap;
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
+use rusqlite::params;
+use serde::Serialize;
+
+use crate::data::score_bin;
+use crate::sampling::NUM_BINS;
+use crate::store::Store;
+
+/// Everything the results table says about one config.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfigSummary {
+    pub id: String,
+    pub label: String,
+    /// Grid key -> value, as shown.
+    pub varying: BTreeMap<String, String>,
+    pub folds_done: usize,
+    pub folds_total: usize,
+    pub folds_failed: usize,
+    /// Validation RMSE of each finished fold, in fold order.
+    pub fold_rmse: Vec<(usize, f64)>,
+    pub mean_rmse: Option<f64>,
+    pub sd_rmse: Option<f64>,
+    /// sqrt of the mean squared error over every out-of-fold prediction (not a mean of RMSEs).
+    pub oof_rmse: Option<f64>,
+    /// Mean of the per-score RMSEs of the pooled out-of-fold predictions (non-empty bins).
+    pub macro_rmse: Option<f64>,
+    pub bin_rmse: Vec<Option<f64>>,
+    pub bin_count: Vec<usize>,
+    pub fold_hash: String,
+    pub position: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    Oof,
+    Mean,
+    Macro,
+}
+
+impl SortKey {
+    pub fn parse(text: &str) -> crate::error::InputResult<SortKey> {
+        match text {
+            "oof" => Ok(SortKey::Oof),
+            "mean" => Ok(SortKey::Mean),
+            "macro" => Ok(SortKey::Macro),
+            other => Err(crate::error::InputError::new(format!("unknown sort key {other:?}; use oof, mean or macro")).field("--sort")),
+        }
+    }
+
+    pub fn value(self, s: &ConfigSummary) -> Option<f64> {
+        match self {
+            SortKey::Oof => s.oof_rmse,
+            SortKey::Mean => s.mean_rmse,
+            SortKey::Macro => s.macro_rmse,
+        }
+    }
+}
+
+/// Summaries of every config of a sweep, best first by `sort` (configs without results last).
+pub fn summaries(store: &Store, sweep_id: i64, sort: SortKey) -> anyhow::Result<Vec<ConfigSummary>> {
+    let conn = store.conn();
+    let folds_total: usize = conn.query_row("SELECT folds FROM sweeps WHERE id = ?1", [sweep_id], |r| r.get::<_, i64>(0))? as usize;
+    let mut stmt = conn.prepare(
+        "SELECT s.config_id, s.label, s.varying, s.position, c.fold_hash FROM sweep_configs s
+         JOIN configs c ON c.id = s.config_id WHERE s.sweep_id = ?1 ORDER BY s.position",
+    )?;
+    let configs: Vec<(String, String, String, i64, String)> =
+        stmt.query_map([sweep_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?.collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(configs.len());
+    for (id, label, varying, position, fold_hash) in configs {
+        out.push(summarize(store, &id, label, &varying, position as usize, fold_hash, folds_total)?);
+    }
+    out.sort_by(|a, b| match (sort.value(a), sort.value(b)) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.position.cmp(&b.position),
+    });
+    Ok(out)
+}
+
+fn summarize(
+    store: &Store,
+    id: &str,
+    label: String,
+    varying: &str,
+    position: usize,
+    fold_hash: String,
+    folds_total: usize,
+) -> anyhow::Result<ConfigSummary> {
+    let conn = store.conn();
+    let varying: BTreeMap<String, serde_json::Value> = serde_json::from_str(varying).unwrap_or_default();
+    let varying = varying.into_iter().map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect();
+    let mut stmt = conn.prepare(
+        "SELECT j.fold, r.rmse FROM jobs j JOIN fold_results r ON r.job_id = j.id
+         WHERE j.config_id = ?1 AND j.status = 'done' ORDER BY j.fold",
+    )?;
+    let fold_rmse: Vec<(usize, f64)> =
+        stmt.query_map([id], |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)))?.collect::<Result<_, _>>()?;
+    let folds_failed: usize =
+        conn.query_row("SELECT COUNT(*) FROM jobs WHERE config_id = ?1 AND status = 'failed'", [id], |r| r.get::<_, i64>(0))? as usize;
+    let (mean_rmse, sd_rmse) = mean_sd(&fold_rmse.iter().map(|(_, r)| *r).collect::<Vec<_>>());
+    let oof = oof_predictions(store, id)?;
+    let mut sums = [0.0f64; NUM_BINS];
+    let mut counts = [0usize; NUM_BINS];
+    for (truth, prediction) in &oof {
+        let bin = score_bin(*truth as f32);
+        sums[bin] += (prediction - truth).powi(2);
+        counts[bin] += 1;
+    }
+    let bin_rmse: Vec<Option<f64>> = (0..NUM_BINS).map(|b| (counts[b] > 0).then(|| (sums[b] / counts[b] as f64).sqrt())).collect();
+    let filled: Vec<f64> = bin_rmse.iter().flatten().copied().collect();
+    Ok(ConfigSummary {
+        id: id.to_string(),
+        label,
+        varying,
+        folds_done: fold_rmse.len(),
+        folds_total,
+        folds_failed,
+        fold_rmse,
+        mean_rmse,
+        sd_rmse,
+        oof_rmse: (!oof.is_empty()).then(|| (sums.iter().sum::<f64>() / oof.len() as f64).sqrt()),
+        macro_rmse: (!filled.is_empty()).then(|| filled.iter().sum::<f64>() / filled.len() as f64),
+        bin_rmse,
+        bin_count: counts.to_vec(),
+        fold_hash,
+        position,
+    })
+}
+
+/// (truth, prediction) of every finished fold's validation rows.
+pub fn oof_predictions(store: &Store, config_id: &str) -> anyhow::Result<Vec<(f64, f64)>> {
+    let mut stmt = store.conn().prepare(
+        "SELECT o.truth, o.prediction FROM oof_predictions o JOIN jobs j ON j.id = o.job_id
+         WHERE j.config_id = ?1 AND j.status = 'done'",
+    )?;
+    let rows = stmt.query_map(params![config_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Mean and sample standard deviation (n - 1).
+pub fn mean_sd(values: &[f64]) -> (Option<f64>, Option<f64>) {
+    if values.is_empty() {
+        return (None, None);
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let sd = (values.len() > 1).then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+    (Some(mean), sd)
+}
+
+/// One output format of the results table (hyperfine-style exporters).
+pub trait Exporter {
+    fn export(&self, rows: &[ConfigSummary], keys: &[String]) -> anyhow::Result<String>;
+}
+
+pub fn exporter(format: &str) -> crate::error::InputResult<Box<dyn Exporter>> {
+    match format {
+        "table" => Ok(Box::new(TableExporter)),
+        "csv" => Ok(Box::new(CsvExporter)),
+        "json" => Ok(Box::new(JsonExporter)),
+        other => Err(crate::error::InputError::new(format!("unknown format {other:?}; use table, csv or json")).field("--format")),
+    }
+}
+
+/// The grid keys that vary across these configs, in first-seen order.
+pub fn varying_keys(rows: &[ConfigSummary]) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    let mut by_position = rows.to_vec();
+    by_position.sort_by_key(|r| r.position);
+    for row in &by_position {
+        for (k, _) in row.label.split(' ').filter_map(|kv| kv.split_once('=')) {
+            if !keys.iter().any(|x| x == k) {
+                keys.push(k.to_string());
+            }
+        }
+    }
+    keys
+}
+
+fn fmt(value: Option<f64>) -> String {
+    value.map_or("-".into(), |v| format!("{v:.4}"))
+}
+
+fn bins_present(rows: &[ConfigSummary]) -> Vec<usize> {
+    (0..NUM_BINS).filter(|&b| rows.iter().any(|r| r.bin_count[b] > 0)).collect()
+}
+
+pub struct TableExporter;
+
+impl Exporter for TableExporter {
+    fn export(&self, rows: &[ConfigSummary], keys: &[String]) -> anyhow::Result<String> {
+        let bins = bins_present(rows);
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        let mut header: Vec<String> = vec!["#".into(), "config".into()];
+        header.extend(keys.iter().cloned());
+        header.extend(["folds".into(), "mean ± sd".into(), "OOF RMSE".into(), "macro".into()]);
+        header.extend(bins.iter().map(|b| format!("@{b}")));
+        table.set_header(header);
+        for (rank, r) in rows.iter().enumerate() {
+            let mut cells: Vec<Cell> = vec![Cell::new(rank + 1), Cell::new(&r.id)];
+            cells.extend(keys.iter().map(|k| Cell::new(r.varying.get(k).map_or("", String::as_str))));
+            let folds = if r.folds_failed > 0 { format!("{}/{} ({} failed)", r.folds_done, r.folds_total, r.folds_failed) } else { format!("{}/{}", r.folds_done, r.folds_total) };
+            let mean_sd = match (r.mean_rmse, r.sd_rmse) {
+                (Some(m), Some(s)) => format!("{m:.4} ± {s:.4}"),
+                (Some(m), None) => format!("{m:.4}"),
+                _ => "-".into(),
+            };
+            cells.extend([Cell::new(folds), Cell::new(mean_sd), Cell::new(fmt(r.oof_rmse)), Cell::new(fmt(r.macro_rmse))]);
+            cells.extend(bins.iter().map(|&b| Cell::new(r.bin_rmse[b].map_or("-".into(), |v| format!("{v:.2}"))).set_alignment(CellAlignment::Right)));
+            table.add_row(cells);
+        }
+        let counts: Vec<String> = bins.iter().map(|&b| format!("@{b}: n={}", rows.iter().map(|r| r.bin_count[b]).max().unwrap_or(0))).collect();
+        Ok(format!("{table}\nper-score columns (@s) are the RMSE of pooled out-of-fold predictions on records scored s ({})\n", counts.join(", ")))
+    }
+}
+
+pub struct CsvExporter;
+
+impl Exporter for CsvExporter {
+    fn export(&self, rows: &[ConfigSummary], keys: &[String]) -> anyhow::Result<String> {
+        let bins = bins_present(rows);
+        let mut w = csv::Writer::from_writer(Vec::new());
+        let mut header: Vec<String> = vec!["rank".into(), "config".into()];
+        header.extend(keys.iter().cloned());
+        header.extend(["folds_done", "folds_total", "mean_rmse", "sd_rmse", "oof_rmse", "macro_rmse"].map(String::from));
+        header.extend(bins.iter().map(|b| format!("rmse_{b}")));
+        w.write_record(&header)?;
+        let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
+        for (rank, r) in rows.iter().enumerate() {
+            let mut record: Vec<String> = vec![(rank + 1).to_string(), r.id.clone()];
+            record.extend(keys.iter().map(|k| r.varying.get(k).cloned().unwrap_or_default()));
+            record.extend([r.folds_done.to_string(), r.folds_total.to_string(), opt(r.mean_rmse), opt(r.sd_rmse), opt(r.oof_rmse), opt(r.macro_rmse)]);
+            record.extend(bins.iter().map(|&b| opt(r.bin_rmse[b])));
+            w.write_record(&record)?;
+        }
+        Ok(String::from_utf8(w.into_inner()?)?)
+    }
+}
+
+pub struct JsonExporter;
+
+impl Exporter for JsonExporter {
+    fn export(&self, rows: &[ConfigSummary], _keys: &[String]) -> anyhow::Result<String> {
+        Ok(serde_json::to_string_pretty(rows)? + "\n")
+    }
+}

@@ -1,0 +1,317 @@
+//! Sweep files: the training config's sections plus `name`, `[grid]` and `[resources]`, and
+//! their expansion into configs with stable ids.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use toml::{Table, Value};
+
+use crate::config::{line_of, toml_error, Config, TrainConfig};
+use crate::error::{InputError, InputResult};
+
+/// Sections a sweep file may have; anything else is a typo worth an error.
+const SECTIONS: &[&str] = &["name", "data", "text", "cv", "train", "grid", "resources"];
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    #[serde(default = "default_devices")]
+    pub devices: String,
+    #[serde(default = "default_one")]
+    pub jobs_per_device: usize,
+    #[serde(default = "default_attempts")]
+    pub max_attempts: u32,
+}
+
+fn default_devices() -> String {
+    "auto".into()
+}
+fn default_one() -> usize {
+    1
+}
+fn default_attempts() -> u32 {
+    2
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources { devices: default_devices(), jobs_per_device: 1, max_attempts: default_attempts() }
+    }
+}
+
+/// One grid axis: a dotted key and its values, in file order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Axis {
+    pub key: String,
+    pub values: Vec<Value>,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct SweepFile {
+    pub path: PathBuf,
+    pub name: String,
+    /// The file's `data`, `text`, `cv` and `train` sections as written.
+    base: Table,
+    pub grid: Vec<Axis>,
+    pub resources: Resources,
+    /// The file's text, stored with the sweep so a result can be traced to its definition.
+    pub source: String,
+}
+
+/// A config of the grid: the full resolved config and the grid values that produced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GridPoint {
+    pub config: Config,
+    /// Axis key -> value, in axis order (only the keys that vary).
+    pub varying: Vec<(String, Value)>,
+}
+
+impl GridPoint {
+    /// `model=standard loss=hybrid weighting.temperature=0.5`
+    pub fn label(&self) -> String {
+        label(&self.varying)
+    }
+}
+
+pub fn label(varying: &[(String, Value)]) -> String {
+    varying.iter().map(|(k, v)| format!("{k}={}", value_text(v))).collect::<Vec<_>>().join(" ")
+}
+
+pub fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expansion {
+    pub points: Vec<GridPoint>,
+    /// Combinations dropped because the model cannot use the loss, with the reason.
+    pub dropped: Vec<(Vec<(String, Value)>, String)>,
+}
+
+impl SweepFile {
+    pub fn load(path: &Path) -> InputResult<SweepFile> {
+        let source = std::fs::read_to_string(path)
+            .map_err(|e| InputError::in_file(path, format!("cannot read sweep file: {e}")))?;
+        SweepFile::parse(path, source).map_err(|e| e.file(path))
+    }
+
+    pub fn parse(path: &Path, source: String) -> InputResult<SweepFile> {
+        let mut doc: Table = source.parse().map_err(|e| toml_error(&source, &e))?;
+        for key in doc.keys() {
+            if !SECTIONS.contains(&key.as_str()) {
+                return Err(at_key(&source, key, None, format!("unknown key `{key}`; a sweep file has {}", SECTIONS.join(", "))));
+            }
+        }
+        let name = match doc.remove("name") {
+            Some(Value::String(name)) if !name.trim().is_empty() => name,
+            Some(_) => return Err(at_key(&source, "name", None, "`name` must be a non-empty string".into())),
+            None => return Err(InputError::new("missing `name = \"...\"` (unique per results database)").field("name")),
+        };
+        let grid = match doc.remove("grid") {
+            Some(Value::Table(table)) => parse_grid(&source, table)?,
+            Some(_) => return Err(at_key(&source, "grid", None, "`grid` must be a table of lists".into())),
+            None => Vec::new(),
+        };
+        let resources = match doc.remove("resources") {
+            Some(value) => value
+                .try_into::<Resources>()
+                .map_err(|e| at_key(&source, "resources", None, format!("[resources]: {}", e.message())))?,
+            None => Resources::default(),
+        };
+        let sweep = SweepFile { path: path.to_path_buf(), name, base: doc, grid, resources, source };
+        // Validates the sections once, with line numbers, before any grid value is applied.
+        let base: Config = toml::from_str(&strip_sweep_keys(&sweep.source)).map_err(|e| toml_error(&sweep.source, &e))?;
+        base.text.validate_public()?;
+        Ok(sweep)
+    }
+
+    /// Every combination of the grid, in file order; invalid model/loss pairs are dropped
+    /// and listed, any other invalid value is an error naming its grid key and line.
+    pub fn expand(&self) -> InputResult<Expansion> {
+        let mut points = Vec::new();
+        let mut dropped = Vec::new();
+        for combination in cartesian(&self.grid) {
+            let mut doc = self.base.clone();
+            for (axis, value) in self.grid.iter().zip(&combination) {
+                set_dotted(&mut doc, &axis.key, value.clone()).map_err(|m| self.axis_error(axis, m))?;
+            }
+            let varying: Vec<(String, Value)> =
+                self.grid.iter().zip(combination).map(|(a, v)| (a.key.clone(), v)).collect();
+            let config: Config = Value::Table(doc).try_into().map_err(|e: toml::de::Error| {
+                let axis = self.grid.iter().find(|a| e.message().contains(a.key.rsplit('.').next().unwrap_or("")));
+                match axis {
+                    Some(axis) => self.axis_error(axis, e.message().trim().to_string()),
+                    None => InputError::new(e.message().trim().to_string()),
+                }
+            })?;
+            if !crate::config::is_valid_pair(config.train.model, config.train.loss) {
+                let reason = format!("model {} cannot use loss {}", config.train.model, config.train.loss);
+                dropped.push((varying, reason));
+                continue;
+            }
+            config.validate().map_err(|e| match self.grid.iter().find(|a| e.field.as_deref().is_some_and(|f| f.ends_with(&a.key))) {
+                Some(axis) => self.axis_error(axis, e.message.clone()),
+                None => e,
+            })?;
+            points.push(GridPoint { config, varying });
+        }
+        Ok(Expansion { points, dropped })
+    }
+
+    fn axis_error(&self, axis: &Axis, message: String) -> InputError {
+        InputError::new(format!("line {}: grid key `{}`: {message}", axis.line, axis.key)).field(format!("grid.{}", axis.key))
+    }
+}
+
+/// Removes `name`, `[grid]` and `[resources]` so the rest deserializes as a plain Config,
+/// keeping every other line where it was (so TOML errors keep their line numbers).
+fn strip_sweep_keys(source: &str) -> String {
+    let mut skipping = false;
+    source
+        .lines()
+        .map(|line| {
+            let trimmed = line.trim_start();
+            if trimmed.starts_with('[') {
+                skipping = trimmed.starts_with("[grid]") || trimmed.starts_with("[resources]");
+            }
+            let is_name = !skipping && (trimmed.starts_with("name ") || trimmed.starts_with("name="));
+            if skipping || (is_name && !source_has_section_before(source, line)) { "" } else { line }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// True when a `[section]` header appears before `line` (then `name` belongs to that section).
+fn source_has_section_before(source: &str, line: &str) -> bool {
+    let offset = line.as_ptr() as usize - source.as_ptr() as usize;
+    source[..offset].lines().any(|l| l.trim_start().starts_with('['))
+}
+
+fn parse_grid(source: &str, table: Table) -> InputResult<Vec<Axis>> {
+    let defaults = Value::try_from(TrainConfig::default()).expect("defaults serialize");
+    let text_defaults = Value::try_from(crate::config::TextConfig::default()).expect("defaults serialize");
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            let line = key_line(source, &key, Some("grid"));
+            let err = |m: String| InputError::new(format!("line {line}: grid key `{key}`: {m}")).field(format!("grid.{key}"));
+            let values = match value {
+                Value::Array(values) if values.is_empty() => return Err(err("the list of values is empty".into())),
+                Value::Array(values) => values,
+                other => return Err(err(format!("expected a list of values, found {}", other.type_str()))),
+            };
+            let known = match key.strip_prefix("text.") {
+                Some(rest) => lookup_dotted(&text_defaults, rest).is_some() || rest == "train_embeddings" || rest == "test_embeddings" || rest == "model",
+                None => lookup_dotted(&defaults, key.strip_prefix("train.").unwrap_or(&key)).is_some(),
+            };
+            if !known {
+                return Err(err("unknown key: not a [train] (or text.*) setting".into()));
+            }
+            Ok(Axis { key, values, line })
+        })
+        .collect()
+}
+
+fn lookup_dotted<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
+    key.split('.').try_fold(value, |v, part| v.as_table()?.get(part))
+}
+
+/// Sets `train.<key>` (or `text.<key>` for keys starting with `text.`).
+fn set_dotted(doc: &mut Table, key: &str, value: Value) -> Result<(), String> {
+    let path: Vec<&str> = if key.starts_with("text.") || key.starts_with("train.") {
+        key.split('.').collect()
+    } else {
+        std::iter::once("train").chain(key.split('.')).collect()
+    };
+    let (last, parents) = path.split_last().expect("non-empty key");
+    let mut table = doc;
+    for part in parents {
+        let entry = table.entry(part.to_string()).or_insert_with(|| Value::Table(Table::new()));
+        table = entry.as_table_mut().ok_or_else(|| format!("`{part}` is not a table"))?;
+    }
+    table.insert(last.to_string(), value);
+    Ok(())
+}
+
+fn cartesian(axes: &[Axis]) -> Vec<Vec<Value>> {
+    axes.iter().fold(vec![Vec::new()], |acc, axis| {
+        acc.into_iter()
+            .flat_map(|prefix| {
+                axis.values.iter().map(move |v| {
+                    let mut next = prefix.clone();
+                    next.push(v.clone());
+                    next
+                })
+            })
+            .collect()
+    })
+}
+
+/// Line of `key` (quoted or bare) inside `[section]`, or at top level when `section` is None.
+fn key_line(source: &str, key: &str, section: Option<&str>) -> usize {
+    let mut current: Option<String> = None;
+    let quoted = format!("\"{key}\"");
+    for (i, line) in source.lines().enumerate() {
+        let t = line.trim_start();
+        if let Some(header) = t.strip_prefix('[') {
+            current = Some(header.trim_end().trim_end_matches(']').trim().to_string());
+            if section.is_none() && current.as_deref() == Some(key) {
+                return i + 1;
+            }
+            continue;
+        }
+        if current.as_deref() == section {
+            let rest = t.strip_prefix(&quoted).or_else(|| t.strip_prefix(key));
+            if rest.is_some_and(|r| r.trim_start().starts_with('=')) {
+                return i + 1;
+            }
+        }
+    }
+    line_of(source, 0)
+}
+
+fn at_key(source: &str, key: &str, section: Option<&str>, message: String) -> InputError {
+    InputError::new(format!("line {}: {message}", key_line(source, key, section)))
+}
+
+/// A config's stable id: a short hash of its canonical form (data paths left out, since the
+/// data fingerprint covers their content), the data fingerprint and the fold assignment.
+pub fn config_id(config: &Config, data_fingerprint: &str, fold_hash: &str) -> String {
+    let mut canonical = serde_json::to_value(config).expect("config serializes");
+    canonical.as_object_mut().expect("object").remove("data");
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_string(&canonical).expect("json").as_bytes());
+    hasher.update(data_fingerprint.as_bytes());
+    hasher.update(fold_hash.as_bytes());
+    crate::cv::hex16(&hasher.finalize())[..12].to_string()
+}
+
+/// Content hash of everything a config reads: train records, metric table, precomputed text.
+pub fn data_fingerprint(config: &Config) -> InputResult<String> {
+    let mut hasher = Sha256::new();
+    let mut files: Vec<&Path> = vec![&config.data.train, &config.data.metric_names, &config.data.metric_embeddings];
+    if let Some(path) = &config.text.train_embeddings {
+        files.push(path);
+    }
+    for file in files {
+        let bytes = std::fs::read(file).map_err(|e| InputError::in_file(file, format!("cannot read: {e}")))?;
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
+    Ok(crate::cv::hex16(&hasher.finalize()))
+}
+
+/// Varying keys as a JSON object, for the database.
+pub fn varying_json(varying: &[(String, Value)]) -> String {
+    let map: BTreeMap<&str, serde_json::Value> = varying
+        .iter()
+        .map(|(k, v)| (k.as_str(), serde_json::to_value(v).unwrap_or(serde_json::Value::Null)))
+        .collect();
+    serde_json::to_string(&map).expect("json")
+}

@@ -1,0 +1,45 @@
+//! The child side of a job: `foldsweep worker JOB.json` trains one fold and reports.
+//!
+//! Protocol: each finished epoch is one JSON line on stdout; at the end the FoldResult is
+//! written (atomically) to the path named in the job file. Anything on stderr is kept by the
+//! coordinator as the job's error text if it fails.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::job::TrainingData;
+
+/// Environment variable that makes a worker panic on the given fold: a test hook for the
+/// failure path (retries, error text, the sweep going on). Never set it in real runs.
+pub const PANIC_ON_FOLD: &str = "FOLDSWEEP_PANIC_ON_FOLD";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub config: Config,
+    pub fold: usize,
+    pub device: String,
+    pub checkpoint_dir: PathBuf,
+    pub result_path: PathBuf,
+}
+
+pub fn run_worker(job_file: &Path) -> anyhow::Result<()> {
+    let spec: JobSpec = serde_json::from_slice(&std::fs::read(job_file).with_context(|| format!("reading {}", job_file.display()))?)
+        .with_context(|| format!("parsing {}", job_file.display()))?;
+    if std::env::var(PANIC_ON_FOLD).ok().and_then(|v| v.parse::<usize>().ok()) == Some(spec.fold) {
+        panic!("deliberate panic on fold {} ({PANIC_ON_FOLD} is set)", spec.fold);
+    }
+    let data = TrainingData::load(&spec.config)?;
+    let mut stdout = std::io::stdout().lock();
+    let mut on_epoch = |e: &crate::train::EpochLog| {
+        // A closed pipe means the coordinator is gone: stop rather than train for nobody.
+        if writeln!(stdout, "{}", serde_json::to_string(e).expect("epoch json")).and_then(|_| stdout.flush()).is_err() {
+            std::process::exit(crate::cli::EXIT_FAILED as i32);
+        }
+    };
+    let result = crate::backend::run_fold_on(&spec.device, &spec.config, &data, spec.fold, &spec.checkpoint_dir, &mut on_epoch)?;
+    crate::util::write_atomic(&spec.result_path, serde_json::to_string(&result)?.as_bytes())
+}

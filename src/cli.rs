@@ -221,10 +221,15 @@ fn run_sweep(args: RunArgs) -> anyhow::Result<ExitCode> {
         summary.done,
         summary.jobs_total,
         summary.failed,
-        if summary.interrupted > 0 { format!(", {} interrupted", summary.interrupted) } else { String::new() },
+        if summary.interrupted + summary.not_started > 0 {
+            format!(", {} interrupted, {} not started (run the same command again to resume)", summary.interrupted, summary.not_started)
+        } else {
+            String::new()
+        },
         args.db.display()
     );
-    Ok(if summary.failed > 0 || summary.interrupted > 0 { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
+    let incomplete = summary.failed + summary.interrupted + summary.not_started > 0;
+    Ok(if incomplete { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
 }
 
 fn print_dry_run(sweep: &SweepFile, plan: &crate::sweep::Plan) {

@@ -173,7 +173,7 @@ pub fn valid_pairs_text() -> String {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct WeightingConfig {
     /// 0 gives every sample weight 1; 0.5 is the report's square-root inverse frequency.
     pub temperature: f64,
@@ -189,7 +189,7 @@ impl Default for WeightingConfig {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct SyntheticConfig {
     /// Synthetic negatives per training row (0.1 = one for every ten rows).
     pub ratio: f64,

@@ -47,7 +47,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     fold INTEGER NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed', 'interrupted')),
     attempt INTEGER NOT NULL DEFAULT 0,
-    device TEXT, host TEXT, pid INTEGER,
+    device TEXT, host TEXT,
+    pid INTEGER,                       -- the coordinator that owns the job while it runs
+    worker_pid INTEGER,                -- the child process training it
     heartbeat REAL, started_at REAL, finished_at REAL,
     error TEXT,
     UNIQUE (config_id, fold)
@@ -217,7 +219,7 @@ impl Store {
                 _ => heartbeat.is_some_and(|hb| now() - hb < 600.0),
             };
             if !owner_alive {
-                requeued += tx.execute("UPDATE jobs SET status = 'pending', pid = NULL WHERE id = ?1", [id])?;
+                requeued += tx.execute("UPDATE jobs SET status = 'pending', pid = NULL, worker_pid = NULL WHERE id = ?1", [id])?;
             }
         }
         requeued += tx.execute(
@@ -246,13 +248,19 @@ impl Store {
         Ok(self.conn.query_row("SELECT params FROM configs WHERE id = ?1", [config_id], |r| r.get(0))?)
     }
 
-    pub fn mark_running(&self, job_id: i64, device: &str, pid: u32) -> anyhow::Result<()> {
+    /// Claims a pending job for this coordinator; false if another process got it first.
+    pub fn claim(&self, job_id: i64, device: &str) -> anyhow::Result<bool> {
         let t = now();
-        self.conn.execute(
-            "UPDATE jobs SET status = 'running', attempt = attempt + 1, device = ?2, host = ?3, pid = ?4,
-             heartbeat = ?5, started_at = ?5, finished_at = NULL, error = NULL WHERE id = ?1",
-            params![job_id, device, hostname(), pid, t],
+        let claimed = self.conn.execute(
+            "UPDATE jobs SET status = 'running', attempt = attempt + 1, device = ?2, host = ?3, pid = ?4, worker_pid = NULL,
+             heartbeat = ?5, started_at = ?5, finished_at = NULL, error = NULL WHERE id = ?1 AND status = 'pending'",
+            params![job_id, device, hostname(), std::process::id(), t],
         )?;
+        Ok(claimed == 1)
+    }
+
+    pub fn set_worker_pid(&self, job_id: i64, worker_pid: u32) -> anyhow::Result<()> {
+        self.conn.execute("UPDATE jobs SET worker_pid = ?2 WHERE id = ?1", params![job_id, worker_pid])?;
         Ok(())
     }
 
@@ -277,7 +285,7 @@ impl Store {
     pub fn record_failure(&self, job_id: i64, error: &str, retry: bool) -> anyhow::Result<()> {
         let status = if retry { "pending" } else { "failed" };
         self.conn.execute(
-            "UPDATE jobs SET status = ?2, error = ?3, finished_at = ?4, pid = NULL WHERE id = ?1",
+            "UPDATE jobs SET status = ?2, error = ?3, finished_at = ?4, pid = NULL, worker_pid = NULL WHERE id = ?1",
             params![job_id, status, error, now()],
         )?;
         Ok(())
@@ -340,8 +348,18 @@ fn insert_result(tx: &Transaction, job_id: i64, r: &FoldResult, checkpoint: Opti
     Ok(())
 }
 
-/// Whether a process with this pid exists on this machine.
+/// Whether a live (not zombie) process with this pid exists on this machine.
 pub fn process_alive(pid: i64) -> bool {
     // SAFETY: signal 0 checks for existence and permission only; nothing is delivered.
-    pid > 0 && (unsafe { libc::kill(pid as libc::pid_t, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+    let exists = pid > 0
+        && (unsafe { libc::kill(pid as libc::pid_t, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
+    // A killed process whose parent never reaps it stays a zombie and still "exists".
+    exists && !is_zombie(pid)
+}
+
+fn is_zombie(pid: i64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| stat.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
 }

@@ -77,6 +77,8 @@ pub struct RunSummary {
     pub done: usize,
     pub failed: usize,
     pub interrupted: usize,
+    /// Jobs left pending because Ctrl-C stopped the run before they started.
+    pub not_started: usize,
 }
 
 struct Running {
@@ -172,16 +174,23 @@ pub fn run_sweep(sweep: &SweepFile, plan: &Plan, options: &RunOptions) -> anyhow
                     continue;
                 }
                 let Some(job) = queue.pop_front() else { break };
+                if !store.claim(job.id, &device.to_string())? {
+                    continue; // another coordinator on this database took it
+                }
                 let config: crate::config::Config = serde_json::from_str(&store.config_params(&job.config_id)?)?;
                 let running = spawn_job(&work_dir, &checkpoint_root, job, config, device, slot, label_of, events_tx.clone())?;
-                store.mark_running(running.job.id, &device.to_string(), running.child.id())?;
+                store.set_worker_pid(running.job.id, running.child.id())?;
                 slots[slot] = Some(running);
             }
         }
         if slots.iter().all(Option::is_none) {
             break;
         }
-        while let Ok(Event::Epoch(slot, epoch)) = events.recv_timeout(Duration::from_millis(100)) {
+        // Wait briefly for news, then take what is queued, but never loop on the channel: a
+        // job streaming epochs every few milliseconds must not starve Ctrl-C, heartbeats and
+        // exit checks below.
+        let first = events.recv_timeout(Duration::from_millis(100)).ok();
+        for Event::Epoch(slot, epoch) in first.into_iter().chain(events.try_iter().take(1000)) {
             if let Some(running) = slots[slot].as_mut() {
                 progress.slot(slot, &format!(
                     "{} {} fold {} [{}]: epoch {} val_rmse {:.4}",
@@ -235,6 +244,9 @@ pub fn run_sweep(sweep: &SweepFile, plan: &Plan, options: &RunOptions) -> anyhow
         progress.counts(c, eta(&durations, &c, slot_devices.len()));
     }
     progress.finish();
+    if INTERRUPTS.load(Ordering::SeqCst) > interrupts_at_start {
+        summary.not_started = queue.len();
+    }
     Ok(summary)
 }
 

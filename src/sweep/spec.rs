@@ -126,7 +126,8 @@ impl SweepFile {
         };
         let sweep = SweepFile { path: path.to_path_buf(), name, base: doc, grid, resources, source };
         // Validates the sections once, with line numbers, before any grid value is applied.
-        let base: Config = toml::from_str(&strip_sweep_keys(&sweep.source)).map_err(|e| toml_error(&sweep.source, &e))?;
+        let stripped = strip_sweep_keys(&sweep.source);
+        let base: Config = toml::from_str(&stripped).map_err(|e| toml_error(&stripped, &e))?;
         base.text.validate_public()?;
         Ok(sweep)
     }
@@ -143,13 +144,10 @@ impl SweepFile {
             }
             let varying: Vec<(String, Value)> =
                 self.grid.iter().zip(combination).map(|(a, v)| (a.key.clone(), v)).collect();
-            let config: Config = Value::Table(doc).try_into().map_err(|e: toml::de::Error| {
-                let axis = self.grid.iter().find(|a| e.message().contains(a.key.rsplit('.').next().unwrap_or("")));
-                match axis {
-                    Some(axis) => self.axis_error(axis, e.message().trim().to_string()),
-                    None => InputError::new(e.message().trim().to_string()),
-                }
-            })?;
+            let config: Config = match Value::Table(doc).try_into() {
+                Ok(config) => config,
+                Err(e) => return Err(self.culprit(&combination_of(&varying), e)),
+            };
             if !crate::config::is_valid_pair(config.train.model, config.train.loss) {
                 let reason = format!("model {} cannot use loss {}", config.train.model, config.train.loss);
                 dropped.push((varying, reason));
@@ -162,6 +160,19 @@ impl SweepFile {
             points.push(GridPoint { config, varying });
         }
         Ok(Expansion { points, dropped })
+    }
+
+    /// Which axis makes a combination fail to deserialize: apply the values one at a time.
+    fn culprit(&self, values: &[Value], error: toml::de::Error) -> InputError {
+        let mut doc = self.base.clone();
+        for (axis, value) in self.grid.iter().zip(values) {
+            if set_dotted(&mut doc, &axis.key, value.clone()).is_err()
+                || Value::Table(doc.clone()).try_into::<Config>().is_err()
+            {
+                return self.axis_error(axis, error.message().trim().to_string());
+            }
+        }
+        InputError::new(error.message().trim().to_string())
     }
 
     fn axis_error(&self, axis: &Axis, message: String) -> InputError {
@@ -237,6 +248,10 @@ fn set_dotted(doc: &mut Table, key: &str, value: Value) -> Result<(), String> {
     }
     table.insert(last.to_string(), value);
     Ok(())
+}
+
+fn combination_of(varying: &[(String, Value)]) -> Vec<Value> {
+    varying.iter().map(|(_, v)| v.clone()).collect()
 }
 
 fn cartesian(axes: &[Axis]) -> Vec<Vec<Value>> {

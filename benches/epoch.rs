@@ -92,6 +92,7 @@ fn main() {
     let device = cpu_device();
     let features = Features { metrics: &metrics, texts: &texts };
     let loss = LossSettings::report(LossKind::Heteroscedastic);
+    foldsweep::backend::use_all_cores_for_matrix_products();
     let mut adam = Adam::<CpuTrain>::new(AdamSettings::torch_default(1e-5, Some(1.0)));
 
     let started = Instant::now();

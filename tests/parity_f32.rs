@@ -24,7 +24,12 @@ fn gradients_match_pytorch() {
 
 #[test]
 fn three_adam_steps_with_global_clipping_match_pytorch() {
-    check_adam::<Autodiff<Cpu>>(F32);
+    check_adam::<Autodiff<Cpu>>(F32, true);
+}
+
+#[test]
+fn three_adam_steps_of_the_fused_host_path_match_pytorch() {
+    check_adam::<Autodiff<Cpu>>(F32, false);
 }
 
 #[test]

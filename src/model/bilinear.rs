@@ -8,13 +8,14 @@ use burn::tensor::Tensor;
 
 /// The full layer: d_metric x d_text x d_out weights (453M for 768/768/768).
 ///
-/// The weight is stored as (d_metric, d_text, d_out), not PyTorch's (d_out, d_metric, d_text):
-/// then the forward pass is ONE matrix product (m @ W viewed as d_metric x (d_text*d_out))
-/// followed by a contraction with t, and the gradient of W is one contiguous matrix product
-/// too (a transposed layout makes every later pass over the 1.8 GB gradient slow).
+/// The weight is stored as a d_metric x (d_text * d_out) matrix (element [a, c * d_out + k] is
+/// PyTorch's weight[k, a, c]): the forward pass is then ONE matrix product m @ W followed by a
+/// small contraction with t, and the gradient of W is one contiguous matrix product too. Two
+/// layouts cost measurable time on the 453M-weight layer: a transposed one makes every pass
+/// over the gradient slow, and a 3-D one makes burn copy 1.8 GB on every reshape.
 #[derive(Module, Debug)]
 pub struct Bilinear<B: Backend> {
-    pub weight: Param<Tensor<B, 3>>,
+    pub weight: Param<Tensor<B, 2>>,
     pub bias: Param<Tensor<B, 1>>,
 }
 
@@ -24,21 +25,23 @@ impl<B: Backend> Bilinear<B> {
         let bound = 1.0 / (d_metric as f64).sqrt();
         let init = Initializer::Uniform { min: -bound, max: bound };
         Bilinear {
-            weight: init.init([d_metric, d_text, d_out], device),
+            weight: init.init([d_metric, d_text * d_out], device),
             bias: init.init([d_out], device),
         }
     }
 
+    /// [d_metric, d_text, d_out]
     pub fn dims(&self) -> [usize; 3] {
-        self.weight.val().dims()
+        let [d_metric, cols] = self.weight.val().dims();
+        let d_out = self.bias.val().dims()[0];
+        [d_metric, cols / d_out, d_out]
     }
 
     pub fn forward(&self, metric: Tensor<B, 2>, text: Tensor<B, 2>) -> Tensor<B, 2> {
-        let [d_metric, d_text, d_out] = self.dims();
+        let [_, d_text, d_out] = self.dims();
         let batch = metric.dims()[0];
-        let weight = self.weight.val().reshape([d_metric, d_text * d_out]);
         // (batch, d_text, d_out): every text direction's output for this metric.
-        let per_text = metric.matmul(weight).reshape([batch, d_text, d_out]);
+        let per_text = metric.matmul(self.weight.val()).reshape([batch, d_text, d_out]);
         // Contract with t: (batch, 1, d_text) @ (batch, d_text, d_out) -> (batch, 1, d_out).
         let out = text.reshape([batch, 1, d_text]).matmul(per_text).reshape([batch, d_out]);
         out + self.bias.val().unsqueeze()

@@ -44,7 +44,7 @@ pub fn from_state_dict<B: Backend>(spec: &ModelSpec, state: &StateDict, device: 
     let (dm, dt, db) = (spec.d_metric, spec.d_text, spec.d_bilinear);
     let bilinear = model.bilinear.as_mut().expect("full bilinear layer");
     let torch_bilinear = get("bilinear.weight", &[db, dm, dt])?.reshape([db, dm * dt]).transpose();
-    bilinear.weight = Param::from_tensor(torch_bilinear.reshape([dm, dt, db]));
+    bilinear.weight = Param::from_tensor(torch_bilinear.reshape([dm, dt * db]));
     bilinear.bias = Param::from_tensor(vector("bilinear.bias", db)?);
 
     let mut width = dm + dt + db;

@@ -5,12 +5,15 @@
 //! burn's own Adam differs on both counts (eps 1e-5 and per-tensor clipping), and the
 //! parity fixtures hold PyTorch's numbers, so foldsweep carries its own.
 
+use std::any::TypeId;
 use std::collections::HashMap;
+
+use rayon::prelude::*;
 
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Tensor};
+use burn::tensor::{ElementConversion, Tensor, TensorData};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamSettings {
@@ -38,21 +41,83 @@ pub struct Adam<B: AutodiffBackend> {
     settings: AdamSettings,
     steps: i32,
     moments: HashMap<ParamId, Moments<B::InnerBackend>>,
+    host_moments: HashMap<ParamId, (Vec<f32>, Vec<f32>)>,
+    /// Update on the host in one fused, multi-threaded pass per parameter. On the CPU backend
+    /// this is 10x faster than tensor ops on the 1.8 GB bilinear weight (each op allocates and
+    /// walks the whole tensor); on a GPU it would mean copies, so tensor ops are used there.
+    host: bool,
 }
+
+/// Elements per parallel chunk; fixed so that sums are added in the same order every run.
+const CHUNK: usize = 1 << 16;
 
 impl<B: AutodiffBackend> Adam<B> {
     pub fn new(settings: AdamSettings) -> Self {
-        Adam { settings, steps: 0, moments: HashMap::new() }
+        let host = TypeId::of::<B::InnerBackend>() == TypeId::of::<crate::backend::Cpu>();
+        Adam { settings, steps: 0, moments: HashMap::new(), host_moments: HashMap::new(), host }
+    }
+
+    /// Forces the tensor-op path (true) or the fused host path (false); for tests and benches.
+    pub fn with_tensor_ops(mut self, tensor_ops: bool) -> Self {
+        self.host = !tensor_ops;
+        self
     }
 
     /// One update. Returns the new module and the gradients' global norm before clipping.
-    pub fn step<M: AutodiffModule<B>>(&mut self, lr: f64, module: M, mut grads: GradientsParams) -> (M, f64) {
-        let norm = global_grad_norm::<B, M>(&module, &grads);
-        let scale = match self.settings.clip_norm {
+    pub fn step<M: AutodiffModule<B>>(&mut self, lr: f64, module: M, grads: GradientsParams) -> (M, f64) {
+        if self.host {
+            return self.step_host(lr, module, grads);
+        }
+        self.step_tensors(lr, module, grads)
+    }
+
+    fn clip_scale(&self, norm: f64) -> f64 {
+        match self.settings.clip_norm {
             // PyTorch: coef = max_norm / (norm + 1e-6), applied only when below 1.
             Some(max_norm) => (max_norm / (norm + 1e-6)).min(1.0),
             None => 1.0,
-        };
+        }
+    }
+
+    fn step_host<M: AutodiffModule<B>>(&mut self, lr: f64, module: M, mut grads: GradientsParams) -> (M, f64) {
+        let mut pull = PullGrads::<B> { grads: &mut grads, host: HashMap::new(), _backend: std::marker::PhantomData };
+        module.visit(&mut pull);
+        let host_grads = pull.host;
+        let sum_sq: f64 = host_grads
+            .values()
+            .map(|g| g.par_chunks(CHUNK).map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()).collect::<Vec<_>>().iter().sum::<f64>())
+            .sum();
+        let norm = sum_sq.sqrt();
+        let scale = self.clip_scale(norm) as f32;
+        self.steps += 1;
+        let mut mapper = HostAdamMapper::<B> { adam: self, grads: host_grads, lr, scale };
+        (module.map(&mut mapper), norm)
+    }
+
+    /// p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), with g = scale * grad + wd * p.
+    fn update_host(&mut self, id: ParamId, values: &mut [f32], grad: &[f32], lr: f64, scale: f32) {
+        let AdamSettings { beta1, beta2, eps, weight_decay, .. } = self.settings;
+        let (first, second) = self.host_moments.entry(id).or_insert_with(|| (vec![0.0; values.len()], vec![0.0; values.len()]));
+        let step_size = (lr / (1.0 - beta1.powi(self.steps))) as f32;
+        let bias2_sqrt = (1.0 - beta2.powi(self.steps)).sqrt() as f32;
+        let (b1, b2, eps, wd) = (beta1 as f32, beta2 as f32, eps as f32, weight_decay as f32);
+        values
+            .par_chunks_mut(CHUNK)
+            .zip(grad.par_chunks(CHUNK))
+            .zip(first.par_chunks_mut(CHUNK).zip(second.par_chunks_mut(CHUNK)))
+            .for_each(|((p, g), (m, v))| {
+                for i in 0..p.len() {
+                    let g = g[i] * scale + wd * p[i];
+                    m[i] = b1 * m[i] + (1.0 - b1) * g;
+                    v[i] = b2 * v[i] + (1.0 - b2) * g * g;
+                    p[i] -= step_size * m[i] / (v[i].sqrt() / bias2_sqrt + eps);
+                }
+            });
+    }
+
+    fn step_tensors<M: AutodiffModule<B>>(&mut self, lr: f64, module: M, mut grads: GradientsParams) -> (M, f64) {
+        let norm = global_grad_norm::<B, M>(&module, &grads);
+        let scale = self.clip_scale(norm);
         self.steps += 1;
         let mut mapper = AdamMapper { adam: self, grads: &mut grads, lr, scale };
         (module.map(&mut mapper), norm)
@@ -108,6 +173,51 @@ impl<B: AutodiffBackend> ModuleMapper<B> for AdamMapper<'_, B> {
         let require_grad = tensor.is_require_grad();
         let updated = self.adam.update(id, tensor.inner(), grad, self.lr, self.scale);
         let mut tensor = Tensor::from_inner(updated);
+        if require_grad {
+            tensor = tensor.require_grad();
+        }
+        Param::from_mapped_value(id, tensor, mapper)
+    }
+}
+
+/// Moves every gradient to host memory (f32), keyed by parameter.
+struct PullGrads<'a, B: AutodiffBackend> {
+    grads: &'a mut GradientsParams,
+    host: HashMap<ParamId, Vec<f32>>,
+    _backend: std::marker::PhantomData<B>,
+}
+
+impl<B: AutodiffBackend> ModuleVisitor<B> for PullGrads<'_, B> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        if let Some(grad) = self.grads.remove::<B::InnerBackend, D>(param.id) {
+            self.host.insert(param.id, to_host(grad));
+        }
+    }
+}
+
+fn to_host<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
+    tensor.into_data().convert::<f32>().into_vec().expect("float tensor")
+}
+
+struct HostAdamMapper<'a, B: AutodiffBackend> {
+    adam: &'a mut Adam<B>,
+    grads: HashMap<ParamId, Vec<f32>>,
+    lr: f64,
+    scale: f32,
+}
+
+impl<B: AutodiffBackend> ModuleMapper<B> for HostAdamMapper<'_, B> {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<B, D>>) -> Param<Tensor<B, D>> {
+        let (id, tensor, mapper) = param.consume();
+        let Some(grad) = self.grads.remove(&id) else {
+            return Param::from_mapped_value(id, tensor, mapper);
+        };
+        let require_grad = tensor.is_require_grad();
+        let (shape, device) = (tensor.shape(), tensor.device());
+        let mut values = to_host(tensor.inner());
+        self.adam.update_host(id, &mut values, &grad, self.lr, self.scale);
+        let inner = Tensor::<B::InnerBackend, D>::from_data(TensorData::new(values, shape), &device);
+        let mut tensor = Tensor::from_inner(inner);
         if require_grad {
             tensor = tensor.require_grad();
         }

@@ -192,7 +192,7 @@ pub fn check_gradients<CpuTrain: AutodiffBackend<Device = burn_ndarray::NdArrayD
     }
 }
 
-pub fn check_adam<CpuTrain: AutodiffBackend<Device = burn_ndarray::NdArrayDevice>>(tol: Tol) {
+pub fn check_adam<CpuTrain: AutodiffBackend<Device = burn_ndarray::NdArrayDevice>>(tol: Tol, tensor_ops: bool) {
     let p = parity();
     let device = cpu_device();
     for name in MODELS {
@@ -202,7 +202,7 @@ pub fn check_adam<CpuTrain: AutodiffBackend<Device = burn_ndarray::NdArrayDevice
         let mut model = from_state_dict::<CpuTrain>(&spec, &state_dict(&m["params"]), &device).unwrap();
         let settings = LossSettings::report(loss_kind(a["loss"].as_str().unwrap()));
         let clip = a["clip_norm"].as_f64();
-        let mut adam = Adam::<CpuTrain>::new(AdamSettings::torch_default(a["weight_decay"].as_f64().unwrap(), clip));
+        let mut adam = Adam::<CpuTrain>::new(AdamSettings::torch_default(a["weight_decay"].as_f64().unwrap(), clip)).with_tensor_ops(tensor_ops);
         let mut norms = Vec::new();
         for _ in 0..a["steps"].as_u64().unwrap() {
             let x = inputs::<CpuTrain>(&p, &device);

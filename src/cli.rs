@@ -50,6 +50,10 @@ enum Command {
     Export(ExportArgs),
     /// Train and evaluate one config on one fold.
     Train(TrainArgs),
+    /// Combine shard databases (from `run --shard`) into one.
+    Merge(MergeArgs),
+    /// Write a Slurm job array (one shard per task) and a dependent merge job.
+    Slurm(SlurmArgs),
     /// Internal: run one job of a sweep (started by `run`).
     #[command(hide = true)]
     Worker { job_file: PathBuf },
@@ -73,6 +77,45 @@ struct RunArgs {
     /// count, and run nothing.
     #[arg(long)]
     dry_run: bool,
+    /// Run only shard I of N (1-based), a deterministic balanced slice of the jobs, into its own
+    /// database; combine shards with `merge`.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// Shard databases.
+    #[arg(required = true)]
+    shards: Vec<PathBuf>,
+    /// The database to merge into (created if missing).
+    #[arg(long)]
+    into: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct SlurmArgs {
+    sweep: PathBuf,
+    /// Array tasks (= shards).
+    #[arg(long)]
+    tasks: usize,
+    /// GPUs per task (0 = CPU jobs).
+    #[arg(long, default_value_t = 0)]
+    gpus_per_task: usize,
+    #[arg(long)]
+    partition: Option<String>,
+    /// Time limit per task, in Slurm's format (e.g. 12:00:00).
+    #[arg(long)]
+    time: Option<String>,
+    /// At most this many array tasks at once.
+    #[arg(long)]
+    max_concurrent: Option<usize>,
+    /// Shared output folder for shard databases, checkpoints and logs.
+    #[arg(long, default_value = "sweep-out")]
+    out_dir: String,
+    /// The array script; the merge script is written beside it as <name>.merge.sbatch.
+    #[arg(long, default_value = "job.sbatch")]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -194,6 +237,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compare(args) => compare(args),
         Command::Export(args) => export(args),
         Command::Train(args) => train(args),
+        Command::Merge(args) => {
+            let summary = crate::sweep::merge::merge(&args.shards, &args.into)?;
+            println!(
+                "merged {} shard(s) into {}: {} jobs added, {} already there",
+                summary.shards,
+                args.into.display(),
+                summary.jobs_added,
+                summary.jobs_already_there
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Slurm(args) => slurm(args),
         Command::Worker { job_file } => {
             crate::sweep::worker::run_worker(&job_file)?;
             Ok(ExitCode::SUCCESS)
@@ -213,7 +268,8 @@ fn run_sweep(args: RunArgs) -> anyhow::Result<ExitCode> {
         print_dry_run(&sweep, &plan);
         return Ok(ExitCode::SUCCESS);
     }
-    let options = RunOptions { db: args.db.clone(), devices, jobs_per_device, max_attempts: sweep.resources.max_attempts.max(1) };
+    let shard = args.shard.as_deref().map(crate::sweep::shard::Shard::parse).transpose()?;
+    let options = RunOptions { db: args.db.clone(), devices, jobs_per_device, max_attempts: sweep.resources.max_attempts.max(1), shard };
     let summary = crate::sweep::run_sweep(&sweep, &plan, &options)?;
     println!(
         "sweep {:?}: {} of {} jobs done, {} failed{}; results in {}",
@@ -230,6 +286,31 @@ fn run_sweep(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
     let incomplete = summary.failed + summary.interrupted + summary.not_started > 0;
     Ok(if incomplete { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
+}
+
+fn slurm(args: SlurmArgs) -> anyhow::Result<ExitCode> {
+    let sweep = SweepFile::load(&args.sweep)?;
+    if args.tasks == 0 {
+        return Err(InputError::new("must be at least 1").field("--tasks").into());
+    }
+    let options = crate::sweep::slurm::SlurmOptions {
+        tasks: args.tasks,
+        gpus_per_task: args.gpus_per_task,
+        partition: args.partition,
+        time: args.time,
+        max_concurrent: args.max_concurrent,
+        out_dir: args.out_dir.clone(),
+    };
+    let workdir = std::env::current_dir()?;
+    let sweep_path = workdir.join(&args.sweep);
+    let exe = std::env::current_exe()?;
+    let (array, merge) = crate::sweep::slurm::scripts(&sweep_path, &sweep.name, &exe, &workdir, &options);
+    let merge_path = args.out.with_extension("merge.sbatch");
+    crate::util::write_atomic(&args.out, array.as_bytes())?;
+    crate::util::write_atomic(&merge_path, merge.as_bytes())?;
+    println!("wrote {} ({} array tasks) and {}", args.out.display(), args.tasks, merge_path.display());
+    println!("submit with:\n  jid=$(sbatch --parsable {}) && sbatch --dependency=afterany:$jid {}", args.out.display(), merge_path.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_dry_run(sweep: &SweepFile, plan: &crate::sweep::Plan) {

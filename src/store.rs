@@ -146,6 +146,14 @@ impl Store {
         Store::open(path)
     }
 
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn conn_mut(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
     pub fn conn(&self) -> &Connection {
         &self.conn
     }
@@ -155,8 +163,8 @@ impl Store {
         self.path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."))
     }
 
-    /// Registers a sweep (or updates its definition) and its configs and jobs, idempotently:
-    /// jobs already known are left as they are, only new (config, fold) pairs are added.
+    /// Registers a sweep (or updates its definition), its configs and the given (config, fold)
+    /// jobs, idempotently: jobs already known are left as they are, only new ones are added.
     /// Returns the sweep id and how many jobs were added.
     pub fn register_sweep(
         &mut self,
@@ -166,6 +174,7 @@ impl Store {
         fold_hash: &str,
         folds: usize,
         configs: &[NewConfig],
+        jobs: &[(String, usize)],
     ) -> anyhow::Result<(i64, usize)> {
         let tx = self.conn.transaction()?;
         let t = now();
@@ -187,12 +196,12 @@ impl Store {
                  ON CONFLICT(sweep_id, config_id) DO UPDATE SET varying = ?3, label = ?4, position = ?5",
                 params![sweep_id, c.id, c.varying_json, c.label, position as i64],
             )?;
-            for fold in 0..folds {
-                added += tx.execute(
-                    "INSERT OR IGNORE INTO jobs (config_id, fold, status) VALUES (?1, ?2, 'pending')",
-                    params![c.id, fold as i64],
-                )?;
-            }
+        }
+        for (config_id, fold) in jobs {
+            added += tx.execute(
+                "INSERT OR IGNORE INTO jobs (config_id, fold, status) VALUES (?1, ?2, 'pending')",
+                params![config_id, *fold as i64],
+            )?;
         }
         tx.commit()?;
         Ok((sweep_id, added))

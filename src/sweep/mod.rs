@@ -4,7 +4,10 @@
 //! child process (`foldsweep worker`), so a panic, an out-of-memory kill or a crash fails only
 //! that job; it is retried up to `max_attempts` and the sweep goes on.
 
+pub mod merge;
 pub mod progress;
+pub mod shard;
+pub mod slurm;
 pub mod spec;
 pub mod worker;
 
@@ -36,6 +39,8 @@ pub struct RunOptions {
     pub devices: Vec<Device>,
     pub jobs_per_device: usize,
     pub max_attempts: u32,
+    /// Run only this slice of the jobs (into its own database).
+    pub shard: Option<shard::Shard>,
 }
 
 /// A sweep's configs with their ids, ready to register.
@@ -119,14 +124,20 @@ pub fn run_sweep(sweep: &SweepFile, plan: &Plan, options: &RunOptions) -> anyhow
         .map(|i| NewConfig { id: &plan.ids[i], params_json: &params[i], varying_json: &varying[i], label: &labels[i] })
         .collect();
     let folds = plan.folds.folds;
+    let all_jobs: Vec<(String, usize)> = plan.ids.iter().flat_map(|id| (0..folds).map(move |f| (id.clone(), f))).collect();
+    let selected: Vec<(String, usize)> = match options.shard {
+        Some(shard) => shard.select(&all_jobs).into_iter().cloned().collect(),
+        None => all_jobs.clone(),
+    };
     let (sweep_id, _added) =
-        store.register_sweep(&sweep.name, &sweep.source, &plan.data_fingerprint, &plan.folds.hash(), folds, &configs)?;
+        store.register_sweep(&sweep.name, &sweep.source, &plan.data_fingerprint, &plan.folds.hash(), folds, &configs, &selected)?;
     store.requeue_for_rerun(sweep_id)?;
     let label_of = |config_id: &str| plan.ids.iter().position(|id| id == config_id).map_or_else(String::new, |i| labels[i].clone());
 
-    let mut queue: VecDeque<JobRow> = store.jobs(sweep_id, "pending")?.into();
-    let already_done = store.jobs(sweep_id, "done")?.len();
-    let jobs_total = points.len() * folds;
+    let in_slice = |job: &JobRow| options.shard.is_none() || selected.iter().any(|(c, f)| *c == job.config_id && *f == job.fold);
+    let mut queue: VecDeque<JobRow> = store.jobs(sweep_id, "pending")?.into_iter().filter(|j| in_slice(j)).collect();
+    let already_done = store.jobs(sweep_id, "done")?.into_iter().filter(|j| in_slice(j)).count();
+    let jobs_total = selected.len();
     if queue.is_empty() {
         println!("nothing to do: all {jobs_total} jobs of sweep {:?} are done", sweep.name);
         return Ok(RunSummary { jobs_total, done: already_done, ..Default::default() });
@@ -136,8 +147,9 @@ pub fn run_sweep(sweep: &SweepFile, plan: &Plan, options: &RunOptions) -> anyhow
     let work_dir = options.db.with_extension("jobs");
     std::fs::create_dir_all(&work_dir).with_context(|| format!("creating {}", work_dir.display()))?;
     let checkpoint_root = store.base_dir().join("checkpoints");
+    let shard_note = options.shard.map_or(String::new(), |s| format!(" (shard {}/{} of {} jobs)", s.index, s.count, all_jobs.len()));
     println!(
-        "sweep {:?}: {} configs x {folds} folds = {jobs_total} jobs; {already_done} done, {} to run on {} slot(s) [{}]",
+        "sweep {:?}: {} configs x {folds} folds = {jobs_total} jobs{shard_note}; {already_done} done, {} to run on {} slot(s) [{}]",
         sweep.name,
         points.len(),
         queue.len(),

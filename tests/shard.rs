@@ -1,0 +1,135 @@
+//! Sharded sweeps: every job in exactly one shard, merge idempotent and complete, mismatched
+//! shards refused, the Slurm script.
+
+mod common;
+
+use common::{assert_bad_input, stderr, stdout, Scratch};
+use rusqlite::Connection;
+
+pub const TINY_SWEEP: &str = r#"
+name = "tiny"
+
+[data]
+train = "train_data.json"
+test = "test_data.json"
+metric_names = "metric_names.json"
+metric_embeddings = "metric_name_embeddings.npy"
+
+[text]
+encoder = "hashing"
+dim = 64
+
+[cv]
+folds = 5
+seed = 42
+
+[train]
+hidden_dims = [8]
+bilinear_dim = 8
+bilinear_rank = 4
+batch_size = 64
+lr = 3e-3
+epochs = 3
+synthetic = { ratio = 0.3, score_min = 0, score_max = 3 }
+
+[grid]
+model = ["standard", "ordinal"]
+loss = ["hybrid", "ordinal"]
+
+[resources]
+devices = "cpu"
+jobs_per_device = 2
+max_attempts = 2
+"#;
+
+fn jobs(db: &std::path::Path) -> Vec<(String, i64, String)> {
+    let conn = Connection::open(db).unwrap();
+    let mut stmt = conn.prepare("SELECT config_id, fold, status FROM jobs ORDER BY config_id, fold").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().collect::<Result<_, _>>().unwrap()
+}
+
+fn count(db: &std::path::Path, sql: &str) -> i64 {
+    Connection::open(db).unwrap().query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+/// A fingerprint of everything recorded: merging again must not change it.
+fn contents(db: &std::path::Path) -> Vec<i64> {
+    ["jobs", "fold_results", "bin_results", "epochs", "oof_predictions", "configs", "sweep_configs", "sweeps"]
+        .iter()
+        .map(|t| count(db, &format!("SELECT COUNT(*) FROM {t}")))
+        .chain([count(db, "SELECT CAST(SUM(prediction) * 1000 AS INTEGER) FROM oof_predictions")])
+        .collect()
+}
+
+#[test]
+fn three_shards_merged_equal_a_single_machine_run_and_merging_twice_changes_nothing() {
+    let single = Scratch::new();
+    single.write("sweep.toml", TINY_SWEEP);
+    assert!(single.run(&["run", "sweep.toml", "--db", "results.db"]).status.success());
+
+    let s = Scratch::new();
+    s.write("sweep.toml", TINY_SWEEP);
+    let mut sizes = Vec::new();
+    for i in 1..=3 {
+        let out = s.run(&["run", "sweep.toml", "--shard", &format!("{i}/3"), "--db", &format!("shard-{i}.db")]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(stdout(&out).contains(&format!("(shard {i}/3 of 10 jobs)")), "{}", stdout(&out));
+        sizes.push(jobs(&s.path(&format!("shard-{i}.db"))).len());
+    }
+    assert_eq!(sizes.iter().sum::<usize>(), 10);
+    assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1, "{sizes:?}");
+
+    let merge = |s: &Scratch| s.run(&["merge", "shard-1.db", "shard-2.db", "shard-3.db", "--into", "results.db"]);
+    let out = merge(&s);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("10 jobs added, 0 already there"), "{}", stdout(&out));
+    assert_eq!(jobs(&s.path("results.db")), jobs(&single.path("results.db")), "same job set as one machine");
+    assert_eq!(count(&s.path("results.db"), "SELECT COUNT(*) FROM oof_predictions"), 800);
+    assert_eq!(count(&s.path("results.db"), "SELECT COUNT(*) FROM bin_results"), 110);
+    assert_eq!(count(&s.path("results.db"), "SELECT COUNT(*) FROM jobs WHERE host IS NULL OR device IS NULL"), 0, "where each job ran");
+    let before = contents(&s.path("results.db"));
+    let again = merge(&s);
+    assert!(stdout(&again).contains("0 jobs added, 10 already there"), "{}", stdout(&again));
+    assert_eq!(contents(&s.path("results.db")), before);
+
+    // The merged database is a normal one: results and export (checkpoints resolve).
+    assert!(stdout(&s.run(&["results", "--db", "results.db"])).contains("5/5"));
+    let export = s.run(&["export", "--db", "results.db", "--best", "--out", "sub.csv"]);
+    assert!(export.status.success(), "{}", stderr(&export));
+}
+
+#[test]
+fn shards_of_another_fold_assignment_are_refused() {
+    let s = Scratch::new();
+    s.write("sweep.toml", TINY_SWEEP);
+    assert!(s.run(&["run", "sweep.toml", "--shard", "1/2", "--db", "a.db"]).status.success());
+    s.write("sweep.toml", TINY_SWEEP.replace("seed = 42", "seed = 7"));
+    assert!(s.run(&["run", "sweep.toml", "--shard", "2/2", "--db", "b.db"]).status.success());
+    let out = s.run(&["merge", "a.db", "b.db", "--into", "results.db"]);
+    assert_bad_input(&out, &["b.db", "another fold assignment", "refusing to merge"]);
+    // The refused shard left nothing behind: the target holds shard a only.
+    assert_eq!(jobs(&s.path("results.db")).len(), jobs(&s.path("a.db")).len());
+}
+
+#[test]
+fn bad_shard_arguments_exit_2() {
+    let s = Scratch::new();
+    s.write("sweep.toml", TINY_SWEEP);
+    assert_bad_input(&s.run(&["run", "sweep.toml", "--shard", "4/3"]), &["--shard", "1 <= I <= N"]);
+    assert_bad_input(&s.run(&["merge", "missing.db", "--into", "r.db"]), &["missing.db", "no such shard database"]);
+}
+
+#[test]
+fn slurm_script_runs_one_shard_per_array_task_and_merges_after_any() {
+    let s = Scratch::new();
+    s.write("sweep.toml", TINY_SWEEP);
+    let out = s.run(&["slurm", "sweep.toml", "--tasks", "4", "--gpus-per-task", "1", "--partition", "gpu", "--time", "04:00:00", "--max-concurrent", "2", "--out", "job.sbatch"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let array = s.read("job.sbatch");
+    for line in ["#SBATCH --array=1-4%2", "#SBATCH --gpus-per-task=1", "#SBATCH --partition=gpu", "#SBATCH --time=04:00:00", "--shard \"${SLURM_ARRAY_TASK_ID}/4\"", "shard-${SLURM_ARRAY_TASK_ID}.db", "--devices auto"] {
+        assert!(array.contains(line), "{line} missing:\n{array}");
+    }
+    let merge = s.read("job.merge.sbatch");
+    assert!(merge.contains("merge sweep-out/shard-*.db --into sweep-out/results.db"), "{merge}");
+    assert!(stdout(&out).contains("--dependency=afterany:$jid"), "{}", stdout(&out));
+}

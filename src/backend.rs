@@ -68,9 +68,41 @@ pub fn parse_devices(text: &str) -> crate::error::InputResult<Vec<Device>> {
         .collect()
 }
 
-/// GPUs visible to this build: none without the `cuda` feature.
+/// GPUs visible to this build: none without the `cuda` feature. With it, the NVIDIA device
+/// nodes (no CUDA call, so a machine without a driver just has none), narrowed by
+/// CUDA_VISIBLE_DEVICES when set; CUDA renumbers visible devices from 0.
 pub fn detect_gpus() -> Vec<Device> {
-    Vec::new()
+    if !cfg!(feature = "cuda") {
+        return Vec::new();
+    }
+    let nodes = std::fs::read_dir("/dev")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("nvidia")).is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit())))
+                .count()
+        })
+        .unwrap_or(0);
+    let count = match std::env::var("CUDA_VISIBLE_DEVICES") {
+        Ok(list) if list.trim().is_empty() => 0,
+        Ok(list) => list.split(',').count().min(nodes),
+        Err(_) => nodes,
+    };
+    (0..count).map(Device::Cuda).collect()
+}
+
+#[cfg(feature = "cuda")]
+pub mod gpu {
+    //! burn-cuda backends, one per precision.
+    use burn::backend::{cuda::CudaDevice, Autodiff, Cuda};
+    use burn::tensor::{bf16, f16};
+
+    pub type GpuF32 = Autodiff<Cuda<f32, i32>>;
+    pub type GpuBf16 = Autodiff<Cuda<bf16, i32>>;
+    pub type GpuF16 = Autodiff<Cuda<f16, i32>>;
+
+    pub fn device(index: usize) -> CudaDevice {
+        CudaDevice { index }
+    }
 }
 
 /// Trains one fold on the named device ("cpu" or "cuda:N").
@@ -82,8 +114,19 @@ pub fn run_fold_on(
     checkpoint_dir: &std::path::Path,
     on_epoch: &mut dyn FnMut(&crate::train::EpochLog),
 ) -> anyhow::Result<crate::job::FoldResult> {
-    match device {
-        "cpu" => crate::job::run_fold::<CpuTrain>(config, data, fold, Some(checkpoint_dir), &cpu_device(), on_epoch),
-        other => anyhow::bail!("device {other} is not available in this build"),
+    if device == "cpu" {
+        return crate::job::run_fold::<CpuTrain>(config, data, fold, Some(checkpoint_dir), &cpu_device(), on_epoch);
     }
+    #[cfg(feature = "cuda")]
+    if let Some(index) = device.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()) {
+        use crate::config::Precision;
+        let dev = gpu::device(index);
+        let dir = Some(checkpoint_dir);
+        return match config.train.precision {
+            Precision::F32 => crate::job::run_fold::<gpu::GpuF32>(config, data, fold, dir, &dev, on_epoch),
+            Precision::Bf16 => crate::job::run_fold::<gpu::GpuBf16>(config, data, fold, dir, &dev, on_epoch),
+            Precision::F16 => crate::job::run_fold::<gpu::GpuF16>(config, data, fold, dir, &dev, on_epoch),
+        };
+    }
+    anyhow::bail!("device {device} is not available in this build")
 }

@@ -43,7 +43,8 @@ impl Features<'_> {
             for sample in samples {
                 data.extend_from_slice(matrix.row(row_of(sample)));
             }
-            Tensor::<B, 2>::from_data(TensorData::new(data, [samples.len(), matrix.cols]), device)
+            // Converted to the backend's float type (bf16/f16 models on a GPU).
+            Tensor::<B, 2>::from_data(TensorData::new(data, [samples.len(), matrix.cols]).convert::<B::FloatElem>(), device)
         };
         (gather(self.metrics, &|s| s.metric_row), gather(self.texts, &|s| s.text_row))
     }
@@ -55,10 +56,10 @@ fn targets<B: Backend>(samples: &[Sample], device: &B::Device) -> (Targets<B>, T
     let class: Vec<i64> = samples.iter().map(|s| score_bin(s.target) as i64).collect();
     let weight: Vec<f32> = samples.iter().map(|s| s.weight).collect();
     let targets = Targets {
-        score: Tensor::from_data(TensorData::new(score, [n]), device),
+        score: Tensor::from_data(TensorData::new(score, [n]).convert::<B::FloatElem>(), device),
         class: Tensor::<B, 1, Int>::from_data(TensorData::new(class, [n]), device),
     };
-    (targets, Tensor::from_data(TensorData::new(weight, [n]), device))
+    (targets, Tensor::from_data(TensorData::new(weight, [n]).convert::<B::FloatElem>(), device))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

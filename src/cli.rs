@@ -50,6 +50,10 @@ enum Command {
     Export(ExportArgs),
     /// Train and evaluate one config on one fold.
     Train(TrainArgs),
+    /// Encode texts with a sentence-transformers model folder into a float32 .npy.
+    Embed(EmbedArgs),
+    /// SimCSE fine-tuning of a sentence-transformers model on texts; writes a model folder.
+    Finetune(FinetuneArgs),
     /// Combine shard databases (from `run --shard`) into one.
     Merge(MergeArgs),
     /// Write a Slurm job array (one shard per task) and a dependent merge job.
@@ -81,6 +85,40 @@ struct RunArgs {
     /// database; combine shards with `merge`.
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct EmbedArgs {
+    /// Model folder (config.json, tokenizer.json, model.safetensors, modules.json, ...).
+    #[arg(long)]
+    model: PathBuf,
+    /// A JSON list of strings (each encoded as it is) or a challenge records file (each
+    /// record's combined text).
+    #[arg(long)]
+    input: PathBuf,
+    /// Output .npy (float32, one row per input, in input order).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+}
+
+#[derive(Debug, Args)]
+struct FinetuneArgs {
+    #[arg(long)]
+    model: PathBuf,
+    /// JSON files of texts: lists of strings or challenge records files (train and test).
+    #[arg(long, num_args = 1.., required = true)]
+    texts: Vec<PathBuf>,
+    /// Output model folder (same format, loadable by sentence-transformers too).
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 3)]
+    epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    batch_size: usize,
+    #[arg(long, default_value_t = 2e-5)]
+    lr: f64,
 }
 
 #[derive(Debug, Args)]
@@ -249,6 +287,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Slurm(args) => slurm(args),
+        Command::Embed(args) => embed(args),
+        Command::Finetune(args) => finetune(args),
         Command::Worker { job_file } => {
             crate::sweep::worker::run_worker(&job_file)?;
             Ok(ExitCode::SUCCESS)
@@ -286,6 +326,35 @@ fn run_sweep(args: RunArgs) -> anyhow::Result<ExitCode> {
     );
     let incomplete = summary.failed + summary.interrupted + summary.not_started > 0;
     Ok(if incomplete { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
+}
+
+fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
+    use crate::text::transformer::{embed_file_with, EmbedOptions};
+    let started = std::time::Instant::now();
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} texts  {per_sec}  ETA {eta}").expect("template"));
+    let options = EmbedOptions { batch_size: args.batch_size.max(1), cache_dir: Some(crate::text::cache_dir()) };
+    let rows = embed_file_with(&args.model, &args.input, &args.out, &options, &mut |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    })?;
+    bar.finish_and_clear();
+    let seconds = started.elapsed().as_secs_f64();
+    println!("encoded {rows} texts in {seconds:.1}s ({:.1} texts/s) -> {}", rows as f64 / seconds.max(1e-9), args.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn finetune(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
+    use crate::text::transformer::{finetune, read_texts, FinetuneSettings};
+    let mut texts = Vec::new();
+    for path in &args.texts {
+        texts.extend(read_texts(path)?);
+    }
+    let settings = FinetuneSettings { epochs: args.epochs, batch_size: args.batch_size, lr: args.lr, ..FinetuneSettings::default() };
+    let report = finetune(&args.model, &texts, &args.out, &settings)?;
+    let (first, last) = (report.losses.first().copied().unwrap_or(f32::NAN), report.losses.last().copied().unwrap_or(f32::NAN));
+    println!("fine-tuned on {} texts: {} steps, loss {first:.4} -> {last:.4}; model folder {}", texts.len(), report.steps, args.out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 fn slurm(args: SlurmArgs) -> anyhow::Result<ExitCode> {

@@ -311,11 +311,10 @@ impl TextConfig {
                 }
             }
             TextEncoderKind::Transformer => {
-                return Err(InputError::new(
-                    "the transformer encoder is not available in this build yet; \
-                     use \"hashing\" or \"precomputed\" (embed texts elsewhere and pass an .npy)",
-                )
-                .field("text.encoder"));
+                if self.model.is_none() {
+                    return Err(InputError::new("required when text.encoder = \"transformer\" (a sentence-transformers model folder)")
+                        .field("text.model"));
+                }
             }
         }
         Ok(())

@@ -359,3 +359,34 @@ fn ctrl_c_twice_stops_running_jobs_and_marks_them_interrupted() {
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'interrupted'"), 1);
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM fold_results"), count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'done'"));
 }
+
+#[test]
+fn transformer_text_features_are_encoded_once_and_read_from_the_cache_by_later_runs() {
+    let s = Scratch::new();
+    let model = common::fixture("encoder/tiny-bert");
+    s.write("sweep.toml", TINY_SWEEP.replace("encoder = \"hashing\"\ndim = 64", &format!("encoder = \"transformer\"\nmodel = {:?}", model.to_str().unwrap())));
+    let run = |db: &str| {
+        Command::new(env!("CARGO_BIN_EXE_foldsweep"))
+            .args(["run", "sweep.toml", "--db", db])
+            .current_dir(s.dir.path())
+            .env("FOLDSWEEP_CACHE", s.path("cache"))
+            .output()
+            .unwrap()
+    };
+    let first = run("a.db");
+    assert!(first.status.success(), "{}\n{}", stdout(&first), stderr(&first));
+    let cache: Vec<_> = std::fs::read_dir(s.path("cache")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(cache.len(), 1, "one cache file for the model: {cache:?}");
+    let written = std::fs::metadata(&cache[0]).unwrap().modified().unwrap();
+
+    let second = run("b.db");
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(std::fs::metadata(&cache[0]).unwrap().modified().unwrap(), written, "nothing re-encoded");
+    let oof = |db: &str| -> Vec<f64> {
+        Connection::open(s.path(db)).unwrap()
+            .prepare("SELECT o.prediction FROM oof_predictions o JOIN jobs j ON j.id = o.job_id ORDER BY j.config_id, j.fold, o.record").unwrap()
+            .query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    };
+    assert_eq!(oof("a.db").len(), 800);
+    assert_eq!(oof("a.db"), oof("b.db"), "cached features give the same results");
+}

@@ -1,9 +1,11 @@
 //! Text features: one vector per record, from the record's combined text.
 //!
 //! `hashing` needs no model; `precomputed` reads an .npy made elsewhere (for example by
-//! `sentence-transformers`); `transformer` runs a SentenceTransformer natively (issue 4).
+//! `sentence-transformers`); `transformer` runs a SentenceTransformer model folder natively,
+//! through an on-disk cache so each text is encoded once for every config and run.
 
 pub mod hashing;
+pub mod transformer;
 
 use std::path::Path;
 
@@ -37,9 +39,21 @@ pub fn text_features(config: &TextConfig, dataset: &Dataset, part: Part) -> Inpu
             load_precomputed(path, dataset.len())
         }
         TextEncoderKind::Transformer => {
-            Err(InputError::new("the transformer encoder is not available yet").field("text.encoder"))
+            let model = config.model.as_deref().ok_or_else(|| InputError::new("required when text.encoder = \"transformer\"").field("text.model"))?;
+            let (matrix, _) = transformer::encode_cached(model, &dataset.texts(), &cache_dir(), 32, &mut |_, _| {})
+                .map_err(|e| match e.downcast::<InputError>() {
+                    Ok(input) => input,
+                    Err(other) => InputError::new(format!("{other:#}")).field("text.model"),
+                })?;
+            Ok(matrix)
         }
     }
+}
+
+/// Where encoded texts are cached: FOLDSWEEP_CACHE, else `.cache/foldsweep` in the current
+/// directory. Entries are keyed by the model's content and each text, so sharing is safe.
+pub fn cache_dir() -> std::path::PathBuf {
+    std::env::var_os("FOLDSWEEP_CACHE").map(Into::into).unwrap_or_else(|| std::path::PathBuf::from(".cache/foldsweep"))
 }
 
 fn load_precomputed(path: &Path, records: usize) -> InputResult<Matrix> {

@@ -3,44 +3,9 @@
 
 mod common;
 
-use common::{assert_bad_input, stderr, stdout, Scratch};
+use common::{assert_bad_input, stderr, stdout, Scratch, TINY_SWEEP};
 use rusqlite::Connection;
 
-pub const TINY_SWEEP: &str = r#"
-name = "tiny"
-
-[data]
-train = "train_data.json"
-test = "test_data.json"
-metric_names = "metric_names.json"
-metric_embeddings = "metric_name_embeddings.npy"
-
-[text]
-encoder = "hashing"
-dim = 64
-
-[cv]
-folds = 5
-seed = 42
-
-[train]
-hidden_dims = [8]
-bilinear_dim = 8
-bilinear_rank = 4
-batch_size = 64
-lr = 3e-3
-epochs = 3
-synthetic = { ratio = 0.3, score_min = 0, score_max = 3 }
-
-[grid]
-model = ["standard", "ordinal"]
-loss = ["hybrid", "ordinal"]
-
-[resources]
-devices = "cpu"
-jobs_per_device = 2
-max_attempts = 2
-"#;
 
 fn jobs(db: &std::path::Path) -> Vec<(String, i64, String)> {
     let conn = Connection::open(db).unwrap();

@@ -6,49 +6,25 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_bad_input, stderr, stdout, Scratch};
+use common::{assert_bad_input, stderr, stdout, Scratch, TINY_SWEEP};
 use rusqlite::Connection;
 
-const TINY_SWEEP: &str = r#"
-name = "tiny"
-
-[data]
-train = "train_data.json"
-test = "test_data.json"
-metric_names = "metric_names.json"
-metric_embeddings = "metric_name_embeddings.npy"
-
-[text]
-encoder = "hashing"
-dim = 64
-
-[cv]
-folds = 5
-seed = 42
-
-[train]
-hidden_dims = [8]
-bilinear_dim = 8
-bilinear_rank = 4
-batch_size = 64
-lr = 3e-3
-epochs = 3
-synthetic = { ratio = 0.3, score_min = 0, score_max = 3 }
-
-[grid]
-model = ["standard", "ordinal"]
-loss = ["hybrid", "ordinal"]
-
-[resources]
-devices = "cpu"
-jobs_per_device = 2
-max_attempts = 2
-"#;
 
 fn scratch_with_sweep(sweep: &str) -> Scratch {
     let s = Scratch::new();
     s.write("sweep.toml", sweep);
     s
+}
+
+/// `foldsweep run sweep.toml --db results.db` in the background, output discarded.
+fn spawn_sweep(s: &Scratch) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_foldsweep"))
+        .args(["run", "sweep.toml", "--db", "results.db"])
+        .current_dir(s.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
 }
 
 fn run_sweep(s: &Scratch) -> std::process::Output {
@@ -135,13 +111,7 @@ fn config_ids_are_stable_for_the_same_sweep_and_data() {
 #[test]
 fn sigkill_mid_sweep_then_rerun_records_every_job_exactly_once() {
     let s = scratch_with_sweep(&TINY_SWEEP.replace("epochs = 3", "epochs = 25").replace("jobs_per_device = 2", "jobs_per_device = 1"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
-        .args(["run", "sweep.toml", "--db", "results.db"])
-        .current_dir(s.dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_sweep(&s);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         std::thread::sleep(Duration::from_millis(100));
@@ -307,13 +277,7 @@ fn bad_sweep_files_name_the_key_and_line() {
 /// Starts a sweep whose jobs take a few seconds each and waits until one job runs.
 fn start_slow_sweep(s: &Scratch) -> std::process::Child {
     s.write("sweep.toml", TINY_SWEEP.replace("epochs = 3", "epochs = 400\npatience = 0").replace("jobs_per_device = 2", "jobs_per_device = 1"));
-    let child = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
-        .args(["run", "sweep.toml", "--db", "results.db"])
-        .current_dir(s.dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = spawn_sweep(s);
     let deadline = Instant::now() + Duration::from_secs(60);
     while Connection::open(s.path("results.db"))
         .ok()

@@ -113,8 +113,10 @@ impl Scratch {
     }
 }
 
-/// A small, fast config over the sample data files in the scratch folder.
-pub const QUICK_CONFIG: &str = r#"
+/// The `data`, `text` and `cv` sections over the sample files in a scratch folder.
+macro_rules! data_sections {
+    () => {
+        r#"
 [data]
 train = "train_data.json"
 test = "test_data.json"
@@ -128,7 +130,14 @@ dim = 64
 [cv]
 folds = 5
 seed = 42
+"#
+    };
+}
 
+/// A small, fast training config (for `foldsweep train`).
+pub const QUICK_CONFIG: &str = concat!(
+    data_sections!(),
+    r#"
 [train]
 model = "standard"
 loss = "hybrid"
@@ -136,7 +145,34 @@ hidden_dims = [16]
 bilinear_rank = 4
 epochs = 2
 lr = 3e-3
-"#;
+"#
+);
+
+/// A sweep of two valid configs (standard+hybrid, ordinal+ordinal) x 5 folds that runs in
+/// seconds; two invalid model/loss pairs are dropped.
+pub const TINY_SWEEP: &str = concat!(
+    "\nname = \"tiny\"\n",
+    data_sections!(),
+    r#"
+[train]
+hidden_dims = [8]
+bilinear_dim = 8
+bilinear_rank = 4
+batch_size = 64
+lr = 3e-3
+epochs = 3
+synthetic = { ratio = 0.3, score_min = 0, score_max = 3 }
+
+[grid]
+model = ["standard", "ordinal"]
+loss = ["hybrid", "ordinal"]
+
+[resources]
+devices = "cpu"
+jobs_per_device = 2
+max_attempts = 2
+"#
+);
 
 /// The bytes of a .npy file (format 1.0) with any dtype description.
 pub fn npy_bytes(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {

@@ -48,6 +48,8 @@ enum Command {
     Compare(CompareArgs),
     /// Write a submission CSV from a config's fold ensemble.
     Export(ExportArgs),
+    /// One self-contained HTML report of a sweep (tables and inline SVG charts).
+    Report(ReportArgs),
     /// Train and evaluate one config on one fold.
     Train(TrainArgs),
     /// Encode texts with a sentence-transformers model folder into a float32 .npy.
@@ -85,6 +87,18 @@ struct RunArgs {
     /// database; combine shards with `merge`.
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    #[arg(long, default_value = "results.db")]
+    db: PathBuf,
+    /// Sweep name [default: the most recently run sweep].
+    #[arg(long)]
+    sweep: Option<String>,
+    /// Output HTML file.
+    #[arg(long, default_value = "report.html")]
+    out: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -274,6 +288,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Compare(args) => compare(args),
         Command::Export(args) => export(args),
+        Command::Report(args) => {
+            let store = Store::open_existing(&args.db)?;
+            let (sweep_id, name) = store.resolve_sweep(args.sweep.as_deref())?;
+            let html = report::html::render(&store, sweep_id)?;
+            crate::util::write_atomic(&args.out, html.as_bytes())?;
+            println!("wrote the report of sweep {name:?} to {}", args.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Train(args) => train(args),
         Command::Merge(args) => {
             let summary = crate::sweep::merge::merge(&args.shards, &args.into)?;

@@ -3,6 +3,7 @@
 
 pub mod compare;
 pub mod export;
+pub mod html;
 pub mod show;
 
 use std::collections::BTreeMap;

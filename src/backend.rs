@@ -117,6 +117,7 @@ pub fn run_fold_on(
     if device == "cpu" {
         return crate::job::run_fold::<CpuTrain>(config, data, fold, Some(checkpoint_dir), &cpu_device(), on_epoch);
     }
+    check_gpu_present(device)?;
     #[cfg(feature = "cuda")]
     if let Some(index) = device.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()) {
         use crate::config::Precision;
@@ -128,5 +129,43 @@ pub fn run_fold_on(
             Precision::F16 => crate::job::run_fold::<gpu::GpuF16>(config, data, fold, dir, &dev, on_epoch),
         };
     }
-    anyhow::bail!("device {device} is not available in this build")
+    Err(unavailable(device).into())
+}
+
+/// A `cuda:N` that this machine does not have is a usage error, found before CUDA is touched
+/// (cudarc panics when it cannot load the driver).
+fn check_gpu_present(device: &str) -> crate::error::InputResult<()> {
+    if let Some(index) = device.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()) {
+        let found = detect_gpus().len();
+        if cfg!(feature = "cuda") && index >= found {
+            return Err(crate::error::InputError::new(format!("no GPU {device} on this machine ({found} found)")).field("--device"));
+        }
+    }
+    Ok(())
+}
+
+fn unavailable(device: &str) -> crate::error::InputError {
+    crate::error::InputError::new(format!("device {device} is not available in this build (cpu, or cuda:N with --features cuda)"))
+        .field("--device")
+}
+
+/// The epoch benchmark on the named device in the given precision (for `foldsweep bench-epoch`).
+pub fn bench_epoch_on(device: &str, precision: crate::config::Precision, o: &crate::bench::EpochBench) -> anyhow::Result<String> {
+    use crate::config::Precision;
+    if device == "cpu" {
+        anyhow::ensure!(precision == Precision::F32, "reduced precision needs a GPU");
+        return Ok(crate::bench::run::<CpuTrain>(o, &cpu_device(), device));
+    }
+    check_gpu_present(device)?;
+    #[cfg(feature = "cuda")]
+    if let Some(index) = device.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()) {
+        let dev = gpu::device(index);
+        let name = format!("{device} {precision:?}");
+        return Ok(match precision {
+            Precision::F32 => crate::bench::run::<gpu::GpuF32>(o, &dev, &name),
+            Precision::Bf16 => crate::bench::run::<gpu::GpuBf16>(o, &dev, &name),
+            Precision::F16 => crate::bench::run::<gpu::GpuF16>(o, &dev, &name),
+        });
+    }
+    Err(unavailable(device).into())
 }

@@ -8,13 +8,12 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
-use crate::backend::{cpu_device, CpuTrain};
 use crate::config::Config;
 use crate::error::{is_input_error, InputError};
 use crate::report;
 use crate::store::Store;
 use crate::sweep::{RunOptions, SweepFile};
-use crate::job::{run_fold, FoldResult, TrainingData};
+use crate::job::{FoldResult, TrainingData};
 use crate::train::EpochLog;
 
 /// Exit codes: 0 success, 1 some jobs failed (or an internal error), 2 bad input or usage.
@@ -60,6 +59,10 @@ enum Command {
     Merge(MergeArgs),
     /// Write a Slurm job array (one shard per task) and a dependent merge job.
     Slurm(SlurmArgs),
+    /// Seconds per training epoch of the report's model on random data, on any device
+    /// (the GPU check; `cargo bench --bench epoch` is the CPU version).
+    #[command(hide = true)]
+    BenchEpoch(BenchEpochArgs),
     /// Internal: run one job of a sweep (started by `run`).
     #[command(hide = true)]
     Worker { job_file: PathBuf },
@@ -87,6 +90,19 @@ struct RunArgs {
     /// database; combine shards with `merge`.
     #[arg(long, value_name = "I/N")]
     shard: Option<String>,
+}
+
+#[derive(Debug, Args)]
+struct BenchEpochArgs {
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// f32, bf16 or f16 (reduced precision on a GPU only).
+    #[arg(long, default_value = "f32")]
+    precision: String,
+    #[arg(long, default_value_t = 0)]
+    rank: usize,
+    #[arg(long)]
+    max_steps: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -257,6 +273,9 @@ struct TrainArgs {
     /// Print only the final summary, not a line per epoch.
     #[arg(long)]
     quiet: bool,
+    /// cpu or cuda:N (a GPU build).
+    #[arg(long, default_value = "cpu")]
+    device: String,
 }
 
 /// Parses the command line, runs it and maps errors to exit codes.
@@ -288,6 +307,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Compare(args) => compare(args),
         Command::Export(args) => export(args),
+        Command::BenchEpoch(args) => {
+            let precision: crate::config::Precision = serde_json::from_value(serde_json::Value::String(args.precision.clone()))
+                .map_err(|_| InputError::new(format!("unknown precision {:?}; use f32, bf16 or f16", args.precision)).field("--precision"))?;
+            let o = crate::bench::EpochBench { rank: args.rank, max_steps: args.max_steps, ..Default::default() };
+            println!("{}", crate::backend::bench_epoch_on(&args.device, precision, &o)?);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Report(args) => {
             let store = Store::open_existing(&args.db)?;
             let (sweep_id, name) = store.resolve_sweep(args.sweep.as_deref())?;
@@ -504,8 +530,10 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             );
         }
     };
-    let device = cpu_device();
-    let result = run_fold::<CpuTrain>(&config, &data, args.fold, Some(&out.join("checkpoint")), &device, &mut on_epoch)?;
+    if args.fold >= config.cv.folds {
+        return Err(InputError::new(format!("fold {} does not exist: folds are 0..{}", args.fold, config.cv.folds - 1)).field("--fold").into());
+    }
+    let result = crate::backend::run_fold_on(&args.device, &config, &data, args.fold, &out.join("checkpoint"), &mut on_epoch)?;
     let json = serde_json::to_string_pretty(&result)?;
     crate::util::write_atomic(&out.join("result.json"), json.as_bytes())
         .with_context(|| format!("writing the result into {}", out.display()))?;

@@ -11,6 +11,7 @@
 //! - [`cli`]: the command line on top.
 
 pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod cv;

@@ -201,3 +201,11 @@ fn usage_error_exits_2() {
     let out = s.run(&["train", "config.toml"]);
     assert_bad_input(&out, &["--fold"]);
 }
+
+#[test]
+fn unknown_or_unavailable_device_exits_2() {
+    let s = Scratch::new();
+    let device = if cfg!(feature = "cuda") { "tpu:0" } else { "cuda:0" };
+    let out = s.run(&["train", "config.toml", "--fold", "0", "--device", device]);
+    assert_bad_input(&out, &["--device", device, "not available"]);
+}

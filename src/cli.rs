@@ -530,9 +530,6 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             );
         }
     };
-    if args.fold >= config.cv.folds {
-        return Err(InputError::new(format!("fold {} does not exist: folds are 0..{}", args.fold, config.cv.folds - 1)).field("--fold").into());
-    }
     let result = crate::backend::run_fold_on(&args.device, &config, &data, args.fold, &out.join("checkpoint"), &mut on_epoch)?;
     let json = serde_json::to_string_pretty(&result)?;
     crate::util::write_atomic(&out.join("result.json"), json.as_bytes())

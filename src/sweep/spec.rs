@@ -183,25 +183,21 @@ impl SweepFile {
 /// Removes `name`, `[grid]` and `[resources]` so the rest deserializes as a plain Config,
 /// keeping every other line where it was (so TOML errors keep their line numbers).
 fn strip_sweep_keys(source: &str) -> String {
-    let mut skipping = false;
+    let (mut in_section, mut skipping) = (false, false);
     source
         .lines()
         .map(|line| {
             let trimmed = line.trim_start();
             if trimmed.starts_with('[') {
+                in_section = true;
                 skipping = trimmed.starts_with("[grid]") || trimmed.starts_with("[resources]");
             }
-            let is_name = !skipping && (trimmed.starts_with("name ") || trimmed.starts_with("name="));
-            if skipping || (is_name && !source_has_section_before(source, line)) { "" } else { line }
+            // `name` before any [section] is the sweep's name; inside a section it is a key there.
+            let is_sweep_name = !in_section && (trimmed.starts_with("name ") || trimmed.starts_with("name="));
+            if skipping || is_sweep_name { "" } else { line }
         })
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// True when a `[section]` header appears before `line` (then `name` belongs to that section).
-fn source_has_section_before(source: &str, line: &str) -> bool {
-    let offset = line.as_ptr() as usize - source.as_ptr() as usize;
-    source[..offset].lines().any(|l| l.trim_start().starts_with('['))
 }
 
 fn parse_grid(source: &str, table: Table) -> InputResult<Vec<Axis>> {

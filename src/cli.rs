@@ -421,6 +421,7 @@ fn slurm(args: SlurmArgs) -> anyhow::Result<ExitCode> {
     let workdir = std::env::current_dir()?;
     let sweep_path = workdir.join(&args.sweep);
     let exe = std::env::current_exe()?;
+    crate::sweep::slurm::create_output_folder(&workdir, &options)?;
     let (array, merge) = crate::sweep::slurm::scripts(&sweep_path, &sweep.name, &exe, &workdir, &options);
     let merge_path = args.out.with_extension("merge.sbatch");
     crate::util::write_atomic(&args.out, array.as_bytes())?;

@@ -95,6 +95,10 @@ fn slurm_script_runs_one_shard_per_array_task_and_merges_after_any() {
         assert!(array.contains(line), "{line} missing:\n{array}");
     }
     let merge = s.read("job.merge.sbatch");
-    assert!(merge.contains("merge sweep-out/shard-*.db --into sweep-out/results.db"), "{merge}");
+    // Absolute, so the scripts run from anywhere; the folder exists before submission, because
+    // Slurm opens each job's --output file there before the script's first line runs.
+    let out_dir = std::fs::canonicalize(s.path("sweep-out")).expect("foldsweep slurm creates the output folder");
+    assert!(merge.contains(&format!("merge {0}/shard-*.db --into {0}/results.db", out_dir.display())), "{merge}");
+    assert!(array.contains(&format!("#SBATCH --output={}/slurm-%A_%a.out", out_dir.display())), "{array}");
     assert!(stdout(&out).contains("--dependency=afterany:$jid"), "{}", stdout(&out));
 }

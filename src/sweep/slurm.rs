@@ -16,7 +16,10 @@ pub struct SlurmOptions {
 }
 
 /// (array script, merge script). Paths inside are absolute so the scripts run from anywhere.
+/// The caller must create `workdir/out_dir` before submitting (see [`create_output_folder`]).
 pub fn scripts(sweep_path: &Path, sweep_name: &str, exe: &Path, workdir: &Path, o: &SlurmOptions) -> (String, String) {
+    let out_dir = workdir.join(&o.out_dir);
+    let out_dir = out_dir.display();
     let cap = o.max_concurrent.map_or(String::new(), |c| format!("%{c}"));
     let mut header = format!("#!/bin/bash\n#SBATCH --job-name=foldsweep-{sweep_name}\n");
     if let Some(p) = &o.partition {
@@ -34,7 +37,7 @@ pub fn scripts(sweep_path: &Path, sweep_name: &str, exe: &Path, workdir: &Path, 
          set -euo pipefail\ncd {workdir}\nmkdir -p {out}\n\
          exec {exe} run {sweep} --shard \"${{SLURM_ARRAY_TASK_ID}}/{n}\" --db {out}/shard-${{SLURM_ARRAY_TASK_ID}}.db --devices {devices}\n",
         n = o.tasks,
-        out = o.out_dir,
+        out = out_dir,
         workdir = workdir.display(),
         exe = exe.display(),
         sweep = sweep_path.display(),
@@ -43,9 +46,18 @@ pub fn scripts(sweep_path: &Path, sweep_name: &str, exe: &Path, workdir: &Path, 
         "{header}#SBATCH --ntasks=1\n#SBATCH --output={out}/slurm-merge-%j.out\n\
          set -euo pipefail\ncd {workdir}\n\
          exec {exe} merge {out}/shard-*.db --into {out}/results.db\n",
-        out = o.out_dir,
+        out = out_dir,
         workdir = workdir.display(),
         exe = exe.display(),
     );
     (array, merge)
+}
+
+/// Slurm opens a job's `--output` file before the script runs: with the folder missing, every
+/// task fails at once ("Could not open stdout file", in slurmd's log only) and the script's
+/// own `mkdir -p` never runs. Found by scripts/slurm_check.sh on a real Slurm.
+pub fn create_output_folder(workdir: &Path, o: &SlurmOptions) -> Result<(), crate::error::InputError> {
+    let out_dir = workdir.join(&o.out_dir);
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| crate::error::InputError::in_file(&out_dir, format!("cannot create the Slurm output folder: {e}")).field("--out-dir"))
 }

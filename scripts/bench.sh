@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 steps="${1:-5}"
 threads="$(nproc)"
 python="${PYTHON:-python3}"
-export MATMUL_NUM_THREADS="$threads"
+export RAYON_NUM_THREADS="$threads"
 cargo build --release --benches -q
 for rank in 0 64; do
   fs=$(cargo bench -q --bench epoch -- --rank "$rank" --max-steps "$steps" | tail -1)

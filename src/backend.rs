@@ -1,25 +1,15 @@
-//! Backend selection. CPU (ndarray) is always there; CUDA comes with the `cuda` feature.
+//! Backend selection. CPU (burn's flex) is always there; CUDA comes with the `cuda` feature.
 
 use burn::backend::Autodiff;
 
-/// The CPU backend: burn's ndarray, with multi-threaded matrix products.
-pub type Cpu = burn_ndarray::NdArray<f32>;
+/// The CPU backend: burn's flex, float32, matrix products by the gemm crate on every core
+/// (rayon's pool: RAYON_NUM_THREADS caps it).
+pub type Cpu = burn::backend::Flex;
 /// CPU with automatic differentiation, for training.
 pub type CpuTrain = Autodiff<Cpu>;
 
-/// matrixmultiply (burn-ndarray's matrix products) uses one thread per *physical* core by
-/// default, which some virtual machines report as 1 for 2 vCPUs. Use every available core
-/// unless the user set MATMUL_NUM_THREADS. Call first thing in `main`, before other threads.
-pub fn use_all_cores_for_matrix_products() {
-    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        // SAFETY (edition 2024 marks set_var unsafe): called before any other thread exists.
-        std::env::set_var("MATMUL_NUM_THREADS", cores.min(4).to_string());
-    }
-}
-
-pub fn cpu_device() -> burn_ndarray::NdArrayDevice {
-    burn_ndarray::NdArrayDevice::Cpu
+pub fn cpu_device() -> burn::backend::flex::FlexDevice {
+    burn::backend::flex::FlexDevice
 }
 
 /// Devices a sweep can schedule on.

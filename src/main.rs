@@ -1,4 +1,7 @@
+// See Cargo.toml: large blocks page-aligned and reused instead of re-faulted every step.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
-    foldsweep::backend::use_all_cores_for_matrix_products();
     foldsweep::cli::main()
 }

@@ -1,11 +1,11 @@
-//! PyTorch parity of the production path: float32 on the ndarray CPU backend.
+//! PyTorch parity of the production path: float32 on the CPU backend (burn's flex).
 
 mod common;
 
 use burn::backend::Autodiff;
 use common::parity::*;
 
-type Cpu = burn_ndarray::NdArray<f32>;
+use foldsweep::backend::Cpu;
 
 #[test]
 fn forward_outputs_and_scores_match_pytorch() {

@@ -1,7 +1,7 @@
 //! The report's model: bilinear(metric, text) concatenated with both inputs, an MLP of
 //! Linear -> LayerNorm -> ReLU -> Dropout blocks, and one of three heads.
 //!
-//! Generic over the burn backend: the same code trains on ndarray (CPU) and CUDA.
+//! Generic over the burn backend: the same code trains on flex (CPU) and CUDA.
 
 pub mod bilinear;
 pub mod import;

@@ -85,7 +85,7 @@ impl<B: AutodiffBackend> Adam<B> {
         let host_grads = pull.host;
         let sum_sq: f64 = host_grads
             .values()
-            .map(|g| g.par_chunks(CHUNK).map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()).collect::<Vec<_>>().iter().sum::<f64>())
+            .map(|g| host_slice(g).par_chunks(CHUNK).map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()).collect::<Vec<_>>().iter().sum::<f64>())
             .sum();
         let norm = sum_sq.sqrt();
         let scale = self.clip_scale(norm) as f32;
@@ -183,7 +183,7 @@ impl<B: AutodiffBackend> ModuleMapper<B> for AdamMapper<'_, B> {
 /// Moves every gradient to host memory (f32), keyed by parameter.
 struct PullGrads<'a, B: AutodiffBackend> {
     grads: &'a mut GradientsParams,
-    host: HashMap<ParamId, Vec<f32>>,
+    host: HashMap<ParamId, TensorData>,
     _backend: std::marker::PhantomData<B>,
 }
 
@@ -195,13 +195,19 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for PullGrads<'_, B> {
     }
 }
 
-fn to_host<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Vec<f32> {
-    tensor.into_data().convert::<f32>().into_vec().expect("float tensor")
+/// The tensor's values as host data. On the CPU backend this moves the buffer without a copy
+/// (the tensor is uniquely owned here): copying 1.8 GB into fresh pages was 20% of a step.
+fn to_host<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> TensorData {
+    tensor.into_data().convert::<f32>()
+}
+
+fn host_slice(data: &TensorData) -> &[f32] {
+    data.as_slice::<f32>().expect("float32 host data")
 }
 
 struct HostAdamMapper<'a, B: AutodiffBackend> {
     adam: &'a mut Adam<B>,
-    grads: HashMap<ParamId, Vec<f32>>,
+    grads: HashMap<ParamId, TensorData>,
     lr: f64,
     scale: f32,
 }
@@ -213,10 +219,11 @@ impl<B: AutodiffBackend> ModuleMapper<B> for HostAdamMapper<'_, B> {
             return Param::from_mapped_value(id, tensor, mapper);
         };
         let require_grad = tensor.is_require_grad();
-        let (shape, device) = (tensor.shape(), tensor.device());
+        let device = tensor.device();
         let mut values = to_host(tensor.inner());
-        self.adam.update_host(id, &mut values, &grad, self.lr, self.scale);
-        let inner = Tensor::<B::InnerBackend, D>::from_data(TensorData::new(values, shape), &device);
+        let slice = values.as_mut_slice::<f32>().expect("float32 host data");
+        self.adam.update_host(id, slice, host_slice(&grad), self.lr, self.scale);
+        let inner = Tensor::<B::InnerBackend, D>::from_data(values, &device);
         let mut tensor = Tensor::from_inner(inner);
         if require_grad {
             tensor = tensor.require_grad();

@@ -2,9 +2,10 @@
 //! numbers (`shared/fixtures/parity/parity.json`, made by make_parity.py in float64),
 //! generic over the float type. `parity_f32.rs` and `parity_f64.rs` run them.
 //!
-//! The two float types run in separate test binaries on purpose: both ndarray backends share
-//! `NdArrayDevice::Cpu`, and with an f32 run earlier in the same process the "f64" run
-//! returned f32-rounded results (burn 0.21 keeps per-device dtype settings).
+//! float32 runs on the production CPU backend (flex); float64 on burn-ndarray, because flex
+//! computes in float32. They run in separate test binaries on purpose: burn 0.21 keeps
+//! per-device dtype settings, and with an f32 run earlier in the same process an ndarray
+//! "f64" run returned f32-rounded results.
 #![allow(dead_code)]
 
 use burn::module::{ModuleMapper, Param};
@@ -12,7 +13,6 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use super::{assert_close_tol, fixture, flatten, values};
-use foldsweep::backend::cpu_device;
 use foldsweep::config::{LossKind, ModelKind, WeightingConfig};
 use foldsweep::model::import::{from_state_dict, to_state_dict, StateDict, TorchTensor};
 use foldsweep::model::loss::{mean_logvar, per_sample_loss, weighted_loss};
@@ -121,9 +121,9 @@ fn assert_state_dict(what: &str, tol: Tol, actual: &StateDict, expected: &Value)
     }
 }
 
-pub fn check_forward<Cpu: Backend<Device = burn_ndarray::NdArrayDevice>>(tol: Tol) {
+pub fn check_forward<Cpu: Backend>(tol: Tol) {
     let p = parity();
-    let device = cpu_device();
+    let device = Default::default();
     for name in MODELS {
         let m = &p["models"][name];
         let spec = spec(&p, name);
@@ -140,9 +140,9 @@ pub fn check_forward<Cpu: Backend<Device = burn_ndarray::NdArrayDevice>>(tol: To
     }
 }
 
-pub fn check_losses<Cpu: Backend<Device = burn_ndarray::NdArrayDevice>>(tol: Tol) {
+pub fn check_losses<Cpu: Backend>(tol: Tol) {
     let p = parity();
-    let device = cpu_device();
+    let device = Default::default();
     let mut checked = 0;
     for name in MODELS {
         let m = &p["models"][name];
@@ -175,10 +175,10 @@ impl<AB: AutodiffBackend> ModuleMapper<AB> for ParamsToGrads<'_, AB> {
     }
 }
 
-pub fn check_gradients<CpuTrain: AutodiffBackend<Device = burn_ndarray::NdArrayDevice>>(tol: Tol) {
+pub fn check_gradients<CpuTrain: AutodiffBackend>(tol: Tol) {
     use burn::module::Module;
     let p = parity();
-    let device = cpu_device();
+    let device = Default::default();
     for name in MODELS {
         let m = &p["models"][name];
         let spec = spec(&p, name);
@@ -192,9 +192,9 @@ pub fn check_gradients<CpuTrain: AutodiffBackend<Device = burn_ndarray::NdArrayD
     }
 }
 
-pub fn check_adam<CpuTrain: AutodiffBackend<Device = burn_ndarray::NdArrayDevice>>(tol: Tol, tensor_ops: bool) {
+pub fn check_adam<CpuTrain: AutodiffBackend>(tol: Tol, tensor_ops: bool) {
     let p = parity();
-    let device = cpu_device();
+    let device = Default::default();
     for name in MODELS {
         let m = &p["models"][name];
         let a = &m["adam"];

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{InputError, InputResult};
+use crate::text::transformer::FinetuneSettings;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +60,80 @@ pub struct TextConfig {
     pub test_embeddings: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<PathBuf>,
+    /// SimCSE fine-tuning of `model` on the train and test texts before encoding
+    /// (`transformer` only). Left out of the serialized form when unset, so the ids of
+    /// configs without it (a hash of that form) stay what they were.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finetune: Option<FinetuneConfig>,
+}
+
+/// `[text] finetune = {...}`: the settings of [`FinetuneSettings`] a sweep may choose;
+/// every key defaults to the SimCSE recipe, so `finetune = {}` is the recipe itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FinetuneConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub warmup_fraction: f64,
+    pub scale: f64,
+    pub weight_decay: f64,
+    pub seed: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_steps: Option<usize>,
+}
+
+impl FinetuneConfig {
+    /// Every key, for the sweep grid (which cannot find `max_steps` in the serialized defaults).
+    pub const KEYS: &'static [&'static str] =
+        &["epochs", "batch_size", "lr", "warmup_fraction", "scale", "weight_decay", "seed", "max_steps"];
+
+    pub fn settings(&self) -> FinetuneSettings {
+        FinetuneSettings {
+            epochs: self.epochs,
+            batch_size: self.batch_size,
+            lr: self.lr,
+            warmup_fraction: self.warmup_fraction,
+            scale: self.scale,
+            weight_decay: self.weight_decay,
+            seed: self.seed,
+            max_steps: self.max_steps,
+            ..FinetuneSettings::default()
+        }
+    }
+
+    fn validate(&self) -> InputResult<()> {
+        let checks: [(bool, &str, &str); 7] = [
+            (self.epochs == 0, "epochs", "must be at least 1"),
+            (self.batch_size < 2, "batch_size", "must be at least 2 (the other texts of a batch are the negatives)"),
+            (!(self.lr > 0.0 && self.lr.is_finite()), "lr", "must be positive"),
+            (!(0.0..1.0).contains(&self.warmup_fraction), "warmup_fraction", "must be in [0, 1)"),
+            (!(self.scale > 0.0 && self.scale.is_finite()), "scale", "must be positive"),
+            (!(self.weight_decay >= 0.0 && self.weight_decay.is_finite()), "weight_decay", "must be >= 0"),
+            (self.max_steps == Some(0), "max_steps", "must be at least 1 when given"),
+        ];
+        match checks.iter().find(|(bad, _, _)| *bad) {
+            Some((_, key, message)) => Err(InputError::new(*message).field(format!("text.finetune.{key}"))),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The defaults are the library's, so the CLI's `finetune` and a sweep's agree.
+impl Default for FinetuneConfig {
+    fn default() -> Self {
+        let s = FinetuneSettings::default();
+        FinetuneConfig {
+            epochs: s.epochs,
+            batch_size: s.batch_size,
+            lr: s.lr,
+            warmup_fraction: s.warmup_fraction,
+            scale: s.scale,
+            weight_decay: s.weight_decay,
+            seed: s.seed,
+            max_steps: s.max_steps,
+        }
+    }
 }
 
 fn default_encoder() -> TextEncoderKind {
@@ -84,6 +159,7 @@ impl Default for TextConfig {
             train_embeddings: None,
             test_embeddings: None,
             model: None,
+            finetune: None,
         }
     }
 }
@@ -294,6 +370,13 @@ impl TextConfig {
     }
 
     fn validate(&self) -> InputResult<()> {
+        if let Some(finetune) = &self.finetune {
+            if self.encoder != TextEncoderKind::Transformer {
+                return Err(InputError::new("only valid with text.encoder = \"transformer\" (it fine-tunes text.model)")
+                    .field("text.finetune"));
+            }
+            finetune.validate()?;
+        }
         match self.encoder {
             TextEncoderKind::Hashing => {
                 if self.dim == 0 {

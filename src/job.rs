@@ -34,7 +34,7 @@ impl TrainingData {
                 format!("{} records cannot be split into {} folds", dataset.len(), config.cv.folds),
             ));
         }
-        let texts = text_features(&config.text, &dataset, Part::Train)?;
+        let texts = text_features(config, &dataset, Part::Train)?;
         let folds = FoldAssignment::stratified(&dataset.score_bins(), config.cv.folds, config.cv.seed);
         Ok(TrainingData { dataset, texts, folds })
     }

@@ -209,3 +209,34 @@ fn unknown_or_unavailable_device_exits_2() {
     let out = s.run(&["train", "config.toml", "--fold", "0", "--device", device]);
     assert_bad_input(&out, &["--device", device, "not available"]);
 }
+
+// ---- [text] finetune --------------------------------------------------------------------
+
+/// QUICK_CONFIG with its `[text]` section's `encoder = "hashing"` line replaced by `text`.
+fn train_with_text(text: &str) -> std::process::Output {
+    let s = Scratch::new();
+    s.write("config.toml", common::QUICK_CONFIG.replace("encoder = \"hashing\"", text));
+    s.train()
+}
+
+#[test]
+fn finetune_without_the_transformer_encoder_names_text_finetune() {
+    let out = train_with_text("encoder = \"hashing\"\nfinetune = {}");
+    assert_bad_input(&out, &["config.toml", "field `text.finetune`", "encoder = \"transformer\""]);
+}
+
+#[test]
+fn finetune_values_out_of_range_name_their_key() {
+    let transformer = "encoder = \"transformer\"\nmodel = \"no-model-needed\"\n";
+    for (setting, field) in [
+        ("batch_size = 1", "text.finetune.batch_size"),
+        ("epochs = 0", "text.finetune.epochs"),
+        ("lr = 0.0", "text.finetune.lr"),
+        ("warmup_fraction = 1.0", "text.finetune.warmup_fraction"),
+    ] {
+        let out = train_with_text(&format!("{transformer}finetune = {{ {setting} }}"));
+        assert_bad_input(&out, &["config.toml", &format!("field `{field}`")]);
+    }
+    let out = train_with_text(&format!("{transformer}finetune = {{ batchsize = 8 }}"));
+    assert_bad_input(&out, &["config.toml", "unknown field `batchsize`", "line"]);
+}

@@ -60,7 +60,7 @@ pub fn export(store: &Store, request: &ExportRequest) -> anyhow::Result<ExportRe
     })?;
     let metrics = MetricTable::load(&config.data.metric_names, &config.data.metric_embeddings)?;
     let test = Dataset::load(&test_path, Split::Test, metrics)?;
-    let texts = text_features(&config.text, &test, Part::Test)?;
+    let texts = text_features(&config, &test, Part::Test)?;
     let samples: Vec<Sample> = (0..test.len())
         .map(|i| Sample { metric_row: test.metric_rows[i], text_row: i, target: 0.0, weight: 1.0, record: i, synthetic: false })
         .collect();

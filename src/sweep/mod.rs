@@ -61,11 +61,12 @@ pub fn plan(sweep: &SweepFile) -> anyhow::Result<Plan> {
     let metrics = MetricTable::load(&first.config.data.metric_names, &first.config.data.metric_embeddings)?;
     let dataset = Dataset::load(&first.config.data.train, Split::Train, metrics)?;
     let folds = FoldAssignment::stratified(&dataset.score_bins(), first.config.cv.folds, first.config.cv.seed);
-    // Text features of every distinct text section, so a bad .npy fails now, not in a job.
+    // Text features of every distinct text section, so a bad .npy fails now, not in a job,
+    // and a `text.finetune` model is trained here, once, before any worker needs it.
     let mut seen = Vec::new();
     for point in &expansion.points {
         if !seen.contains(&point.config.text) {
-            crate::text::text_features(&point.config.text, &dataset, crate::text::Part::Train)?;
+            crate::text::text_features(&point.config, &dataset, crate::text::Part::Train)?;
             seen.push(point.config.text.clone());
         }
     }

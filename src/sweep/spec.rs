@@ -153,7 +153,7 @@ impl SweepFile {
                 dropped.push((varying, reason));
                 continue;
             }
-            config.validate().map_err(|e| match self.grid.iter().find(|a| e.field.as_deref().is_some_and(|f| f.ends_with(&a.key))) {
+            config.validate().map_err(|e| match self.grid.iter().find(|a| e.field.as_deref().is_some_and(|f| axis_sets(&a.key, f))) {
                 Some(axis) => self.axis_error(axis, e.message.clone()),
                 None => e,
             })?;
@@ -178,6 +178,13 @@ impl SweepFile {
     fn axis_error(&self, axis: &Axis, message: String) -> InputError {
         InputError::new(format!("line {}: grid key `{}`: {message}", axis.line, axis.key)).field(format!("grid.{}", axis.key))
     }
+}
+
+/// Whether grid key `key` sets config field `field`: itself, a `[train]` key by its short
+/// name, or a table that holds it (`"text.finetune" = [{...}]` sets `text.finetune.lr`).
+fn axis_sets(key: &str, field: &str) -> bool {
+    let full = if key.starts_with("text.") || key.starts_with("train.") { key.to_string() } else { format!("train.{key}") };
+    field == full || field.strip_prefix(full.as_str()).is_some_and(|rest| rest.starts_with('.'))
 }
 
 /// Removes `name`, `[grid]` and `[resources]` so the rest deserializes as a plain Config,
@@ -214,7 +221,7 @@ fn parse_grid(source: &str, table: Table) -> InputResult<Vec<Axis>> {
                 other => return Err(err(format!("expected a list of values, found {}", other.type_str()))),
             };
             let known = match key.strip_prefix("text.") {
-                Some(rest) => lookup_dotted(&text_defaults, rest).is_some() || rest == "train_embeddings" || rest == "test_embeddings" || rest == "model",
+                Some(rest) => lookup_dotted(&text_defaults, rest).is_some() || is_optional_text_key(rest),
                 None => lookup_dotted(&defaults, key.strip_prefix("train.").unwrap_or(&key)).is_some(),
             };
             if !known {
@@ -223,6 +230,12 @@ fn parse_grid(source: &str, table: Table) -> InputResult<Vec<Axis>> {
             Ok(Axis { key, values, line })
         })
         .collect()
+}
+
+/// `text.*` keys that are unset by default, so absent from the serialized defaults.
+fn is_optional_text_key(key: &str) -> bool {
+    ["train_embeddings", "test_embeddings", "model", "finetune"].contains(&key)
+        || key.strip_prefix("finetune.").is_some_and(|k| crate::config::FinetuneConfig::KEYS.contains(&k))
 }
 
 fn lookup_dotted<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
@@ -303,12 +316,17 @@ pub fn config_id(config: &Config, data_fingerprint: &str, fold_hash: &str) -> St
     crate::cv::hex16(&hasher.finalize())[..12].to_string()
 }
 
-/// Content hash of everything a config reads: train records, metric table, precomputed text.
+/// Content hash of everything a config reads: train records, metric table, precomputed text,
+/// and the test records when a fine-tuned model learns from them (only then, so that the
+/// ids of other configs do not change).
 pub fn data_fingerprint(config: &Config) -> InputResult<String> {
     let mut hasher = Sha256::new();
     let mut files: Vec<&Path> = vec![&config.data.train, &config.data.metric_names, &config.data.metric_embeddings];
     if let Some(path) = &config.text.train_embeddings {
         files.push(path);
+    }
+    if let (Some(_), Some(test)) = (&config.text.finetune, &config.data.test) {
+        files.push(test);
     }
     for file in files {
         let bytes = std::fs::read(file).map_err(|e| InputError::in_file(file, format!("cannot read: {e}")))?;

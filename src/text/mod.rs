@@ -7,9 +7,9 @@
 pub mod hashing;
 pub mod transformer;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::config::{TextConfig, TextEncoderKind};
+use crate::config::{Config, DataConfig, TextEncoderKind};
 use crate::data::{npy, Dataset, Matrix};
 use crate::error::{InputError, InputResult};
 pub use hashing::HashingFeaturizer;
@@ -21,32 +21,63 @@ pub enum Part {
     Test,
 }
 
-/// Text features for every record of `dataset`, row i for record i.
-pub fn text_features(config: &TextConfig, dataset: &Dataset, part: Part) -> InputResult<Matrix> {
-    match config.encoder {
+/// Text features for every record of `dataset`, row i for record i, by `config.text`
+/// (the data section is read too: fine-tuning trains on the config's train and test texts,
+/// whichever records `dataset` holds).
+pub fn text_features(config: &Config, dataset: &Dataset, part: Part) -> InputResult<Matrix> {
+    let text = &config.text;
+    match text.encoder {
         TextEncoderKind::Hashing => Ok(HashingFeaturizer {
-            dim: config.dim,
-            ngram_min: config.ngram_min,
-            ngram_max: config.ngram_max,
+            dim: text.dim,
+            ngram_min: text.ngram_min,
+            ngram_max: text.ngram_max,
         }
         .featurize_all(&dataset.texts())),
         TextEncoderKind::Precomputed => {
             let (path, key) = match part {
-                Part::Train => (config.train_embeddings.as_deref(), "text.train_embeddings"),
-                Part::Test => (config.test_embeddings.as_deref(), "text.test_embeddings"),
+                Part::Train => (text.train_embeddings.as_deref(), "text.train_embeddings"),
+                Part::Test => (text.test_embeddings.as_deref(), "text.test_embeddings"),
             };
             let path = path.ok_or_else(|| InputError::new("required for precomputed text features").field(key))?;
             load_precomputed(path, dataset.len())
         }
         TextEncoderKind::Transformer => {
-            let model = config.model.as_deref().ok_or_else(|| InputError::new("required when text.encoder = \"transformer\"").field("text.model"))?;
-            let (matrix, _) = transformer::encode_cached(model, &dataset.texts(), &cache_dir(), 32, &mut |_, _| {})
-                .map_err(|e| match e.downcast::<InputError>() {
-                    Ok(input) => input,
-                    Err(other) => InputError::new(format!("{other:#}")).field("text.model"),
-                })?;
+            let model = transformer_model(config)?;
+            let (matrix, _) = transformer::encode_cached(&model, &dataset.texts(), &cache_dir(), 32, &mut |_, _| {})
+                .map_err(|e| input_error(e, "text.model"))?;
             Ok(matrix)
         }
+    }
+}
+
+/// The model folder the transformer encoder runs: `text.model`, or with `text.finetune` its
+/// fine-tuned copy (trained now unless the cache already has it). A sweep's plan calls this
+/// before any job starts, so its workers only ever find the copy.
+fn transformer_model(config: &Config) -> InputResult<PathBuf> {
+    let model = config.text.model.as_deref().ok_or_else(|| InputError::new("required when text.encoder = \"transformer\"").field("text.model"))?;
+    let Some(finetune) = &config.text.finetune else {
+        return Ok(model.to_path_buf());
+    };
+    let texts = finetune_texts(&config.data)?;
+    transformer::finetuned_model(model, &texts, &finetune.settings(), &cache_dir()).map_err(|e| input_error(e, "text.finetune"))
+}
+
+/// The texts a model is fine-tuned on: the train records' combined texts, then the test
+/// records' (when `data.test` is set), in file order.
+pub fn finetune_texts(data: &DataConfig) -> InputResult<Vec<String>> {
+    let mut texts = transformer::read_texts(&data.train)?;
+    if let Some(test) = &data.test {
+        texts.extend(transformer::read_texts(test)?);
+    }
+    Ok(texts)
+}
+
+/// An encoder failure as the InputError it wraps, else as one naming `field` (the setting
+/// that led there), so that the CLI reports it as the user's to fix.
+fn input_error(error: anyhow::Error, field: &str) -> InputError {
+    match error.downcast::<InputError>() {
+        Ok(input) => input,
+        Err(other) => InputError::new(format!("{other:#}")).field(field),
     }
 }
 

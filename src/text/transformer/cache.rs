@@ -148,7 +148,7 @@ fn hash_files(spec: &ModelSpec, files: &[PathBuf]) -> anyhow::Result<String> {
     Ok(hex(&hasher.finalize()))
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -26,8 +26,9 @@ use super::weights::WeightSource;
 use crate::backend::{cpu_device, Cpu, CpuTrain};
 use crate::error::InputError;
 
-/// Training settings; [`Default`] is the SimCSE recipe of the brief.
-#[derive(Debug, Clone, PartialEq)]
+/// Training settings; [`Default`] is the SimCSE recipe of the brief. Serializable so that a
+/// fine-tuned model can be keyed by the settings that made it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct FinetuneSettings {
     pub epochs: usize,
     pub batch_size: usize,
@@ -111,6 +112,11 @@ pub fn finetune(model_dir: &Path, texts: &[String], out_dir: &Path, settings: &F
     save_model(model_dir, out_dir, &weights, &trained)?;
     let steps = losses.len();
     Ok(FinetuneReport { losses, steps, encoder: SentenceEncoder::from_parts(spec, tokenizer, trained, device) })
+}
+
+/// The number of optimiser steps [`finetune`] will take on `texts` (after dropping duplicates).
+pub fn planned_steps(texts: &[String], settings: &FinetuneSettings) -> usize {
+    Schedule::new(settings, distinct(texts).len()).steps_to_run
 }
 
 fn check_settings(model_dir: &Path, out_dir: &Path, settings: &FinetuneSettings) -> anyhow::Result<()> {

@@ -10,12 +10,14 @@
 //! - [`SentenceEncoder`]: load a folder, tokenise, encode texts in length-sorted batches;
 //! - [`encode_cached`]: the same through an on-disk cache keyed by model and text content;
 //! - [`embed_file`]: a JSON file of texts or challenge records to a float32 .npy;
-//! - [`finetune`]: SimCSE fine-tuning that writes a new model folder.
+//! - [`finetune`]: SimCSE fine-tuning that writes a new model folder;
+//! - [`finetuned_model`]: the same once per model, settings and texts, cached for sweeps.
 
 pub mod cache;
 pub mod config;
 pub mod encoder;
 pub mod finetune;
+pub mod finetuned;
 pub mod model;
 pub mod pooling;
 pub mod tokenize;
@@ -28,7 +30,8 @@ use serde_json::Value;
 pub use cache::{encode_cached, CacheStats};
 pub use config::{Architecture, ModelSpec, PoolingConfig, TransformerConfig};
 pub use encoder::SentenceEncoder;
-pub use finetune::{finetune, FinetuneReport, FinetuneSettings};
+pub use finetune::{finetune, planned_steps, FinetuneReport, FinetuneSettings};
+pub use finetuned::{finetune_key, finetuned_model};
 
 use crate::data::records::{json_kind, parse_records};
 use crate::data::{npy, Split};

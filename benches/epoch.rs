@@ -25,10 +25,6 @@ fn options() -> EpochBench {
     o
 }
 
-// The same allocator as the binary (src/main.rs), so the benchmark measures what users run.
-#[global_allocator]
-static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
 fn main() {
     println!("{}", run::<CpuTrain>(&options(), &cpu_device(), "cpu"));
 }

@@ -10,6 +10,7 @@
 //! - [`job`]: one resolved config on one fold, end to end;
 //! - [`cli`]: the command line on top.
 
+mod alloc;
 pub mod backend;
 pub mod bench;
 pub mod cli;

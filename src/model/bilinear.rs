@@ -38,13 +38,16 @@ impl<B: Backend> Bilinear<B> {
     }
 
     pub fn forward(&self, metric: Tensor<B, 2>, text: Tensor<B, 2>) -> Tensor<B, 2> {
-        let [_, d_text, d_out] = self.dims();
+        Self::product(self.weight.val(), self.dims(), metric, text) + self.bias.val().unsqueeze()
+    }
+
+    /// m^T W_k t for every output k, without the bias; `weight` as stored in [`Bilinear`].
+    pub fn product(weight: Tensor<B, 2>, [_, d_text, d_out]: [usize; 3], metric: Tensor<B, 2>, text: Tensor<B, 2>) -> Tensor<B, 2> {
         let batch = metric.dims()[0];
         // (batch, d_text, d_out): every text direction's output for this metric.
-        let per_text = metric.matmul(self.weight.val()).reshape([batch, d_text, d_out]);
+        let per_text = metric.matmul(weight).reshape([batch, d_text, d_out]);
         // Contract with t: (batch, 1, d_text) @ (batch, d_text, d_out) -> (batch, 1, d_out).
-        let out = text.reshape([batch, 1, d_text]).matmul(per_text).reshape([batch, d_out]);
-        out + self.bias.val().unsqueeze()
+        text.reshape([batch, 1, d_text]).matmul(per_text).reshape([batch, d_out])
     }
 }
 

@@ -104,6 +104,21 @@ impl<B: Backend> PairModel<B> {
             (None, Some(low_rank)) => low_rank.forward(metric.clone(), text.clone()),
             (None, None) => unreachable!("a model always has one bilinear layer"),
         };
+        self.forward_from(metric, text, interaction)
+    }
+
+    /// The forward pass with the full bilinear layer's weight product taken out of autodiff:
+    /// it enters the graph as a leaf (returned second), whose gradient gives the weight's
+    /// gradient outside burn (see `train::fused`). The bias stays in the graph.
+    pub fn forward_with_bilinear_leaf(&self, metric: Tensor<B, 2>, text: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let full = self.bilinear.as_ref().expect("forward_with_bilinear_leaf needs the full bilinear layer");
+        let product = Bilinear::product(full.weight.val().detach(), full.dims(), metric.clone(), text.clone());
+        let leaf = product.detach().require_grad();
+        let interaction = leaf.clone() + full.bias.val().unsqueeze();
+        (self.forward_from(metric, text, interaction), leaf)
+    }
+
+    fn forward_from(&self, metric: Tensor<B, 2>, text: Tensor<B, 2>, interaction: Tensor<B, 2>) -> Tensor<B, 2> {
         let mut x = Tensor::cat(vec![metric, text, interaction], 1);
         for (fc, norm) in self.fc_layers.iter().zip(&self.layer_norms) {
             x = self.dropout.forward(relu(norm.forward(fc.forward(x))));

@@ -1,6 +1,7 @@
 //! Training one model on one fold: batches, the epoch loop, evaluation, checkpoints.
 
 pub mod checkpoint;
+pub mod fused;
 pub mod metrics;
 pub mod optim;
 pub mod schedule;
@@ -122,9 +123,22 @@ pub fn train_epoch<B: AutodiffBackend>(
     device: &B::Device,
 ) -> (PairModel<B>, f64) {
     let mut loss_sum = 0.0;
+    let fused = adam.on_host() && model.bilinear.is_some();
     for batch in samples.chunks(batch_size) {
         let (metric, text) = features.batch::<B>(batch, device);
         let (targets, weights) = targets::<B>(batch, device);
+        if fused {
+            // CPU, full bilinear layer: its 1.8 GB weight gradient is never built (train::fused).
+            let (output, leaf) = model.forward_with_bilinear_leaf(metric.clone(), text.clone());
+            let loss = (per_sample_loss(loss_settings, output, &targets) * weights).mean();
+            loss_sum += loss.clone().into_scalar().elem::<f64>() * batch.len() as f64;
+            let grads = loss.backward();
+            let leaf_grad = leaf.grad(&grads).expect("the bilinear product reaches the loss");
+            let bilinear_batch = fused::BilinearBatch::new(metric.inner(), text.inner(), leaf_grad);
+            let grads = GradientsParams::from_grads(grads, &model);
+            model = adam.step_with_fused_bilinear(lr, model, grads, &bilinear_batch).0;
+            continue;
+        }
         let output = model.forward(metric, text);
         let loss = (per_sample_loss(loss_settings, output, &targets) * weights).mean();
         loss_sum += loss.clone().into_scalar().elem::<f64>() * batch.len() as f64;

@@ -15,6 +15,9 @@ use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 
+use super::fused::BilinearBatch;
+use crate::model::{Bilinear, PairModel};
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamSettings {
     pub beta1: f64,
@@ -51,10 +54,45 @@ pub struct Adam<B: AutodiffBackend> {
 /// Elements per parallel chunk; fixed so that sums are added in the same order every run.
 const CHUNK: usize = 1 << 16;
 
+/// One step's Adam coefficients, for updating parameters element by element on the host.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamCoeffs {
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    /// lr / (1 - beta1^t)
+    step_size: f32,
+    /// sqrt(1 - beta2^t)
+    bias2_sqrt: f32,
+    /// Global clipping factor for the raw gradient.
+    scale: f32,
+}
+
+impl AdamCoeffs {
+    /// p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), with g = scale * grad + wd * p,
+    /// as torch.optim.Adam computes it.
+    #[inline]
+    pub fn apply_all(&self, p: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
+        let AdamCoeffs { beta1, beta2, eps, weight_decay, step_size, bias2_sqrt, scale } = *self;
+        for i in 0..p.len() {
+            let g = grad[i] * scale + weight_decay * p[i];
+            m[i] = beta1 * m[i] + (1.0 - beta1) * g;
+            v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
+            p[i] -= step_size * m[i] / (v[i].sqrt() / bias2_sqrt + eps);
+        }
+    }
+}
+
 impl<B: AutodiffBackend> Adam<B> {
     pub fn new(settings: AdamSettings) -> Self {
         let host = TypeId::of::<B::InnerBackend>() == TypeId::of::<crate::backend::Cpu>();
         Adam { settings, steps: 0, moments: HashMap::new(), host_moments: HashMap::new(), host }
+    }
+
+    /// Whether updates run on the host (the CPU backend), where the fused bilinear step works.
+    pub fn on_host(&self) -> bool {
+        self.host
     }
 
     /// Forces the tensor-op path (true) or the fused host path (false); for tests and benches.
@@ -79,7 +117,15 @@ impl<B: AutodiffBackend> Adam<B> {
         }
     }
 
-    fn step_host<M: AutodiffModule<B>>(&mut self, lr: f64, module: M, mut grads: GradientsParams) -> (M, f64) {
+    fn step_host<M: AutodiffModule<B>>(&mut self, lr: f64, module: M, grads: GradientsParams) -> (M, f64) {
+        let (module, norm, _) = self.step_host_with_extra(lr, module, grads, 0.0);
+        (module, norm)
+    }
+
+    /// The host step over every gradient in `grads`, with `extra_sum_sq` (the squared norm of
+    /// gradients kept outside `grads`) counted in the global clipping norm. Returns the new
+    /// module, the global norm and the coefficients the other gradients must be applied with.
+    fn step_host_with_extra<M: AutodiffModule<B>>(&mut self, lr: f64, module: M, mut grads: GradientsParams, extra_sum_sq: f64) -> (M, f64, AdamCoeffs) {
         let mut pull = PullGrads::<B> { grads: &mut grads, host: HashMap::new(), _backend: std::marker::PhantomData };
         module.visit(&mut pull);
         let host_grads = pull.host;
@@ -87,32 +133,53 @@ impl<B: AutodiffBackend> Adam<B> {
             .values()
             .map(|g| host_slice(g).par_chunks(CHUNK).map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()).collect::<Vec<_>>().iter().sum::<f64>())
             .sum();
-        let norm = sum_sq.sqrt();
-        let scale = self.clip_scale(norm) as f32;
+        let norm = (sum_sq + extra_sum_sq).sqrt();
         self.steps += 1;
-        let mut mapper = HostAdamMapper::<B> { adam: self, grads: host_grads, lr, scale };
-        (module.map(&mut mapper), norm)
+        let coeffs = self.coeffs(lr, self.clip_scale(norm) as f32);
+        let mut mapper = HostAdamMapper::<B> { adam: self, grads: host_grads, coeffs };
+        (module.map(&mut mapper), norm, coeffs)
     }
 
-    /// p -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps), with g = scale * grad + wd * p.
-    fn update_host(&mut self, id: ParamId, values: &mut [f32], grad: &[f32], lr: f64, scale: f32) {
+    /// One step of a model whose full bilinear weight got no gradient from autodiff (it was
+    /// trained through [`crate::model::PairModel::forward_with_bilinear_leaf`]): the weight's
+    /// gradient is computed from `batch` chunk by chunk and applied at once, never stored.
+    /// CPU (host path) only.
+    pub fn step_with_fused_bilinear(&mut self, lr: f64, model: PairModel<B>, grads: GradientsParams, batch: &BilinearBatch) -> (PairModel<B>, f64) {
+        assert!(self.host, "the fused bilinear step runs on the host (CPU) path only");
+        // The weight has no entry in `grads` (it was detached), so this leaves it as it is.
+        let (mut model, norm, coeffs) = self.step_host_with_extra(lr, model, grads, batch.weight_grad_sum_sq());
+        let full = model.bilinear.take().expect("a full bilinear layer");
+        let (id, tensor, mapper) = full.weight.consume();
+        let device = tensor.device();
+        let mut values = to_host(tensor.inner());
+        let weight = values.as_mut_slice::<f32>().expect("float32 host data");
+        let (first, second) = self.host_moments.entry(id).or_insert_with(|| (vec![0.0; weight.len()], vec![0.0; weight.len()]));
+        batch.apply_adam(weight, first, second, coeffs);
+        let updated = Tensor::from_inner(Tensor::<B::InnerBackend, 2>::from_data(values, &device)).require_grad();
+        model.bilinear = Some(Bilinear { weight: Param::from_mapped_value(id, updated, mapper), bias: full.bias });
+        (model, norm)
+    }
+
+    fn coeffs(&self, lr: f64, scale: f32) -> AdamCoeffs {
         let AdamSettings { beta1, beta2, eps, weight_decay, .. } = self.settings;
+        AdamCoeffs {
+            beta1: beta1 as f32,
+            beta2: beta2 as f32,
+            eps: eps as f32,
+            weight_decay: weight_decay as f32,
+            step_size: (lr / (1.0 - beta1.powi(self.steps))) as f32,
+            bias2_sqrt: (1.0 - beta2.powi(self.steps)).sqrt() as f32,
+            scale,
+        }
+    }
+
+    fn update_host(&mut self, id: ParamId, values: &mut [f32], grad: &[f32], coeffs: AdamCoeffs) {
         let (first, second) = self.host_moments.entry(id).or_insert_with(|| (vec![0.0; values.len()], vec![0.0; values.len()]));
-        let step_size = (lr / (1.0 - beta1.powi(self.steps))) as f32;
-        let bias2_sqrt = (1.0 - beta2.powi(self.steps)).sqrt() as f32;
-        let (b1, b2, eps, wd) = (beta1 as f32, beta2 as f32, eps as f32, weight_decay as f32);
         values
             .par_chunks_mut(CHUNK)
             .zip(grad.par_chunks(CHUNK))
             .zip(first.par_chunks_mut(CHUNK).zip(second.par_chunks_mut(CHUNK)))
-            .for_each(|((p, g), (m, v))| {
-                for i in 0..p.len() {
-                    let g = g[i] * scale + wd * p[i];
-                    m[i] = b1 * m[i] + (1.0 - b1) * g;
-                    v[i] = b2 * v[i] + (1.0 - b2) * g * g;
-                    p[i] -= step_size * m[i] / (v[i].sqrt() / bias2_sqrt + eps);
-                }
-            });
+            .for_each(|((p, g), (m, v))| coeffs.apply_all(p, g, m, v));
     }
 
     fn step_tensors<M: AutodiffModule<B>>(&mut self, lr: f64, module: M, mut grads: GradientsParams) -> (M, f64) {
@@ -208,8 +275,7 @@ fn host_slice(data: &TensorData) -> &[f32] {
 struct HostAdamMapper<'a, B: AutodiffBackend> {
     adam: &'a mut Adam<B>,
     grads: HashMap<ParamId, TensorData>,
-    lr: f64,
-    scale: f32,
+    coeffs: AdamCoeffs,
 }
 
 impl<B: AutodiffBackend> ModuleMapper<B> for HostAdamMapper<'_, B> {
@@ -222,7 +288,7 @@ impl<B: AutodiffBackend> ModuleMapper<B> for HostAdamMapper<'_, B> {
         let device = tensor.device();
         let mut values = to_host(tensor.inner());
         let slice = values.as_mut_slice::<f32>().expect("float32 host data");
-        self.adam.update_host(id, slice, host_slice(&grad), self.lr, self.scale);
+        self.adam.update_host(id, slice, host_slice(&grad), self.coeffs);
         let inner = Tensor::<B::InnerBackend, D>::from_data(values, &device);
         let mut tensor = Tensor::from_inner(inner);
         if require_grad {

@@ -75,8 +75,8 @@ def main():
     per_step = (time.perf_counter() - start) / steps
     kind = "full bilinear" if a.rank == 0 else f"low-rank r={a.rank}"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"pytorch {torch.__version__} {kind}, {a.rows} rows, batch {a.batch}: {per_step:.2f} s/step over {steps} steps "
-          f"-> {per_step * steps_per_epoch:.1f} s/epoch (peak RSS {peak:.0f} MiB; threads {a.threads})")
+    print(f"pytorch {torch.__version__} {kind}, {a.rows} rows, batch {a.batch}: {per_step:.4f} s/step over {steps} steps "
+          f"-> {per_step * steps_per_epoch:.2f} s/epoch (peak RSS {peak:.0f} MiB; threads {a.threads})")
 
 
 if __name__ == "__main__":

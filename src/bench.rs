@@ -92,7 +92,7 @@ pub fn run<B: AutodiffBackend>(o: &EpochBench, device: &B::Device, device_name: 
     let per_step = started.elapsed().as_secs_f64() / steps as f64;
     let kind = if o.rank == 0 { "full bilinear".to_string() } else { format!("low-rank r={}", o.rank) };
     format!(
-        "foldsweep {kind} on {device_name}, dim {}, hidden {:?}, {} rows, batch {}: {:.3} s/step over {steps} steps -> {:.1} s/epoch \
+        "foldsweep {kind} on {device_name}, dim {}, hidden {:?}, {} rows, batch {}: {:.4} s/step over {steps} steps -> {:.2} s/epoch \
          (first step incl. init {:.1} s; loss {train_loss:.3}; peak RSS {:.0} MiB; threads {})",
         o.dim,
         o.hidden,

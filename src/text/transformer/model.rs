@@ -7,7 +7,7 @@
 use burn::module::{Module, Param};
 use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Int, Tensor, TensorData, TensorPrimitive};
 
 use super::config::{Architecture, TransformerConfig};
 use super::weights::{Exported, WeightSource};
@@ -44,8 +44,13 @@ impl<B: Backend> Dense<B> {
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
         let [batch, tokens, inputs] = x.dims();
         let outputs = self.weight.val().dims()[1];
-        let y = x.reshape([batch * tokens, inputs]).matmul(self.weight.val()) + self.bias.val().unsqueeze::<2>();
-        y.reshape([batch, tokens, outputs])
+        // [x, 1] @ [W; b]: the bias rides in the matrix product. Added afterwards it is a
+        // broadcast, which flex walks element by element through strided indices (a quarter
+        // of encoding time); the two concatenations are plain copies.
+        let device = x.device();
+        let x = Tensor::cat(vec![x.reshape([batch * tokens, inputs]), Tensor::ones([batch * tokens, 1], &device)], 1);
+        let weight = Tensor::cat(vec![self.weight.val(), self.bias.val().unsqueeze::<2>()], 0);
+        x.matmul(weight).reshape([batch, tokens, outputs])
     }
 }
 
@@ -72,12 +77,17 @@ impl<B: Backend> Norm<B> {
         out.tensor(&format!("{name}.bias"), self.beta.val());
     }
 
+    /// The backend's layer norm: flex fuses it into one pass per row (written out in tensor
+    /// ops it was a quarter of encoding time); other backends, autodiff included, compose it
+    /// from the same formula.
     pub fn forward(&self, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let mean = x.clone().mean_dim(2);
-        let centered = x - mean;
-        let variance = centered.clone().powi_scalar(2).mean_dim(2);
-        let normalized = centered / variance.add_scalar(self.eps).sqrt();
-        normalized * self.gamma.val().unsqueeze::<3>() + self.beta.val().unsqueeze::<3>()
+        let normalized = B::layer_norm(
+            x.into_primitive().tensor(),
+            self.gamma.val().into_primitive().tensor(),
+            Some(self.beta.val().into_primitive().tensor()),
+            self.eps,
+        );
+        Tensor::from_primitive(TensorPrimitive::Float(normalized))
     }
 }
 
@@ -197,11 +207,11 @@ impl<B: Backend> Layer<B> {
     }
 }
 
-/// The exact GELU `0.5 x (1 + erf(x / sqrt 2))`, written out so that its gradient is the
-/// exact one too (burn's fused `gelu` differentiates the tanh approximation).
+/// The exact GELU `0.5 x (1 + erf(x / sqrt 2))`. burn's fused op computes it on every backend;
+/// its gradient is exact on flex, where encoding and fine-tuning run (burn's default backward,
+/// used by backends that do not override it, differentiates the tanh approximation).
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    let cdf = (x.clone() / std::f64::consts::SQRT_2).erf().add_scalar(1.0);
-    x * cdf * 0.5
+    burn::tensor::activation::gelu(x)
 }
 
 /// The whole transformer: embeddings and the layer stack (no pooler: sentence-transformers

@@ -91,6 +91,7 @@ pub fn finetune(model_dir: &Path, texts: &[String], out_dir: &Path, settings: &F
         .with_epsilon(1e-6)
         .init::<CpuTrain, Encoder<CpuTrain>>();
     let mut losses = Vec::new();
+    let started = std::time::Instant::now();
     'epochs: for _ in 0..settings.epochs {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.shuffle(&mut rng);
@@ -106,6 +107,7 @@ pub fn finetune(model_dir: &Path, texts: &[String], out_dir: &Path, settings: &F
                 clip_global_norm(&encoder, &mut grads, max_norm);
             }
             encoder = optimizer.step(schedule.lr(losses.len() - 1), encoder, grads);
+            report_progress(losses.len(), schedule.steps_to_run, &losses, started);
         }
     }
     let trained = encoder.valid();
@@ -117,6 +119,15 @@ pub fn finetune(model_dir: &Path, texts: &[String], out_dir: &Path, settings: &F
 /// The number of optimiser steps [`finetune`] will take on `texts` (after dropping duplicates).
 pub fn planned_steps(texts: &[String], settings: &FinetuneSettings) -> usize {
     Schedule::new(settings, distinct(texts).len()).steps_to_run
+}
+
+/// One stderr line at every tenth of the run: a real model's fine-tuning takes minutes.
+fn report_progress(step: usize, steps: usize, losses: &[f32], started: std::time::Instant) {
+    let every = (steps / 10).max(1);
+    if step % every == 0 || step == steps {
+        let seconds = started.elapsed().as_secs_f64();
+        eprintln!("  SimCSE step {step}/{steps}: loss {:.4}, {:.1} s/step", losses[step - 1], seconds / step as f64);
+    }
 }
 
 fn check_settings(model_dir: &Path, out_dir: &Path, settings: &FinetuneSettings) -> anyhow::Result<()> {

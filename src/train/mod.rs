@@ -123,27 +123,32 @@ pub fn train_epoch<B: AutodiffBackend>(
     device: &B::Device,
 ) -> (PairModel<B>, f64) {
     let mut loss_sum = 0.0;
+    // CPU with the full bilinear layer: its 1.8 GB weight gradient is never built (train::fused).
     let fused = adam.on_host() && model.bilinear.is_some();
     for batch in samples.chunks(batch_size) {
         let (metric, text) = features.batch::<B>(batch, device);
         let (targets, weights) = targets::<B>(batch, device);
-        if fused {
-            // CPU, full bilinear layer: its 1.8 GB weight gradient is never built (train::fused).
+        let (output, bilinear_leaf) = if fused {
             let (output, leaf) = model.forward_with_bilinear_leaf(metric.clone(), text.clone());
-            let loss = (per_sample_loss(loss_settings, output, &targets) * weights).mean();
-            loss_sum += loss.clone().into_scalar().elem::<f64>() * batch.len() as f64;
-            let grads = loss.backward();
-            let leaf_grad = leaf.grad(&grads).expect("the bilinear product reaches the loss");
-            let bilinear_batch = fused::BilinearBatch::new(metric.inner(), text.inner(), leaf_grad);
-            let grads = GradientsParams::from_grads(grads, &model);
-            model = adam.step_with_fused_bilinear(lr, model, grads, &bilinear_batch).0;
-            continue;
-        }
-        let output = model.forward(metric, text);
+            (output, Some(leaf))
+        } else {
+            (model.forward(metric.clone(), text.clone()), None)
+        };
         let loss = (per_sample_loss(loss_settings, output, &targets) * weights).mean();
         loss_sum += loss.clone().into_scalar().elem::<f64>() * batch.len() as f64;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = adam.step(lr, model, grads).0;
+        let grads = loss.backward();
+        model = match bilinear_leaf {
+            Some(leaf) => {
+                let leaf_grad = leaf.grad(&grads).expect("the bilinear product reaches the loss");
+                let bilinear_batch = fused::BilinearBatch::new(metric.inner(), text.inner(), leaf_grad);
+                let grads = GradientsParams::from_grads(grads, &model);
+                adam.step_with_fused_bilinear(lr, model, grads, &bilinear_batch).0
+            }
+            None => {
+                let grads = GradientsParams::from_grads(grads, &model);
+                adam.step(lr, model, grads).0
+            }
+        };
     }
     (model, loss_sum / samples.len().max(1) as f64)
 }

@@ -150,14 +150,18 @@ impl<B: AutodiffBackend> Adam<B> {
         let (mut model, norm, coeffs) = self.step_host_with_extra(lr, model, grads, batch.weight_grad_sum_sq());
         let full = model.bilinear.take().expect("a full bilinear layer");
         let (id, tensor, mapper) = full.weight.consume();
-        let device = tensor.device();
-        let mut values = to_host(tensor.inner());
-        let weight = values.as_mut_slice::<f32>().expect("float32 host data");
-        let (first, second) = self.host_moments.entry(id).or_insert_with(|| (vec![0.0; weight.len()], vec![0.0; weight.len()]));
-        batch.apply_adam(weight, first, second, coeffs);
-        let updated = Tensor::from_inner(Tensor::<B::InnerBackend, 2>::from_data(values, &device)).require_grad();
+        let updated = update_on_host(tensor, |weight| {
+            let (first, second) = self.moments_of(id, weight.len());
+            batch.apply_adam(weight, first, second, coeffs);
+        });
         model.bilinear = Some(Bilinear { weight: Param::from_mapped_value(id, updated, mapper), bias: full.bias });
         (model, norm)
+    }
+
+    /// The host moments of parameter `id`, zeros on its first step.
+    fn moments_of(&mut self, id: ParamId, len: usize) -> (&mut Vec<f32>, &mut Vec<f32>) {
+        let (first, second) = self.host_moments.entry(id).or_insert_with(|| (vec![0.0; len], vec![0.0; len]));
+        (first, second)
     }
 
     fn coeffs(&self, lr: f64, scale: f32) -> AdamCoeffs {
@@ -174,7 +178,7 @@ impl<B: AutodiffBackend> Adam<B> {
     }
 
     fn update_host(&mut self, id: ParamId, values: &mut [f32], grad: &[f32], coeffs: AdamCoeffs) {
-        let (first, second) = self.host_moments.entry(id).or_insert_with(|| (vec![0.0; values.len()], vec![0.0; values.len()]));
+        let (first, second) = self.moments_of(id, values.len());
         values
             .par_chunks_mut(CHUNK)
             .zip(grad.par_chunks(CHUNK))
@@ -268,6 +272,21 @@ fn to_host<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> TensorData {
     tensor.into_data().convert::<f32>()
 }
 
+/// Runs `update` on a parameter's values in host memory and returns the parameter rebuilt from
+/// them (no copy on the CPU backend), still tracked by autodiff if it was.
+fn update_on_host<B: AutodiffBackend, const D: usize>(tensor: Tensor<B, D>, update: impl FnOnce(&mut [f32])) -> Tensor<B, D> {
+    let require_grad = tensor.is_require_grad();
+    let device = tensor.device();
+    let mut values = to_host(tensor.inner());
+    update(values.as_mut_slice::<f32>().expect("float32 host data"));
+    let tensor = Tensor::from_inner(Tensor::<B::InnerBackend, D>::from_data(values, &device));
+    if require_grad {
+        tensor.require_grad()
+    } else {
+        tensor
+    }
+}
+
 fn host_slice(data: &TensorData) -> &[f32] {
     data.as_slice::<f32>().expect("float32 host data")
 }
@@ -284,16 +303,8 @@ impl<B: AutodiffBackend> ModuleMapper<B> for HostAdamMapper<'_, B> {
         let Some(grad) = self.grads.remove(&id) else {
             return Param::from_mapped_value(id, tensor, mapper);
         };
-        let require_grad = tensor.is_require_grad();
-        let device = tensor.device();
-        let mut values = to_host(tensor.inner());
-        let slice = values.as_mut_slice::<f32>().expect("float32 host data");
-        self.adam.update_host(id, slice, host_slice(&grad), self.coeffs);
-        let inner = Tensor::<B::InnerBackend, D>::from_data(values, &device);
-        let mut tensor = Tensor::from_inner(inner);
-        if require_grad {
-            tensor = tensor.require_grad();
-        }
+        let coeffs = self.coeffs;
+        let tensor = update_on_host(tensor, |values| self.adam.update_host(id, values, host_slice(&grad), coeffs));
         Param::from_mapped_value(id, tensor, mapper)
     }
 }

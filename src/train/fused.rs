@@ -16,6 +16,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
+use super::kernels::dot_f64;
 use super::optim::AdamCoeffs;
 
 /// What the weight gradient is made of, on the host: row-major batch x dim matrices.
@@ -48,7 +49,7 @@ impl BilinearBatch {
         for i in 0..b {
             for j in 0..b {
                 let (x, y) = (&values[i * dim..(i + 1) * dim], &values[j * dim..(j + 1) * dim]);
-                gram[i * b + j] = x.iter().zip(y).map(|(&p, &q)| p as f64 * q as f64).sum();
+                gram[i * b + j] = dot_f64(x, y);
             }
         }
         gram

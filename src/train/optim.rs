@@ -16,6 +16,7 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{ElementConversion, Tensor, TensorData};
 
 use super::fused::BilinearBatch;
+use super::kernels::sum_sq_f64;
 use crate::model::{Bilinear, PairModel};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -75,11 +76,13 @@ impl AdamCoeffs {
     #[inline]
     pub fn apply_all(&self, p: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
         let AdamCoeffs { beta1, beta2, eps, weight_decay, step_size, bias2_sqrt, scale } = *self;
-        for i in 0..p.len() {
-            let g = grad[i] * scale + weight_decay * p[i];
-            m[i] = beta1 * m[i] + (1.0 - beta1) * g;
-            v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
-            p[i] -= step_size * m[i] / (v[i].sqrt() / bias2_sqrt + eps);
+        assert!(grad.len() == p.len() && m.len() == p.len() && v.len() == p.len(), "Adam slices of unequal lengths");
+        // Zipped iterators: no bounds checks, so the loop is vectorised.
+        for (((p, &grad), m), v) in p.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+            let g = grad * scale + weight_decay * *p;
+            *m = beta1 * *m + (1.0 - beta1) * g;
+            *v = beta2 * *v + (1.0 - beta2) * g * g;
+            *p -= step_size * *m / (v.sqrt() / bias2_sqrt + eps);
         }
     }
 }
@@ -131,7 +134,7 @@ impl<B: AutodiffBackend> Adam<B> {
         let host_grads = pull.host;
         let sum_sq: f64 = host_grads
             .values()
-            .map(|g| host_slice(g).par_chunks(CHUNK).map(|c| c.iter().map(|&x| (x as f64) * (x as f64)).sum::<f64>()).collect::<Vec<_>>().iter().sum::<f64>())
+            .map(|g| host_slice(g).par_chunks(CHUNK).map(sum_sq_f64).collect::<Vec<_>>().iter().sum::<f64>())
             .sum();
         let norm = (sum_sq + extra_sum_sq).sqrt();
         self.steps += 1;

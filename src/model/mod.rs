@@ -4,17 +4,19 @@
 //! Generic over the burn backend: the same code trains on flex (CPU) and CUDA.
 
 pub mod bilinear;
+pub mod dropout;
 pub mod import;
 pub mod loss;
 
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::tensor::activation::relu;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use crate::config::{ModelKind, TrainConfig};
 pub use bilinear::{Bilinear, LowRankBilinear};
+pub use dropout::HostDropout;
 pub use loss::{predict_score, LossSettings, Targets, NUM_CLASSES};
 
 /// Everything that fixes the model's shape.
@@ -66,15 +68,9 @@ impl ModelSpec {
             layer_norms.push(LayerNormConfig::new(hidden).init(device));
             width = hidden;
         }
-        PairModel {
-            bilinear,
-            low_rank,
-            fc_layers,
-            layer_norms,
-            dropout: DropoutConfig::new(self.dropout).init(),
-            head: LinearConfig::new(width, self.head_outputs()).init(device),
-            kind: self.kind,
-        }
+        let head = LinearConfig::new(width, self.head_outputs()).init(device);
+        let dropout = HostDropout::new::<B>(self.dropout, device);
+        PairModel { bilinear, low_rank, fc_layers, layer_norms, dropout, head, kind: self.kind }
     }
 }
 
@@ -84,7 +80,8 @@ pub struct PairModel<B: Backend> {
     pub low_rank: Option<LowRankBilinear<B>>,
     pub fc_layers: Vec<Linear<B>>,
     pub layer_norms: Vec<LayerNorm<B>>,
-    pub dropout: Dropout,
+    #[module(skip)]
+    pub dropout: HostDropout,
     /// Standard/ordinal: 11 logits. Heteroscedastic: column 0 mean, column 1 log-variance
     /// (the report's mean_head and logvar_head side by side).
     pub head: Linear<B>,

@@ -145,6 +145,8 @@ pub fn run_sweep(sweep: &SweepFile, plan: &Plan, options: &RunOptions) -> anyhow
     }
     let slot_devices: Vec<Device> =
         options.devices.iter().flat_map(|d| std::iter::repeat_n(d.clone(), options.jobs_per_device.max(1))).collect();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpu_threads = cpu_thread_share(&slot_devices, std::env::var_os("RAYON_NUM_THREADS").is_some(), cores);
     let work_dir = options.db.with_extension("jobs");
     std::fs::create_dir_all(&work_dir).with_context(|| format!("creating {}", work_dir.display()))?;
     let checkpoint_root = store.base_dir().join("checkpoints");
@@ -191,7 +193,7 @@ pub fn run_sweep(sweep: &SweepFile, plan: &Plan, options: &RunOptions) -> anyhow
                     continue; // another coordinator on this database took it
                 }
                 let config: crate::config::Config = serde_json::from_str(&store.config_params(&job.config_id)?)?;
-                let running = spawn_job(&work_dir, &checkpoint_root, job, config, device, slot, label_of, events_tx.clone())?;
+                let running = spawn_job(&work_dir, &checkpoint_root, job, config, (device, cpu_threads), slot, label_of, events_tx.clone())?;
                 store.set_worker_pid(running.job.id, running.child.id())?;
                 slots[slot] = Some(running);
             }
@@ -278,13 +280,21 @@ fn eta(durations: &[f64], c: &Counts, slots: usize) -> Option<Duration> {
     Some(Duration::from_secs_f64(remaining))
 }
 
+/// Threads for each CPU worker when several jobs share the CPU: the cores divided among them.
+/// Every worker's thread pool would otherwise take all cores, N jobs each fighting N-1 others
+/// for them. A RAYON_NUM_THREADS the user set is left to decide.
+fn cpu_thread_share(slot_devices: &[Device], user_set_threads: bool, cores: usize) -> Option<usize> {
+    let cpu_slots = slot_devices.iter().filter(|d| **d == Device::Cpu).count();
+    (cpu_slots > 1 && !user_set_threads).then(|| (cores / cpu_slots).max(1))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn spawn_job(
     work_dir: &Path,
     checkpoint_root: &Path,
     job: JobRow,
     config: crate::config::Config,
-    device: &Device,
+    (device, cpu_threads): (&Device, Option<usize>),
     slot: usize,
     label_of: impl Fn(&str) -> String,
     events: mpsc::Sender<Event>,
@@ -311,6 +321,9 @@ fn spawn_job(
         .stderr(std::fs::File::create(&stderr_path)?)
         // Own process group: a terminal's Ctrl-C reaches only the coordinator, which decides.
         .process_group(0);
+    if let (Device::Cpu, Some(threads)) = (device, cpu_threads) {
+        command.env("RAYON_NUM_THREADS", threads.to_string());
+    }
     // SAFETY: prctl is async-signal-safe; it asks the kernel to kill the child if we die
     // (kill -9 of the coordinator must not leave jobs running unrecorded).
     unsafe {
@@ -370,4 +383,20 @@ fn stop_child(mut child: Child) {
 /// Shares the interrupt counter with callers that need to know (exit codes).
 pub fn interrupted() -> bool {
     INTERRUPTS.load(Ordering::SeqCst) > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_workers_share_the_cores_unless_the_user_set_threads() {
+        let four_cpu = vec![Device::Cpu; 4];
+        assert_eq!(cpu_thread_share(&four_cpu, false, 16), Some(4));
+        assert_eq!(cpu_thread_share(&four_cpu, false, 2), Some(1), "never zero threads");
+        assert_eq!(cpu_thread_share(&four_cpu, true, 16), None, "RAYON_NUM_THREADS decides");
+        assert_eq!(cpu_thread_share(&[Device::Cpu], false, 16), None, "one job keeps every core");
+        let gpus = vec![Device::Cuda(0), Device::Cuda(0), Device::Cuda(1)];
+        assert_eq!(cpu_thread_share(&gpus, false, 16), None, "GPU jobs are left alone");
+    }
 }

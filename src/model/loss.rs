@@ -5,7 +5,7 @@
 
 use burn::tensor::activation::{log_sigmoid, log_softmax, sigmoid, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::{Int, Tensor};
+use burn::tensor::{DType, FloatDType, Int, Tensor};
 
 use crate::config::{LossKind, ModelKind, TrainConfig};
 
@@ -51,7 +51,7 @@ pub fn per_sample_loss<B: Backend>(settings: &LossSettings, output: Tensor<B, 2>
         LossKind::CrossEntropy => cross_entropy(output, &targets.class),
         LossKind::Hybrid => {
             let expected = expected_class(output.clone());
-            let class_f = targets.class.clone().float();
+            let class_f = targets.class.clone().float().cast(expected.dtype());
             let squared = (expected - class_f).powi_scalar(2);
             cross_entropy(output, &targets.class) * settings.ce_weight + squared * settings.mse_weight
         }
@@ -70,13 +70,30 @@ pub fn per_sample_loss<B: Backend>(settings: &LossSettings, output: Tensor<B, 2>
 }
 
 /// mean(loss x weight) over the batch: the report's weighted loss.
+/// The training loss: the weighted mean of the per-sample losses, computed in f32 whatever
+/// the model's precision (a bf16 model's outputs, targets and weights are widened first).
 pub fn weighted_loss<B: Backend>(
     settings: &LossSettings,
     output: Tensor<B, 2>,
     targets: &Targets<B>,
     weights: Tensor<B, 1>,
 ) -> Tensor<B, 1> {
-    (per_sample_loss(settings, output, targets) * weights).mean()
+    let targets = Targets { score: in_f32(targets.score.clone()), class: targets.class.clone() };
+    (per_sample_loss(settings, in_f32(output), &targets) * in_f32(weights)).mean()
+}
+
+/// The tensor in f32; unchanged (no graph node) when it already is.
+pub fn in_f32<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<B, D> {
+    if tensor.dtype() == DType::F32 {
+        tensor
+    } else {
+        tensor.cast(FloatDType::F32)
+    }
+}
+
+/// 0, 1, ..., classes - 1 as a float row in `like`'s dtype (the device default may differ).
+fn class_values<B: Backend>(classes: usize, like: &Tensor<B, 2>) -> Tensor<B, 2> {
+    Tensor::<B, 1, Int>::arange(0..classes as i64, &like.device()).float().cast(like.dtype()).reshape([1, classes])
 }
 
 fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, class: &Tensor<B, 1, Int>) -> Tensor<B, 1> {
@@ -89,7 +106,7 @@ fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, class: &Tensor<B, 1, Int>) ->
 fn ordinal_bce<B: Backend>(logits: Tensor<B, 2>, class: &Tensor<B, 1, Int>) -> Tensor<B, 1> {
     let [batch, classes] = logits.dims();
     let thresholds = Tensor::<B, 1, Int>::arange(0..classes as i64, &logits.device()).reshape([1, classes]);
-    let target = thresholds.greater_equal(class.clone().reshape([batch, 1])).float();
+    let target = thresholds.greater_equal(class.clone().reshape([batch, 1])).float().cast(logits.dtype());
     let bce = logits.clone() * target.neg().add_scalar(1.0) - log_sigmoid(logits);
     bce.mean_dim(1).reshape([batch])
 }
@@ -105,7 +122,7 @@ pub fn mean_logvar<B: Backend>(output: Tensor<B, 2>) -> (Tensor<B, 1>, Tensor<B,
 /// Softmax expectation over the classes 0..10.
 fn expected_class<B: Backend>(logits: Tensor<B, 2>) -> Tensor<B, 1> {
     let [batch, classes] = logits.dims();
-    let values = Tensor::<B, 1, Int>::arange(0..classes as i64, &logits.device()).float().reshape([1, classes]);
+    let values = class_values(classes, &logits);
     (softmax(logits, 1) * values).sum_dim(1).reshape([batch])
 }
 
@@ -121,7 +138,7 @@ pub fn predict_score<B: Backend>(kind: ModelKind, output: Tensor<B, 2>) -> Tenso
             let diffs = cumulative.clone().narrow(1, 1, classes - 1) - cumulative.narrow(1, 0, classes - 1);
             let probs = Tensor::cat(vec![first, diffs], 1).clamp_min(0.0);
             let probs = probs.clone() / (probs.sum_dim(1).add_scalar(1e-8));
-            let values = Tensor::<B, 1, Int>::arange(0..classes as i64, &probs.device()).float().reshape([1, classes]);
+            let values = class_values(classes, &probs);
             (probs * values).sum_dim(1).reshape([batch]).clamp(0.0, 10.0)
         }
         ModelKind::Heteroscedastic => mean_logvar(output).0.clamp(0.0, 10.0),

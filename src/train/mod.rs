@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
 use crate::data::{score_bin, Matrix};
-use crate::model::loss::{per_sample_loss, predict_logvar};
+use crate::model::loss::{predict_logvar, weighted_loss};
 use crate::model::{predict_score, LossSettings, ModelSpec, PairModel, Targets};
 use crate::sampling::Sample;
 pub use metrics::{BinMetric, EvalMetrics};
@@ -135,7 +135,7 @@ pub fn train_epoch<B: AutodiffBackend>(
         } else {
             (model.forward(metric.clone(), text.clone()), None)
         };
-        let loss = (per_sample_loss(loss_settings, output, &targets) * weights).mean();
+        let loss = weighted_loss(loss_settings, output, &targets, weights);
         loss_sum += loss.clone().into_scalar().elem::<f64>() * batch.len() as f64;
         let grads = loss.backward();
         model = match bilinear_leaf {

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{ElementConversion, Tensor, TensorData};
+use burn::tensor::{DType, ElementConversion, FloatDType, Tensor, TensorData};
 
 use super::fused::BilinearBatch;
 use super::kernels::sum_sq_f64;
@@ -35,10 +35,12 @@ impl AdamSettings {
     }
 }
 
-/// First and second moments of one parameter, flattened.
+/// First and second moments of one parameter, flattened, in f32; and for a parameter held in
+/// reduced precision (bf16/f16 training on a GPU) its f32 master copy.
 struct Moments<B: Backend> {
     first: Tensor<B, 1>,
     second: Tensor<B, 1>,
+    master: Option<Tensor<B, 1>>,
 }
 
 pub struct Adam<B: AutodiffBackend> {
@@ -207,18 +209,26 @@ impl<B: AutodiffBackend> Adam<B> {
     ) -> Tensor<B::InnerBackend, D> {
         let AdamSettings { beta1, beta2, eps, weight_decay, .. } = self.settings;
         let shape = value.shape();
-        let flat_value = value.reshape([shape.num_elements()]);
-        let mut grad = grad.reshape([shape.num_elements()]);
+        let dtype = value.dtype();
+        let reduced = dtype != DType::F32;
+        let (previous, master) = match self.moments.remove(&id) {
+            Some(Moments { first, second, master }) => (Some((first, second)), master),
+            None => (None, None),
+        };
+        // Reduced precision: the update runs on the f32 master copy. A bf16 weight of 0.2 has a
+        // resolution of 0.001, so lr-sized steps (1e-4) applied to it directly would round away.
+        let flat_value = master.unwrap_or_else(|| value.reshape([shape.num_elements()]).cast(FloatDType::F32));
+        let mut grad = grad.reshape([shape.num_elements()]).cast(FloatDType::F32);
         if scale != 1.0 {
             grad = grad * scale;
         }
         if weight_decay != 0.0 {
             grad = grad + flat_value.clone() * weight_decay;
         }
-        let (first, second) = match self.moments.remove(&id) {
-            Some(m) => (
-                m.first * beta1 + grad.clone() * (1.0 - beta1),
-                m.second * beta2 + grad.powi_scalar(2) * (1.0 - beta2),
+        let (first, second) = match previous {
+            Some((first, second)) => (
+                first * beta1 + grad.clone() * (1.0 - beta1),
+                second * beta2 + grad.powi_scalar(2) * (1.0 - beta2),
             ),
             None => (grad.clone() * (1.0 - beta1), grad.powi_scalar(2) * (1.0 - beta2)),
         };
@@ -226,8 +236,9 @@ impl<B: AutodiffBackend> Adam<B> {
         let bias2 = 1.0 - beta2.powi(self.steps);
         let denom = (second.clone().sqrt() / bias2.sqrt()).add_scalar(eps);
         let updated = flat_value - first.clone() / denom * (lr / bias1);
-        self.moments.insert(id, Moments { first, second });
-        updated.reshape(shape)
+        let master = reduced.then(|| updated.clone());
+        self.moments.insert(id, Moments { first, second, master });
+        updated.cast(dtype).reshape(shape)
     }
 }
 
@@ -321,7 +332,7 @@ pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M, gr
     impl<B: AutodiffBackend> ModuleVisitor<B> for SumOfSquares<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             if let Some(grad) = self.grads.get::<B::InnerBackend, D>(param.id) {
-                self.total += grad.powi_scalar(2).sum().into_scalar().elem::<f64>();
+                self.total += grad.cast(FloatDType::F32).powi_scalar(2).sum().into_scalar().elem::<f64>();
             }
         }
     }

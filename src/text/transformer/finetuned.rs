@@ -34,6 +34,7 @@ pub fn finetuned_model(model_dir: &Path, texts: &[String], settings: &FinetuneSe
     let plural = if steps == 1 { "" } else { "s" };
     eprintln!("fine-tuning {} on {} texts ({steps} step{plural}) into {}", model_dir.display(), texts.len(), target.display());
     std::fs::create_dir_all(&root)?;
+    remove_stale_partials(&target);
     let partial = partial_dir(&target);
     let built = finetune(model_dir, texts, &partial, settings).and_then(|_| sync_tree(&partial));
     if let Err(error) = built {
@@ -61,12 +62,39 @@ pub fn finetune_key(model_dir: &Path, texts: &[String], settings: &FinetuneSetti
     Ok(hex(&hasher.finalize()))
 }
 
-/// A sibling of `target` unique to this process and call, so no two builders share one.
+/// A sibling of `target` unique to this process and call, so no two builders share one:
+/// `.partial-<key>-<host>-<pid>-<serial>`.
 fn partial_dir(target: &Path) -> PathBuf {
     static BUILDS: AtomicUsize = AtomicUsize::new(0);
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let serial = BUILDS.fetch_add(1, Ordering::Relaxed);
-    target.with_file_name(format!(".partial-{name}-{}-{serial}", std::process::id()))
+    target.with_file_name(format!("{}{}-{serial}", partial_prefix(target), std::process::id()))
+}
+
+/// The name every partial folder of `target` built on this host starts with.
+fn partial_prefix(target: &Path) -> String {
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!(".partial-{name}-{}-", host.trim())
+}
+
+/// Deletes the partial folders of `target` left on this host by processes that are gone
+/// (killed or crashed mid-training; a real model's copy is about 1 GB). Folders of live
+/// processes, and of other hosts sharing the cache, are left alone.
+fn remove_stale_partials(target: &Path) {
+    let (Some(parent), prefix) = (target.parent(), partial_prefix(target)) else { return };
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = name.strip_prefix(&prefix).and_then(|rest| rest.split('-').next()?.parse::<i32>().ok()) else { continue };
+        if !process_alive(pid) && std::fs::remove_dir_all(entry.path()).is_ok() {
+            eprintln!("removed {}, left unfinished by process {pid}", entry.path().display());
+        }
+    }
+}
+
+fn process_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    unsafe { libc::kill(pid, 0) == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) }
 }
 
 /// Renames the finished folder into place. A rename onto an existing (non-empty) folder
@@ -105,4 +133,30 @@ fn sync_tree(dir: &Path) -> anyhow::Result<()> {
     }
     std::fs::File::open(dir)?.sync_all()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_folders_of_dead_processes_are_removed_and_live_ones_kept() {
+        let root = tempfile::tempdir().unwrap();
+        let target = root.path().join("abc123");
+        let mut finished = std::process::Command::new("true").spawn().unwrap();
+        let dead_pid = finished.id();
+        finished.wait().unwrap();
+        let prefix = partial_prefix(&target);
+        let dead = root.path().join(format!("{prefix}{dead_pid}-0"));
+        let live = partial_dir(&target);
+        let other_key = root.path().join(format!("{}{dead_pid}-0", partial_prefix(&root.path().join("def456"))));
+        let other_host = root.path().join(format!(".partial-abc123-some-other-host-{dead_pid}-0"));
+        for dir in [&dead, &live, &other_key, &other_host] {
+            std::fs::create_dir_all(dir.join("weights")).unwrap();
+        }
+        remove_stale_partials(&target);
+        assert!(!dead.exists(), "a dead process's partial folder is removed");
+        assert!(live.exists(), "this (live) process's partial folder stays");
+        assert!(other_key.exists() && other_host.exists(), "other keys and other hosts are not touched");
+    }
 }

@@ -4,7 +4,8 @@
 
 use std::time::Instant;
 
-use burn::tensor::backend::AutodiffBackend;
+use burn::module::AutodiffModule;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -13,7 +14,8 @@ use crate::data::Matrix;
 use crate::model::{LossSettings, ModelSpec};
 use crate::sampling::Sample;
 use crate::train::optim::{Adam, AdamSettings};
-use crate::train::{train_epoch, Features};
+use crate::model::PairModel;
+use crate::train::{predict, train_epoch, Features};
 
 #[derive(Debug, Clone)]
 pub struct EpochBench {
@@ -48,6 +50,24 @@ fn peak_rss_mib() -> f64 {
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
         .map_or(f64::NAN, |kib| kib / 1024.0)
+}
+
+/// Rows of the evaluation benchmark (a validation fold of the 5000 training rows).
+const EVAL_ROWS: usize = 1000;
+
+/// Seconds to predict `samples` with [`predict`] (for the full bilinear layer: one m @ W per
+/// distinct metric) and with the plain forward pass in evaluation batches, as one phrase.
+fn evaluation_seconds<B: Backend>(model: &PairModel<B>, features: Features, samples: &[Sample], device: &B::Device) -> String {
+    let started = Instant::now();
+    predict(model, features, samples, device);
+    let grouped = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    for chunk in samples.chunks(256) {
+        let (metric, text) = features.batch::<B>(chunk, device);
+        model.forward(metric, text).into_data();
+    }
+    let plain = started.elapsed().as_secs_f64();
+    format!("evaluation of {} rows: {grouped:.2} s (predict), {plain:.2} s (plain forward)", samples.len())
 }
 
 /// Runs the benchmark on `device` and returns the one-line report.
@@ -88,12 +108,13 @@ pub fn run<B: AutodiffBackend>(o: &EpochBench, device: &B::Device, device_name: 
     let steps = o.max_steps.unwrap_or(steps_per_epoch).min(steps_per_epoch);
     let timed = &samples[..(steps * o.batch).min(o.rows)];
     let started = Instant::now();
-    let (_model, train_loss) = train_epoch(model, &mut adam, &loss, features, timed, o.batch, 1e-4, device);
+    let (model, train_loss) = train_epoch(model, &mut adam, &loss, features, timed, o.batch, 1e-4, device);
     let per_step = started.elapsed().as_secs_f64() / steps as f64;
+    let evaluation = evaluation_seconds(&model.valid(), features, &samples[..o.rows.min(EVAL_ROWS)], device);
     let kind = if o.rank == 0 { "full bilinear".to_string() } else { format!("low-rank r={}", o.rank) };
     format!(
         "foldsweep {kind} on {device_name}, dim {}, hidden {:?}, {} rows, batch {}: {:.4} s/step over {steps} steps -> {:.2} s/epoch \
-         (first step incl. init {:.1} s; loss {train_loss:.3}; peak RSS {:.0} MiB; threads {})",
+         (first step incl. init {:.1} s; loss {train_loss:.3}; peak RSS {:.0} MiB; threads {}); {evaluation}",
         o.dim,
         o.hidden,
         o.rows,

@@ -226,3 +226,42 @@ fn fused_bilinear_weight_update_matches_autodiff() {
     }
     assert!(moved > 0.0);
 }
+
+#[test]
+fn evaluation_with_one_bilinear_product_per_metric_matches_the_per_sample_forward() {
+    use burn::tensor::{Tensor, TensorData};
+    use foldsweep::data::Matrix;
+    use foldsweep::model::ModelSpec;
+    use foldsweep::train::Features;
+    let device = cpu_device();
+    let values = |n: usize, salt: usize| (0..n).map(|i| (((i * 7919 + salt) % 1009) as f32 / 1009.0 - 0.5) * 0.6).collect::<Vec<f32>>();
+    let metrics = Matrix::new(5, 6, values(30, 1));
+    let texts = Matrix::new(40, 4, values(160, 2));
+    let features = Features { metrics: &metrics, texts: &texts };
+    // 300 samples over 5 metrics, in no particular order: more than one evaluation batch (256).
+    let samples: Vec<Sample> = (0..300)
+        .map(|i| Sample { metric_row: (i * 3 + i / 7) % 5, text_row: (i * 11) % 40, target: 5.0, weight: 1.0, record: i, synthetic: false })
+        .collect();
+    for kind in [ModelKind::Standard, ModelKind::Heteroscedastic] {
+        let spec = ModelSpec { kind, d_metric: 6, d_text: 4, d_bilinear: 3, bilinear_rank: 0, hidden_dims: vec![7, 5], dropout: 0.0 };
+        let model = spec.init::<Cpu>(&device);
+        let grouped = predict(&model, features, &samples, &device);
+        // The plain forward pass, one sample at a time through the whole model.
+        let (mut scores, mut logvars) = (Vec::new(), Vec::new());
+        for sample in &samples {
+            let row = |m: &Matrix, r: usize| Tensor::<Cpu, 2>::from_data(TensorData::new(m.row(r).to_vec(), [1, m.cols]), &device);
+            let output = model.forward(row(&metrics, sample.metric_row), row(&texts, sample.text_row));
+            scores.push(foldsweep::model::predict_score(kind, output.clone()).into_scalar());
+            if kind == ModelKind::Heteroscedastic {
+                logvars.push(output.slice([0..1, 1..2]).clamp(-10.0, 10.0).into_scalar());
+            }
+        }
+        for (i, (a, b)) in grouped.scores.iter().zip(&scores).enumerate() {
+            assert!((a - b).abs() < 1e-5, "{kind:?} sample {i}: grouped {a}, per-sample {b}");
+        }
+        if kind == ModelKind::Heteroscedastic {
+            let grouped_logvars = grouped.logvars.expect("heteroscedastic log-variances");
+            assert!(grouped_logvars.iter().zip(&logvars).all(|(a, b)| (a - b).abs() < 1e-5), "log-variances differ");
+        }
+    }
+}

@@ -41,6 +41,49 @@ impl<B: Backend> Bilinear<B> {
         Self::product(self.weight.val(), self.dims(), metric, text) + self.bias.val().unsqueeze()
     }
 
+    /// The layer's output for many samples that share few metrics: m @ W is computed once
+    /// per distinct metric (`metrics`, [k, d_metric]) instead of once per sample, then each
+    /// sample's text is contracted with its metric's product. `metric_of[i]` is sample i's
+    /// row in `metrics`. At evaluation the 145 metric embeddings make this up to N/145 times
+    /// less work than [`Bilinear::forward`] on the 453M-weight layer. Returns [N, d_out].
+    pub fn forward_shared_metrics(&self, metrics: Tensor<B, 2>, metric_of: &[usize], text: Tensor<B, 2>) -> Tensor<B, 2> {
+        /// Metrics per product: 32 x 2.4 MB of m @ W at a time, and W read once per group.
+        const METRICS_PER_PRODUCT: usize = 32;
+        let [_, d_text, d_out] = self.dims();
+        let device = text.device();
+        let k = metrics.dims()[0];
+        let mut samples_of = vec![Vec::new(); k];
+        for (sample, &g) in metric_of.iter().enumerate() {
+            samples_of[g].push(sample);
+        }
+        let mut parts = Vec::new();
+        let mut order = Vec::new();
+        for first in (0..k).step_by(METRICS_PER_PRODUCT) {
+            let last = (first + METRICS_PER_PRODUCT).min(k);
+            let products = metrics.clone().slice([first..last]).matmul(self.weight.val());
+            for g in first..last {
+                let rows = std::mem::take(&mut samples_of[g]);
+                if rows.is_empty() {
+                    continue;
+                }
+                let index = Tensor::<B, 1, burn::tensor::Int>::from_data(
+                    burn::tensor::TensorData::new(rows.iter().map(|&i| i as i64).collect::<Vec<_>>(), [rows.len()]),
+                    &device,
+                );
+                let per_text = products.clone().slice([g - first..g - first + 1]).reshape([d_text, d_out]);
+                parts.push(text.clone().select(0, index).matmul(per_text));
+                order.extend(rows);
+            }
+        }
+        // Back into sample order: position p of the concatenation holds sample order[p].
+        let mut inverse = vec![0i64; order.len()];
+        for (position, &sample) in order.iter().enumerate() {
+            inverse[sample] = position as i64;
+        }
+        let inverse = Tensor::<B, 1, burn::tensor::Int>::from_data(burn::tensor::TensorData::new(inverse, [order.len()]), &device);
+        Tensor::cat(parts, 0).select(0, inverse) + self.bias.val().unsqueeze()
+    }
+
     /// m^T W_k t for every output k, without the bias; `weight` as stored in [`Bilinear`].
     pub fn product(weight: Tensor<B, 2>, [_, d_text, d_out]: [usize; 3], metric: Tensor<B, 2>, text: Tensor<B, 2>) -> Tensor<B, 2> {
         let batch = metric.dims()[0];

@@ -115,7 +115,9 @@ impl<B: Backend> PairModel<B> {
         (self.forward_from(metric, text, interaction), leaf)
     }
 
-    fn forward_from(&self, metric: Tensor<B, 2>, text: Tensor<B, 2>, interaction: Tensor<B, 2>) -> Tensor<B, 2> {
+    /// The forward pass after the bilinear layer: `interaction` is its output for these rows
+    /// (computed elsewhere, e.g. once per distinct metric at evaluation).
+    pub fn forward_from(&self, metric: Tensor<B, 2>, text: Tensor<B, 2>, interaction: Tensor<B, 2>) -> Tensor<B, 2> {
         let mut x = Tensor::cat(vec![metric, text, interaction], 1);
         for (fc, norm) in self.fc_layers.iter().zip(&self.layer_norms) {
             x = self.dropout.forward(relu(norm.forward(fc.forward(x))));

@@ -40,16 +40,20 @@ pub struct Features<'a> {
 impl Features<'_> {
     /// Host-side gather of one batch into device tensors.
     pub fn batch<B: Backend>(&self, samples: &[Sample], device: &B::Device) -> (Tensor<B, 2>, Tensor<B, 2>) {
-        let gather = |matrix: &Matrix, row_of: &dyn Fn(&Sample) -> usize| {
-            let mut data = Vec::with_capacity(samples.len() * matrix.cols);
-            for sample in samples {
-                data.extend_from_slice(matrix.row(row_of(sample)));
-            }
-            // Converted to the backend's float type (bf16/f16 models on a GPU).
-            Tensor::<B, 2>::from_data(TensorData::new(data, [samples.len(), matrix.cols]).convert::<B::FloatElem>(), device)
-        };
-        (gather(self.metrics, &|s| s.metric_row), gather(self.texts, &|s| s.text_row))
+        let metric_rows: Vec<usize> = samples.iter().map(|s| s.metric_row).collect();
+        let text_rows: Vec<usize> = samples.iter().map(|s| s.text_row).collect();
+        (gather(self.metrics, &metric_rows, device), gather(self.texts, &text_rows, device))
     }
+}
+
+/// The given rows of `matrix` as a device tensor, in the backend's float type (bf16/f16
+/// models on a GPU).
+fn gather<B: Backend>(matrix: &Matrix, rows: &[usize], device: &B::Device) -> Tensor<B, 2> {
+    let mut data = Vec::with_capacity(rows.len() * matrix.cols);
+    for &row in rows {
+        data.extend_from_slice(matrix.row(row));
+    }
+    Tensor::from_data(TensorData::new(data, [rows.len(), matrix.cols]).convert::<B::FloatElem>(), device)
 }
 
 fn targets<B: Backend>(samples: &[Sample], device: &B::Device) -> (Targets<B>, Tensor<B, 1>) {
@@ -85,15 +89,35 @@ pub struct Predictions {
 pub fn predict<B: Backend>(model: &PairModel<B>, features: Features, samples: &[Sample], device: &B::Device) -> Predictions {
     let mut scores = Vec::with_capacity(samples.len());
     let mut logvars: Option<Vec<f32>> = None;
-    for chunk in samples.chunks(EVAL_BATCH) {
+    let interaction = shared_metric_interaction(model, features, samples, device);
+    for (c, chunk) in samples.chunks(EVAL_BATCH).enumerate() {
         let (metric, text) = features.batch::<B>(chunk, device);
-        let output = model.forward(metric, text);
+        let output = match &interaction {
+            Some(all) => model.forward_from(metric, text, all.clone().slice([c * EVAL_BATCH..c * EVAL_BATCH + chunk.len()])),
+            None => model.forward(metric, text),
+        };
         if let Some(logvar) = predict_logvar(model.kind(), output.clone()) {
             logvars.get_or_insert_with(Vec::new).extend(to_vec(logvar));
         }
         scores.extend(to_vec(predict_score(model.kind(), output)));
     }
     Predictions { scores, logvars }
+}
+
+/// The full bilinear layer's output for every sample, m @ W computed once per distinct metric
+/// (see [`crate::model::Bilinear::forward_shared_metrics`]); `None` for the low-rank layer or
+/// when no two samples share a metric.
+fn shared_metric_interaction<B: Backend>(model: &PairModel<B>, features: Features, samples: &[Sample], device: &B::Device) -> Option<Tensor<B, 2>> {
+    let full = model.bilinear.as_ref()?;
+    let mut distinct: Vec<usize> = samples.iter().map(|s| s.metric_row).collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    if distinct.len() >= samples.len() {
+        return None;
+    }
+    let metric_of: Vec<usize> = samples.iter().map(|s| distinct.binary_search(&s.metric_row).expect("listed above")).collect();
+    let text_rows: Vec<usize> = samples.iter().map(|s| s.text_row).collect();
+    Some(full.forward_shared_metrics(gather(features.metrics, &distinct, device), &metric_of, gather(features.texts, &text_rows, device)))
 }
 
 fn to_vec<B: Backend>(tensor: Tensor<B, 1>) -> Vec<f32> {

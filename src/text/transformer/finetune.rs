@@ -79,11 +79,12 @@ pub fn finetune(model_dir: &Path, texts: &[String], out_dir: &Path, settings: &F
     let tokenizer = TextTokenizer::load(&spec)?;
     let weights_path = spec.path(ModelSpec::WEIGHTS);
     let mut weights = WeightSource::open(&weights_path)?;
+    CpuTrain::seed(&device, settings.seed);
     let mut encoder = Encoder::<CpuTrain>::load(&mut weights, &spec.transformer, &device)?;
+    encoder.seed_dropout(settings.seed);
     let ids = tokenizer.ids(&distinct(texts))?;
     anyhow::ensure!(ids.len() >= 2, "fine-tuning needs at least two distinct texts (in-batch negatives)");
 
-    CpuTrain::seed(&device, settings.seed);
     let mut rng = rand::rngs::StdRng::seed_from_u64(settings.seed);
     let schedule = Schedule::new(settings, ids.len());
     let mut optimizer = AdamWConfig::new()

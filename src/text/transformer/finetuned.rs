@@ -19,7 +19,8 @@ use super::finetune::{finetune, planned_steps, FinetuneSettings};
 
 /// Bumped whenever the fine-tuning code could train a different model from the same inputs,
 /// so that folders made by an older implementation are not reused.
-const FINETUNE_VERSION: &str = "foldsweep-simcse-1";
+// 2: dropout masks come from the host generators of `HostDropout` (other masks, same seed).
+const FINETUNE_VERSION: &str = "foldsweep-simcse-2";
 
 /// The folder of `model_dir` fine-tuned on `texts` (in this order) with `settings`: the one
 /// already under `cache_dir` if there is one, else a new one trained now.

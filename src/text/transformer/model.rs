@@ -5,13 +5,13 @@
 //! (see [`super::weights`]), so the name list lives next to the layer that uses it.
 
 use burn::module::{Module, Param};
-use burn::nn::{Dropout, DropoutConfig};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData, TensorPrimitive};
 
 use super::config::{Architecture, TransformerConfig};
 use super::weights::{Exported, WeightSource};
 use crate::error::InputResult;
+use crate::model::HostDropout;
 
 /// Added to the attention scores of padded keys: exp() of it is exactly 0 after softmax's
 /// max subtraction, as with PyTorch's `finfo.min`, without the risk of -inf arithmetic.
@@ -98,7 +98,8 @@ pub struct Embeddings<B: Backend> {
     pub position: Param<Tensor<B, 2>>,
     pub token_type: Param<Tensor<B, 2>>,
     pub norm: Norm<B>,
-    pub dropout: Dropout,
+    #[module(skip)]
+    pub dropout: HostDropout,
 }
 
 impl<B: Backend> Embeddings<B> {
@@ -112,7 +113,7 @@ impl<B: Backend> Embeddings<B> {
             position: table(src, "embeddings.position_embeddings.weight", c.max_position_embeddings)?,
             token_type: table(src, "embeddings.token_type_embeddings.weight", c.type_vocab_size)?,
             norm: Norm::load(src, "embeddings.LayerNorm", h, c.layer_norm_eps, device)?,
-            dropout: DropoutConfig::new(c.hidden_dropout).init(),
+            dropout: HostDropout::new::<B>(c.hidden_dropout, device),
         })
     }
 
@@ -148,8 +149,10 @@ pub struct Layer<B: Backend> {
     pub output: Dense<B>,
     pub output_norm: Norm<B>,
     pub heads: usize,
-    pub hidden_dropout: Dropout,
-    pub attention_dropout: Dropout,
+    #[module(skip)]
+    pub hidden_dropout: HostDropout,
+    #[module(skip)]
+    pub attention_dropout: HostDropout,
 }
 
 impl<B: Backend> Layer<B> {
@@ -166,8 +169,8 @@ impl<B: Backend> Layer<B> {
             output: Dense::load(src, &p("output.dense"), i, h, device)?,
             output_norm: Norm::load(src, &p("output.LayerNorm"), h, eps, device)?,
             heads: c.num_heads,
-            hidden_dropout: DropoutConfig::new(c.hidden_dropout).init(),
-            attention_dropout: DropoutConfig::new(c.attention_dropout).init(),
+            hidden_dropout: HostDropout::new::<B>(c.hidden_dropout, device),
+            attention_dropout: HostDropout::new::<B>(c.attention_dropout, device),
         })
     }
 
@@ -223,6 +226,17 @@ pub struct Encoder<B: Backend> {
 }
 
 impl<B: Backend> Encoder<B> {
+    /// Gives every dropout layer its own generator derived from `seed`, so fine-tuning's masks
+    /// depend on its seed alone.
+    pub fn seed_dropout(&mut self, seed: u64) {
+        let mut next = (0u64..).map(|i| seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(i));
+        self.embeddings.dropout = self.embeddings.dropout.reseeded(next.next().unwrap());
+        for layer in &mut self.layers {
+            layer.hidden_dropout = layer.hidden_dropout.reseeded(next.next().unwrap());
+            layer.attention_dropout = layer.attention_dropout.reseeded(next.next().unwrap());
+        }
+    }
+
     /// Builds the encoder from a weight file, checking every weight's shape against `config`.
     pub fn load(src: &mut WeightSource, config: &TransformerConfig, device: &B::Device) -> InputResult<Self> {
         let embeddings = Embeddings::load(src, config, device)?;

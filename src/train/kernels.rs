@@ -1,9 +1,9 @@
 //! Host loops of the CPU training step, written so that the compiler vectorises them.
 //!
 //! A plain `iter().map(..).sum::<f64>()` adds one element after another: every addition waits
-//! for the one before (4 cycles), so a 1.4M-element gradient norm took 2 ms of a 13 ms
-//! low-rank step. Eight independent partial sums in a fixed order keep the vector units busy
-//! and give the same result on every run and thread count.
+//! for the one before (about 4 cycles), an estimated 2 ms for the low-rank model's 1.4M
+//! gradients in a 13 ms step. Eight independent partial sums in a fixed order keep the vector
+//! units busy and give the same result on every run and thread count.
 
 /// Independent partial sums per reduction.
 const LANES: usize = 8;

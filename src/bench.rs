@@ -11,11 +11,10 @@ use rand::{Rng, SeedableRng};
 
 use crate::config::{LossKind, ModelKind};
 use crate::data::Matrix;
-use crate::model::{LossSettings, ModelSpec};
+use crate::model::{LossSettings, ModelSpec, PairModel};
 use crate::sampling::Sample;
 use crate::train::optim::{Adam, AdamSettings};
-use crate::model::PairModel;
-use crate::train::{predict, train_epoch, Features};
+use crate::train::{predict, train_epoch, Features, EVAL_BATCH};
 
 #[derive(Debug, Clone)]
 pub struct EpochBench {
@@ -62,7 +61,7 @@ fn evaluation_seconds<B: Backend>(model: &PairModel<B>, features: Features, samp
     predict(model, features, samples, device);
     let grouped = started.elapsed().as_secs_f64();
     let started = Instant::now();
-    for chunk in samples.chunks(256) {
+    for chunk in samples.chunks(EVAL_BATCH) {
         let (metric, text) = features.batch::<B>(chunk, device);
         model.forward(metric, text).into_data();
     }

@@ -4,7 +4,7 @@
 use burn::module::{Initializer, Module, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::tensor::backend::Backend;
-use burn::tensor::Tensor;
+use burn::tensor::{Int, Tensor, TensorData};
 
 /// The full layer: d_metric x d_text x d_out weights (453M for 768/768/768).
 ///
@@ -66,28 +66,24 @@ impl<B: Backend> Bilinear<B> {
         let mut order = Vec::new();
         for first in (0..k).step_by(metrics_per_product) {
             let last = (first + metrics_per_product).min(k);
-            let products = metrics.clone().slice([first..last]).matmul(self.weight.val());
-            for g in first..last {
-                let rows = std::mem::take(&mut samples_of[g]);
+            let products = metrics.clone().narrow(0, first, last - first).matmul(self.weight.val());
+            // `in_product`: the metric's row in this product.
+            for (in_product, rows) in samples_of[first..last].iter_mut().enumerate() {
+                let rows = std::mem::take(rows);
                 if rows.is_empty() {
                     continue;
                 }
-                let index = Tensor::<B, 1, burn::tensor::Int>::from_data(
-                    burn::tensor::TensorData::new(rows.iter().map(|&i| i as i64).collect::<Vec<_>>(), [rows.len()]),
-                    &device,
-                );
-                let per_text = products.clone().slice([g - first..g - first + 1]).reshape([d_text, d_out]);
-                parts.push(text.clone().select(0, index).matmul(per_text));
+                let per_text = products.clone().narrow(0, in_product, 1).reshape([d_text, d_out]);
+                parts.push(text.clone().select(0, row_index(&rows, &device)).matmul(per_text));
                 order.extend(rows);
             }
         }
         // Back into sample order: position p of the concatenation holds sample order[p].
-        let mut inverse = vec![0i64; order.len()];
+        let mut inverse = vec![0; order.len()];
         for (position, &sample) in order.iter().enumerate() {
-            inverse[sample] = position as i64;
+            inverse[sample] = position;
         }
-        let inverse = Tensor::<B, 1, burn::tensor::Int>::from_data(burn::tensor::TensorData::new(inverse, [order.len()]), &device);
-        Tensor::cat(parts, 0).select(0, inverse) + self.bias.val().unsqueeze()
+        Tensor::cat(parts, 0).select(0, row_index(&inverse, &device)) + self.bias.val().unsqueeze()
     }
 
     /// m^T W_k t for every output k, without the bias; `weight` as stored in [`Bilinear`].
@@ -98,6 +94,11 @@ impl<B: Backend> Bilinear<B> {
         // Contract with t: (batch, 1, d_text) @ (batch, d_text, d_out) -> (batch, 1, d_out).
         text.reshape([batch, 1, d_text]).matmul(per_text).reshape([batch, d_out])
     }
+}
+
+/// Row numbers as an index tensor for `select`.
+fn row_index<B: Backend>(rows: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
+    Tensor::from_data(TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [rows.len()]), device)
 }
 
 /// The low-rank factorisation b = P((U m) * (V t)) + bias: rank r instead of d_text x d_out
@@ -128,7 +129,7 @@ impl<B: Backend> LowRankBilinear<B> {
 mod tests {
     use super::*;
     use crate::backend::{cpu_device, Cpu};
-    use burn::tensor::{Distribution, TensorData};
+    use burn::tensor::Distribution;
 
     #[test]
     fn shared_metric_products_match_the_plain_layer_whatever_the_grouping() {

@@ -36,10 +36,6 @@ impl HostDropout {
         HostDropout { prob, burn, rng }
     }
 
-    pub fn prob(&self) -> f64 {
-        self.prob
-    }
-
     /// The same dropout with its own generator seeded by `seed` (on CPU training; elsewhere
     /// unchanged). Independent of the backend's shared generator, which concurrent runs in one
     /// process would otherwise race on.

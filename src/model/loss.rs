@@ -69,9 +69,9 @@ pub fn per_sample_loss<B: Backend>(settings: &LossSettings, output: Tensor<B, 2>
     }
 }
 
-/// mean(loss x weight) over the batch: the report's weighted loss.
-/// The training loss: the weighted mean of the per-sample losses, computed in f32 whatever
-/// the model's precision (a bf16 model's outputs, targets and weights are widened first).
+/// The training loss, the report's mean(loss x weight) over the batch, computed in f32
+/// whatever the model's precision (a bf16 model's outputs, targets and weights are widened
+/// first).
 pub fn weighted_loss<B: Backend>(
     settings: &LossSettings,
     output: Tensor<B, 2>,

@@ -28,7 +28,7 @@ use optim::{Adam, AdamSettings};
 use schedule::{EarlyStopping, ReduceLrOnPlateau};
 
 /// Rows per evaluation batch: large enough to keep matrix products efficient.
-const EVAL_BATCH: usize = 256;
+pub const EVAL_BATCH: usize = 256;
 
 /// The feature matrices samples point into.
 #[derive(Debug, Clone, Copy)]
@@ -93,7 +93,7 @@ pub fn predict<B: Backend>(model: &PairModel<B>, features: Features, samples: &[
     for (c, chunk) in samples.chunks(EVAL_BATCH).enumerate() {
         let (metric, text) = features.batch::<B>(chunk, device);
         let output = match &interaction {
-            Some(all) => model.forward_from(metric, text, all.clone().slice([c * EVAL_BATCH..c * EVAL_BATCH + chunk.len()])),
+            Some(all) => model.forward_from(metric, text, all.clone().narrow(0, c * EVAL_BATCH, chunk.len())),
             None => model.forward(metric, text),
         };
         if let Some(logvar) = predict_logvar(model.kind(), output.clone()) {

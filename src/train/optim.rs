@@ -13,10 +13,11 @@ use rayon::prelude::*;
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{DType, ElementConversion, FloatDType, Tensor, TensorData};
+use burn::tensor::{DType, ElementConversion, Tensor, TensorData};
 
 use super::fused::BilinearBatch;
 use super::kernels::sum_sq_f64;
+use crate::model::loss::in_f32;
 use crate::model::{Bilinear, PairModel};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -217,8 +218,8 @@ impl<B: AutodiffBackend> Adam<B> {
         };
         // Reduced precision: the update runs on the f32 master copy. A bf16 weight of 0.2 has a
         // resolution of 0.001, so lr-sized steps (1e-4) applied to it directly would round away.
-        let flat_value = master.unwrap_or_else(|| value.reshape([shape.num_elements()]).cast(FloatDType::F32));
-        let mut grad = grad.reshape([shape.num_elements()]).cast(FloatDType::F32);
+        let flat_value = master.unwrap_or_else(|| in_f32(value.reshape([shape.num_elements()])));
+        let mut grad = in_f32(grad.reshape([shape.num_elements()]));
         if scale != 1.0 {
             grad = grad * scale;
         }
@@ -238,7 +239,8 @@ impl<B: AutodiffBackend> Adam<B> {
         let updated = flat_value - first.clone() / denom * (lr / bias1);
         let master = reduced.then(|| updated.clone());
         self.moments.insert(id, Moments { first, second, master });
-        updated.cast(dtype).reshape(shape)
+        let updated = if reduced { updated.cast(dtype) } else { updated };
+        updated.reshape(shape)
     }
 }
 
@@ -332,7 +334,7 @@ pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M, gr
     impl<B: AutodiffBackend> ModuleVisitor<B> for SumOfSquares<'_> {
         fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
             if let Some(grad) = self.grads.get::<B::InnerBackend, D>(param.id) {
-                self.total += grad.cast(FloatDType::F32).powi_scalar(2).sum().into_scalar().elem::<f64>();
+                self.total += in_f32(grad).powi_scalar(2).sum().into_scalar().elem::<f64>();
             }
         }
     }

@@ -125,7 +125,7 @@ pub fn planned_steps(texts: &[String], settings: &FinetuneSettings) -> usize {
 /// One stderr line at every tenth of the run: a real model's fine-tuning takes minutes.
 fn report_progress(step: usize, steps: usize, losses: &[f32], started: std::time::Instant) {
     let every = (steps / 10).max(1);
-    if step % every == 0 || step == steps {
+    if step.is_multiple_of(every) || step == steps {
         let seconds = started.elapsed().as_secs_f64();
         eprintln!("  SimCSE step {step}/{steps}: loss {:.4}, {:.1} s/step", losses[step - 1], seconds / step as f64);
     }

@@ -1,9 +1,7 @@
 //! Every kind of bad input through the real binary: exit code 2, no panic, and a message
 //! that names the file, the record and the field.
 
-mod common;
-
-use common::{assert_bad_input, f32_bytes, npy_bytes, Scratch};
+use crate::common::{assert_bad_input, f32_bytes, npy_bytes, Scratch};
 
 /// Replaces the training file with `records` (a JSON text) and runs `train`.
 fn train_with_records(records: &str) -> std::process::Output {
@@ -147,7 +145,7 @@ fn embeddings_file_that_is_not_npy() {
 fn precomputed_text_embeddings_with_the_wrong_row_count() {
     let s = Scratch::new();
     s.write("text.npy", npy_bytes("<f4", &[7, 8], &f32_bytes(&[0.5; 56])));
-    let config = common::QUICK_CONFIG.replace("encoder = \"hashing\"", "encoder = \"precomputed\"\ntrain_embeddings = \"text.npy\"");
+    let config = crate::common::QUICK_CONFIG.replace("encoder = \"hashing\"", "encoder = \"precomputed\"\ntrain_embeddings = \"text.npy\"");
     s.write("config.toml", config);
     assert_bad_input(&s.train(), &["text.npy", "has 7 rows", "400 records"]);
 }
@@ -162,22 +160,22 @@ fn config_that_is_not_toml() {
 #[test]
 fn config_with_an_unknown_key_names_key_and_line() {
     let s = Scratch::new();
-    s.write("config.toml", common::QUICK_CONFIG.replace("epochs = 2", "epochs = 2\nlearning_rate = 0.1"));
-    let line = common::QUICK_CONFIG.lines().position(|l| l == "epochs = 2").unwrap() + 2;
+    s.write("config.toml", crate::common::QUICK_CONFIG.replace("epochs = 2", "epochs = 2\nlearning_rate = 0.1"));
+    let line = crate::common::QUICK_CONFIG.lines().position(|l| l == "epochs = 2").unwrap() + 2;
     assert_bad_input(&s.train(), &["config.toml", &format!("line {line}"), "unknown field `learning_rate`"]);
 }
 
 #[test]
 fn config_with_a_value_of_the_wrong_type() {
     let s = Scratch::new();
-    s.write("config.toml", common::QUICK_CONFIG.replace("epochs = 2", "epochs = \"two\""));
+    s.write("config.toml", crate::common::QUICK_CONFIG.replace("epochs = 2", "epochs = \"two\""));
     assert_bad_input(&s.train(), &["config.toml", "line", "epochs = \"two\"", "invalid type"]);
 }
 
 #[test]
 fn config_with_an_invalid_model_loss_pair_lists_the_valid_ones() {
     let s = Scratch::new();
-    s.write("config.toml", common::QUICK_CONFIG.replace("loss = \"hybrid\"", "loss = \"ordinal\""));
+    s.write("config.toml", crate::common::QUICK_CONFIG.replace("loss = \"hybrid\"", "loss = \"ordinal\""));
     assert_bad_input(&s.train(), &["config.toml", "field `train.loss`", "valid pairs", "ordinal with ordinal"]);
 }
 
@@ -215,7 +213,7 @@ fn unknown_or_unavailable_device_exits_2() {
 /// QUICK_CONFIG with its `[text]` section's `encoder = "hashing"` line replaced by `text`.
 fn train_with_text(text: &str) -> std::process::Output {
     let s = Scratch::new();
-    s.write("config.toml", common::QUICK_CONFIG.replace("encoder = \"hashing\"", text));
+    s.write("config.toml", crate::common::QUICK_CONFIG.replace("encoder = \"hashing\"", text));
     s.train()
 }
 

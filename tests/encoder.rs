@@ -6,8 +6,6 @@
 //! MiniLM is not in the fixtures (83 MB): `bash scripts/get_minilm.sh` fetches it and prints
 //! the folder to put in FOLDSWEEP_MINILM_DIR.
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
@@ -21,7 +19,7 @@ const TOLERANCE: f32 = 1e-5;
 const BATCH: usize = 8;
 
 fn encoder_fixture(name: &str) -> PathBuf {
-    common::fixture(&format!("encoder/{name}"))
+    crate::common::fixture(&format!("encoder/{name}"))
 }
 
 fn texts() -> Vec<String> {

@@ -3,13 +3,11 @@
 //! `$FOLDSWEEP_CACHE/finetuned/<key>/`, reused by later runs, and keyed by its settings.
 //! Two steps on the tiny fixture model keep each run to a few seconds.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{stderr, stdout, Scratch, TINY_SWEEP};
+use crate::common::{stderr, stdout, Scratch, TINY_SWEEP};
 use foldsweep::config::FinetuneConfig;
 use foldsweep::text::transformer::{finetune_key, SentenceEncoder};
 
@@ -18,7 +16,7 @@ use foldsweep::text::transformer::{finetune_key, SentenceEncoder};
 const FINETUNE: &str = "finetune = { max_steps = 2, batch_size = 8, lr = 1e-3, warmup_fraction = 0.0 }";
 
 fn model() -> PathBuf {
-    common::fixture("encoder/tiny-xlmr")
+    crate::common::fixture("encoder/tiny-xlmr")
 }
 
 /// TINY_SWEEP (two configs) on 2 folds, its texts encoded by the fine-tuned tiny-xlmr.
@@ -142,7 +140,7 @@ fn a_finetune_grid_value_out_of_range_names_the_grid_key() {
         .env("FOLDSWEEP_CACHE", s.path("cache"))
         .output()
         .unwrap();
-    common::assert_bad_input(&out, &["grid key `text.finetune.batch_size`", "at least 2"]);
+    crate::common::assert_bad_input(&out, &["grid key `text.finetune.batch_size`", "at least 2"]);
     assert!(!s.path("cache/finetuned").exists(), "nothing fine-tuned before the grid is known to be valid");
 }
 
@@ -166,7 +164,7 @@ fn processes_racing_on_one_key_leave_one_complete_folder() {
 #[test]
 fn configs_without_finetune_serialize_as_before() {
     // Config ids hash the serialized config: an unset `finetune` must not appear in it.
-    let config = foldsweep::config::Config::parse(common::QUICK_CONFIG).unwrap();
+    let config = foldsweep::config::Config::parse(crate::common::QUICK_CONFIG).unwrap();
     let json = serde_json::to_value(&config).unwrap();
     assert!(json["text"].get("finetune").is_none(), "{json}");
     let with = config.text.clone();

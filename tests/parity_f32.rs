@@ -1,9 +1,7 @@
 //! PyTorch parity of the production path: float32 on the CPU backend (burn's flex).
 
-mod common;
-
 use burn::backend::Autodiff;
-use common::parity::*;
+use crate::common::parity::*;
 
 use foldsweep::backend::Cpu;
 

@@ -2,10 +2,8 @@
 //! the formulas (not just the numbers, within noise) are PyTorch's. Its own binary, so that
 //! no float32 test shares the process (see tests/common/parity.rs).
 
-mod common;
-
 use burn::backend::Autodiff;
-use common::parity::*;
+use crate::common::parity::*;
 
 type Cpu = burn_ndarray::NdArray<f64>;
 

@@ -1,9 +1,7 @@
 //! The HTML report (`foldsweep::report::html::render`) of a sweep run through the real binary:
 //! one self-contained document with the results table and the charts.
 
-mod common;
-
-use common::{stderr, stdout, Scratch};
+use crate::common::{stderr, stdout, Scratch};
 use foldsweep::report::html::{escape, render};
 use foldsweep::store::{NewConfig, Store};
 use rusqlite::Connection;
@@ -11,8 +9,8 @@ use rusqlite::Connection;
 /// The shared tiny sweep (4 configs x 5 folds here) with a name that needs escaping and
 /// synthetic.ratio as a numeric grid axis beside the categorical model and loss.
 fn sweep_file() -> String {
-    let renamed = common::TINY_SWEEP.replacen("name = \"tiny\"", "name = \"tiny <report> & co\"", 1);
-    assert_ne!(renamed, common::TINY_SWEEP, "TINY_SWEEP's name line changed");
+    let renamed = crate::common::TINY_SWEEP.replacen("name = \"tiny\"", "name = \"tiny <report> & co\"", 1);
+    assert_ne!(renamed, crate::common::TINY_SWEEP, "TINY_SWEEP's name line changed");
     renamed.replacen("[resources]", "\"synthetic.ratio\" = [0.0, 0.3]\n\n[resources]", 1)
 }
 

@@ -1,9 +1,7 @@
 //! Sharded sweeps: every job in exactly one shard, merge idempotent and complete, mismatched
 //! shards refused, the Slurm script.
 
-mod common;
-
-use common::{assert_bad_input, stderr, stdout, Scratch, TINY_SWEEP};
+use crate::common::{assert_bad_input, stderr, stdout, Scratch, TINY_SWEEP};
 use rusqlite::Connection;
 
 

@@ -1,12 +1,10 @@
 //! Sweeps through the real binary: exactly-once jobs, resume, crash safety, failures,
 //! the query commands and the submission export.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{assert_bad_input, stderr, stdout, Scratch, TINY_SWEEP};
+use crate::common::{assert_bad_input, stderr, stdout, Scratch, TINY_SWEEP};
 use rusqlite::Connection;
 
 
@@ -327,7 +325,7 @@ fn ctrl_c_twice_stops_running_jobs_and_marks_them_interrupted() {
 #[test]
 fn transformer_text_features_are_encoded_once_and_read_from_the_cache_by_later_runs() {
     let s = Scratch::new();
-    let model = common::fixture("encoder/tiny-bert");
+    let model = crate::common::fixture("encoder/tiny-bert");
     s.write("sweep.toml", TINY_SWEEP.replace("encoder = \"hashing\"\ndim = 64", &format!("encoder = \"transformer\"\nmodel = {:?}", model.to_str().unwrap())));
     let run = |db: &str| {
         Command::new(env!("CARGO_BIN_EXE_foldsweep"))

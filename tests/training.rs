@@ -1,11 +1,9 @@
 //! Folds, weights, synthetic negatives and training behaviour, on the real label vector and
 //! the sample data.
 
-mod common;
-
 use std::collections::HashSet;
 
-use common::{foldsweep, repo_root, sample, shared_dir, stderr, stdout};
+use crate::common::{foldsweep, repo_root, sample, shared_dir, stderr, stdout};
 use foldsweep::backend::{cpu_device, Cpu, CpuTrain};
 use foldsweep::config::{Config, ModelKind, LossKind};
 use foldsweep::cv::FoldAssignment;

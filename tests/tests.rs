@@ -1,0 +1,15 @@
+//! The integration tests, as one binary (one link of burn and tokenizers instead of ten):
+//! each module drives the real `foldsweep` binary or the library on reference numbers.
+
+mod common;
+
+mod bad_input;
+mod encoder;
+mod finetune_sweep;
+mod parity_f32;
+mod parity_f64;
+mod reduced_precision;
+mod report_html;
+mod shard;
+mod sweep;
+mod training;

@@ -17,7 +17,9 @@ fn options() -> EpochBench {
             "--batch" => o.batch = value.parse().expect("--batch N"),
             "--rank" => o.rank = value.parse().expect("--rank R"),
             "--dim" => o.dim = value.parse().expect("--dim D"),
-            "--hidden" => o.hidden = value.split(',').map(|v| v.parse().expect("--hidden a,b,c")).collect(),
+            "--hidden" => {
+                o.hidden = value.split(',').map(|v| v.parse().expect("--hidden a,b,c")).collect()
+            }
             "--max-steps" => o.max_steps = Some(value.parse().expect("--max-steps N")),
             other => panic!("unknown option {other}"),
         }

@@ -36,7 +36,9 @@ pub fn parse_devices(text: &str) -> crate::error::InputResult<Vec<Device>> {
     if text == "auto" {
         let gpus = detect_gpus();
         if gpus.is_empty() {
-            eprintln!("note: no GPU found (or this build has no `cuda` feature); running on the CPU");
+            eprintln!(
+                "note: no GPU found (or this build has no `cuda` feature); running on the CPU"
+            );
             return Ok(vec![Device::Cpu]);
         }
         return Ok(gpus);
@@ -48,9 +50,17 @@ pub fn parse_devices(text: &str) -> crate::error::InputResult<Vec<Device>> {
                 let index = other
                     .strip_prefix("cuda:")
                     .and_then(|i| i.parse::<usize>().ok())
-                    .ok_or_else(|| InputError::new(format!("unknown device {other:?}; use auto, cpu or cuda:N")).field("--devices"))?;
+                    .ok_or_else(|| {
+                        InputError::new(format!(
+                            "unknown device {other:?}; use auto, cpu or cuda:N"
+                        ))
+                        .field("--devices")
+                    })?;
                 if !cfg!(feature = "cuda") {
-                    return Err(InputError::new("this build has no GPU support; rebuild with --features cuda").field("--devices"));
+                    return Err(InputError::new(
+                        "this build has no GPU support; rebuild with --features cuda",
+                    )
+                    .field("--devices"));
                 }
                 Ok(Device::Cuda(index))
             }
@@ -68,7 +78,11 @@ pub fn detect_gpus() -> Vec<Device> {
     let nodes = std::fs::read_dir("/dev")
         .map(|dir| {
             dir.filter_map(Result::ok)
-                .filter(|e| e.file_name().to_str().and_then(|n| n.strip_prefix("nvidia")).is_some_and(|rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit())))
+                .filter(|e| {
+                    e.file_name().to_str().and_then(|n| n.strip_prefix("nvidia")).is_some_and(
+                        |rest| !rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit()),
+                    )
+                })
                 .count()
         })
         .unwrap_or(0);
@@ -105,7 +119,14 @@ pub fn run_fold_on(
     on_epoch: &mut dyn FnMut(&crate::train::EpochLog),
 ) -> anyhow::Result<crate::job::FoldResult> {
     if device == "cpu" {
-        return crate::job::run_fold::<CpuTrain>(config, data, fold, Some(checkpoint_dir), &cpu_device(), on_epoch);
+        return crate::job::run_fold::<CpuTrain>(
+            config,
+            data,
+            fold,
+            Some(checkpoint_dir),
+            &cpu_device(),
+            on_epoch,
+        );
     }
     check_gpu_present(device)?;
     #[cfg(feature = "cuda")]
@@ -114,9 +135,15 @@ pub fn run_fold_on(
         let dev = gpu::device(index);
         let dir = Some(checkpoint_dir);
         return match config.train.precision {
-            Precision::F32 => crate::job::run_fold::<gpu::GpuF32>(config, data, fold, dir, &dev, on_epoch),
-            Precision::Bf16 => crate::job::run_fold::<gpu::GpuBf16>(config, data, fold, dir, &dev, on_epoch),
-            Precision::F16 => crate::job::run_fold::<gpu::GpuF16>(config, data, fold, dir, &dev, on_epoch),
+            Precision::F32 => {
+                crate::job::run_fold::<gpu::GpuF32>(config, data, fold, dir, &dev, on_epoch)
+            }
+            Precision::Bf16 => {
+                crate::job::run_fold::<gpu::GpuBf16>(config, data, fold, dir, &dev, on_epoch)
+            }
+            Precision::F16 => {
+                crate::job::run_fold::<gpu::GpuF16>(config, data, fold, dir, &dev, on_epoch)
+            }
         };
     }
     Err(unavailable(device).into())
@@ -128,19 +155,28 @@ fn check_gpu_present(device: &str) -> crate::error::InputResult<()> {
     if let Some(index) = device.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()) {
         let found = detect_gpus().len();
         if cfg!(feature = "cuda") && index >= found {
-            return Err(crate::error::InputError::new(format!("no GPU {device} on this machine ({found} found)")).field("--device"));
+            return Err(crate::error::InputError::new(format!(
+                "no GPU {device} on this machine ({found} found)"
+            ))
+            .field("--device"));
         }
     }
     Ok(())
 }
 
 fn unavailable(device: &str) -> crate::error::InputError {
-    crate::error::InputError::new(format!("device {device} is not available in this build (cpu, or cuda:N with --features cuda)"))
-        .field("--device")
+    crate::error::InputError::new(format!(
+        "device {device} is not available in this build (cpu, or cuda:N with --features cuda)"
+    ))
+    .field("--device")
 }
 
 /// The epoch benchmark on the named device in the given precision (for `foldsweep bench-epoch`).
-pub fn bench_epoch_on(device: &str, precision: crate::config::Precision, o: &crate::bench::EpochBench) -> anyhow::Result<String> {
+pub fn bench_epoch_on(
+    device: &str,
+    precision: crate::config::Precision,
+    o: &crate::bench::EpochBench,
+) -> anyhow::Result<String> {
     use crate::config::Precision;
     if device == "cpu" {
         anyhow::ensure!(precision == Precision::F32, "reduced precision needs a GPU");

@@ -29,7 +29,14 @@ pub struct EpochBench {
 
 impl Default for EpochBench {
     fn default() -> Self {
-        EpochBench { rows: 5000, batch: 64, rank: 0, dim: 768, hidden: vec![512, 256, 128], max_steps: None }
+        EpochBench {
+            rows: 5000,
+            batch: 64,
+            rank: 0,
+            dim: 768,
+            hidden: vec![512, 256, 128],
+            max_steps: None,
+        }
     }
 }
 
@@ -56,7 +63,12 @@ const EVAL_ROWS: usize = 1000;
 
 /// Seconds to predict `samples` with [`predict`] (for the full bilinear layer: one m @ W per
 /// distinct metric) and with the plain forward pass in evaluation batches, as one phrase.
-fn evaluation_seconds<B: Backend>(model: &PairModel<B>, features: Features, samples: &[Sample], device: &B::Device) -> String {
+fn evaluation_seconds<B: Backend>(
+    model: &PairModel<B>,
+    features: Features,
+    samples: &[Sample],
+    device: &B::Device,
+) -> String {
     let started = Instant::now();
     predict(model, features, samples, device);
     let grouped = started.elapsed().as_secs_f64();
@@ -66,7 +78,10 @@ fn evaluation_seconds<B: Backend>(model: &PairModel<B>, features: Features, samp
         model.forward(metric, text).into_data();
     }
     let plain = started.elapsed().as_secs_f64();
-    format!("evaluation of {} rows: {grouped:.2} s (predict), {plain:.2} s (plain forward)", samples.len())
+    format!(
+        "evaluation of {} rows: {grouped:.2} s (predict), {plain:.2} s (plain forward)",
+        samples.len()
+    )
 }
 
 /// Runs the benchmark on `device` and returns the one-line report.
@@ -100,17 +115,29 @@ pub fn run<B: AutodiffBackend>(o: &EpochBench, device: &B::Device, device_name: 
     let started = Instant::now();
     let mut model = spec.init::<B>(device);
     // The first step pays for lazy parameter initialisation (and kernel compilation on a GPU).
-    (model, _) = train_epoch(model, &mut adam, &loss, features, &samples[..o.batch.min(o.rows)], o.batch, 1e-4, device);
+    (model, _) = train_epoch(
+        model,
+        &mut adam,
+        &loss,
+        features,
+        &samples[..o.batch.min(o.rows)],
+        o.batch,
+        1e-4,
+        device,
+    );
     let first_step = started.elapsed().as_secs_f64();
 
     let steps_per_epoch = o.rows.div_ceil(o.batch);
     let steps = o.max_steps.unwrap_or(steps_per_epoch).min(steps_per_epoch);
     let timed = &samples[..(steps * o.batch).min(o.rows)];
     let started = Instant::now();
-    let (model, train_loss) = train_epoch(model, &mut adam, &loss, features, timed, o.batch, 1e-4, device);
+    let (model, train_loss) =
+        train_epoch(model, &mut adam, &loss, features, timed, o.batch, 1e-4, device);
     let per_step = started.elapsed().as_secs_f64() / steps as f64;
-    let evaluation = evaluation_seconds(&model.valid(), features, &samples[..o.rows.min(EVAL_ROWS)], device);
-    let kind = if o.rank == 0 { "full bilinear".to_string() } else { format!("low-rank r={}", o.rank) };
+    let evaluation =
+        evaluation_seconds(&model.valid(), features, &samples[..o.rows.min(EVAL_ROWS)], device);
+    let kind =
+        if o.rank == 0 { "full bilinear".to_string() } else { format!("low-rank r={}", o.rank) };
     format!(
         "foldsweep {kind} on {device_name}, dim {}, hidden {:?}, {} rows, batch {}: {:.4} s/step over {steps} steps -> {:.2} s/epoch \
          (first step incl. init {:.1} s; loss {train_loss:.3}; peak RSS {:.0} MiB; threads {}); {evaluation}",

@@ -10,10 +10,10 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
 use crate::config::Config;
 use crate::error::{is_input_error, InputError};
+use crate::job::{FoldResult, TrainingData};
 use crate::report;
 use crate::store::Store;
 use crate::sweep::{RunOptions, SweepFile};
-use crate::job::{FoldResult, TrainingData};
 use crate::train::EpochLog;
 
 /// Exit codes: 0 success, 1 some jobs failed (or an internal error), 2 bad input or usage.
@@ -284,7 +284,11 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
-            return if error.use_stderr() { ExitCode::from(EXIT_BAD_INPUT) } else { ExitCode::SUCCESS };
+            return if error.use_stderr() {
+                ExitCode::from(EXIT_BAD_INPUT)
+            } else {
+                ExitCode::SUCCESS
+            };
         }
     };
     match run(cli) {
@@ -308,9 +312,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Compare(args) => compare(args),
         Command::Export(args) => export(args),
         Command::BenchEpoch(args) => {
-            let precision: crate::config::Precision = serde_json::from_value(serde_json::Value::String(args.precision.clone()))
-                .map_err(|_| InputError::new(format!("unknown precision {:?}; use f32, bf16 or f16", args.precision)).field("--precision"))?;
-            let o = crate::bench::EpochBench { rank: args.rank, max_steps: args.max_steps, ..Default::default() };
+            let precision: crate::config::Precision = serde_json::from_value(
+                serde_json::Value::String(args.precision.clone()),
+            )
+            .map_err(|_| {
+                InputError::new(format!(
+                    "unknown precision {:?}; use f32, bf16 or f16",
+                    args.precision
+                ))
+                .field("--precision")
+            })?;
+            let o = crate::bench::EpochBench {
+                rank: args.rank,
+                max_steps: args.max_steps,
+                ..Default::default()
+            };
             println!("{}", crate::backend::bench_epoch_on(&args.device, precision, &o)?);
             Ok(ExitCode::SUCCESS)
         }
@@ -346,7 +362,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn run_sweep(args: RunArgs) -> anyhow::Result<ExitCode> {
     let sweep = SweepFile::load(&args.sweep)?;
-    let devices = crate::backend::parse_devices(args.devices.as_deref().unwrap_or(&sweep.resources.devices))?;
+    let devices =
+        crate::backend::parse_devices(args.devices.as_deref().unwrap_or(&sweep.resources.devices))?;
     let jobs_per_device = args.jobs_per_device.unwrap_or(sweep.resources.jobs_per_device);
     if jobs_per_device == 0 {
         return Err(InputError::new("must be at least 1").field("--jobs-per-device").into());
@@ -357,7 +374,13 @@ fn run_sweep(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let shard = args.shard.as_deref().map(crate::sweep::shard::Shard::parse).transpose()?;
-    let options = RunOptions { db: args.db.clone(), devices, jobs_per_device, max_attempts: sweep.resources.max_attempts.max(1), shard };
+    let options = RunOptions {
+        db: args.db.clone(),
+        devices,
+        jobs_per_device,
+        max_attempts: sweep.resources.max_attempts.max(1),
+        shard,
+    };
     let summary = crate::sweep::run_sweep(&sweep, &plan, &options)?;
     println!(
         "sweep {:?}: {} of {} jobs done, {} failed{}; results in {}",
@@ -366,7 +389,10 @@ fn run_sweep(args: RunArgs) -> anyhow::Result<ExitCode> {
         summary.jobs_total,
         summary.failed,
         if summary.interrupted + summary.not_started > 0 {
-            format!(", {} interrupted, {} not started (run the same command again to resume)", summary.interrupted, summary.not_started)
+            format!(
+                ", {} interrupted, {} not started (run the same command again to resume)",
+                summary.interrupted, summary.not_started
+            )
         } else {
             String::new()
         },
@@ -380,15 +406,26 @@ fn embed(args: EmbedArgs) -> anyhow::Result<ExitCode> {
     use crate::text::transformer::{embed_file_with, EmbedOptions};
     let started = std::time::Instant::now();
     let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} texts  {per_sec}  ETA {eta}").expect("template"));
-    let options = EmbedOptions { batch_size: args.batch_size.max(1), cache_dir: Some(crate::text::cache_dir()) };
-    let rows = embed_file_with(&args.model, &args.input, &args.out, &options, &mut |done, total| {
-        bar.set_length(total as u64);
-        bar.set_position(done as u64);
-    })?;
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} texts  {per_sec}  ETA {eta}")
+            .expect("template"),
+    );
+    let options = EmbedOptions {
+        batch_size: args.batch_size.max(1),
+        cache_dir: Some(crate::text::cache_dir()),
+    };
+    let rows =
+        embed_file_with(&args.model, &args.input, &args.out, &options, &mut |done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })?;
     bar.finish_and_clear();
     let seconds = started.elapsed().as_secs_f64();
-    println!("encoded {rows} texts in {seconds:.1}s ({:.1} texts/s) -> {}", rows as f64 / seconds.max(1e-9), args.out.display());
+    println!(
+        "encoded {rows} texts in {seconds:.1}s ({:.1} texts/s) -> {}",
+        rows as f64 / seconds.max(1e-9),
+        args.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -398,10 +435,23 @@ fn finetune(args: FinetuneArgs) -> anyhow::Result<ExitCode> {
     for path in &args.texts {
         texts.extend(read_texts(path)?);
     }
-    let settings = FinetuneSettings { epochs: args.epochs, batch_size: args.batch_size, lr: args.lr, ..FinetuneSettings::default() };
+    let settings = FinetuneSettings {
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        lr: args.lr,
+        ..FinetuneSettings::default()
+    };
     let report = finetune(&args.model, &texts, &args.out, &settings)?;
-    let (first, last) = (report.losses.first().copied().unwrap_or(f32::NAN), report.losses.last().copied().unwrap_or(f32::NAN));
-    println!("fine-tuned on {} texts: {} steps, loss {first:.4} -> {last:.4}; model folder {}", texts.len(), report.steps, args.out.display());
+    let (first, last) = (
+        report.losses.first().copied().unwrap_or(f32::NAN),
+        report.losses.last().copied().unwrap_or(f32::NAN),
+    );
+    println!(
+        "fine-tuned on {} texts: {} steps, loss {first:.4} -> {last:.4}; model folder {}",
+        texts.len(),
+        report.steps,
+        args.out.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -422,28 +472,54 @@ fn slurm(args: SlurmArgs) -> anyhow::Result<ExitCode> {
     let sweep_path = workdir.join(&args.sweep);
     let exe = std::env::current_exe()?;
     crate::sweep::slurm::create_output_folder(&workdir, &options)?;
-    let (array, merge) = crate::sweep::slurm::scripts(&sweep_path, &sweep.name, &exe, &workdir, &options);
+    let (array, merge) =
+        crate::sweep::slurm::scripts(&sweep_path, &sweep.name, &exe, &workdir, &options);
     let merge_path = args.out.with_extension("merge.sbatch");
     crate::util::write_atomic(&args.out, array.as_bytes())?;
     crate::util::write_atomic(&merge_path, merge.as_bytes())?;
-    println!("wrote {} ({} array tasks) and {}", args.out.display(), args.tasks, merge_path.display());
-    println!("submit with:\n  jid=$(sbatch --parsable {}) && sbatch --dependency=afterany:$jid {}", args.out.display(), merge_path.display());
+    println!(
+        "wrote {} ({} array tasks) and {}",
+        args.out.display(),
+        args.tasks,
+        merge_path.display()
+    );
+    println!(
+        "submit with:\n  jid=$(sbatch --parsable {}) && sbatch --dependency=afterany:$jid {}",
+        args.out.display(),
+        merge_path.display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
 fn print_dry_run(sweep: &SweepFile, plan: &crate::sweep::Plan) {
     let points = &plan.expansion.points;
-    println!("sweep {:?} ({}): {} configs x {} folds = {} jobs", sweep.name, sweep.path.display(), points.len(), plan.folds.folds, points.len() * plan.folds.folds);
+    println!(
+        "sweep {:?} ({}): {} configs x {} folds = {} jobs",
+        sweep.name,
+        sweep.path.display(),
+        points.len(),
+        plan.folds.folds,
+        points.len() * plan.folds.folds
+    );
     for (point, id) in points.iter().zip(&plan.ids) {
         println!("  {id}  {}", point.label());
     }
     if !plan.expansion.dropped.is_empty() {
-        println!("dropped {} invalid model/loss combinations (valid pairs: {}):", plan.expansion.dropped.len(), crate::config::valid_pairs_text());
+        println!(
+            "dropped {} invalid model/loss combinations (valid pairs: {}):",
+            plan.expansion.dropped.len(),
+            crate::config::valid_pairs_text()
+        );
         for (varying, reason) in &plan.expansion.dropped {
             println!("  {}  ({reason})", crate::sweep::spec::label(varying));
         }
     }
-    println!("fold assignment {} over {} records; data fingerprint {}", plan.folds.hash(), plan.folds.fold_of.len(), plan.data_fingerprint);
+    println!(
+        "fold assignment {} over {} records; data fingerprint {}",
+        plan.folds.hash(),
+        plan.folds.fold_of.len(),
+        plan.data_fingerprint
+    );
 }
 
 fn results(args: ResultsArgs) -> anyhow::Result<ExitCode> {
@@ -470,7 +546,11 @@ fn compare(args: CompareArgs) -> anyhow::Result<ExitCode> {
     match args.format.as_str() {
         "table" => print!("{}", report::compare::render(&report)),
         "json" => println!("{}", serde_json::to_string_pretty(&report)?),
-        other => return Err(InputError::new(format!("unknown format {other:?}; use table or json")).field("--format").into()),
+        other => {
+            return Err(InputError::new(format!("unknown format {other:?}; use table or json"))
+                .field("--format")
+                .into())
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -484,15 +564,27 @@ fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
             let key = match args.by.as_str() {
                 "oof" => report::SortKey::Oof,
                 "macro" => report::SortKey::Macro,
-                other => return Err(InputError::new(format!("unknown criterion {other:?}; use oof or macro")).field("--by").into()),
+                other => {
+                    return Err(InputError::new(format!(
+                        "unknown criterion {other:?}; use oof or macro"
+                    ))
+                    .field("--by")
+                    .into())
+                }
             };
             let rows = report::summaries(&store, sweep_id, key)?;
             rows.into_iter()
                 .find(|r| key.value(r).is_some())
-                .ok_or_else(|| InputError::new("no config of this sweep has results yet").field("--best"))?
+                .ok_or_else(|| {
+                    InputError::new("no config of this sweep has results yet").field("--best")
+                })?
                 .id
         }
-        (None, false) => return Err(InputError::new("say which config: --config ID or --best").field("--config").into()),
+        (None, false) => {
+            return Err(InputError::new("say which config: --config ID or --best")
+                .field("--config")
+                .into())
+        }
     };
     let request = report::export::ExportRequest {
         config_id: config_id.clone(),
@@ -505,17 +597,32 @@ fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let summary = report::summaries(&store, sweep_of(&store, &config_id)?, report::SortKey::Oof)?
         .into_iter()
         .find(|r| r.id == config_id);
-    println!("config {config_id}: {} test rows from {} fold checkpoint(s) -> {}", done.rows, done.folds_used, args.out.display());
+    println!(
+        "config {config_id}: {} test rows from {} fold checkpoint(s) -> {}",
+        done.rows,
+        done.folds_used,
+        args.out.display()
+    );
     if let Some(s) = summary {
-        println!("pooled OOF RMSE {}  macro {}  [{}]", s.oof_rmse.map_or("-".into(), |v| format!("{v:.4}")), s.macro_rmse.map_or("-".into(), |v| format!("{v:.4}")), s.label);
+        println!(
+            "pooled OOF RMSE {}  macro {}  [{}]",
+            s.oof_rmse.map_or("-".into(), |v| format!("{v:.4}")),
+            s.macro_rmse.map_or("-".into(), |v| format!("{v:.4}")),
+            s.label
+        );
     }
-    let histogram: Vec<String> = done.histogram.iter().enumerate().map(|(s, n)| format!("{s}:{n}")).collect();
+    let histogram: Vec<String> =
+        done.histogram.iter().enumerate().map(|(s, n)| format!("{s}:{n}")).collect();
     println!("prediction distribution (rounded): {}  mean {:.3}", histogram.join(" "), done.mean);
     Ok(ExitCode::SUCCESS)
 }
 
 fn sweep_of(store: &Store, config_id: &str) -> anyhow::Result<i64> {
-    Ok(store.conn().query_row("SELECT sweep_id FROM sweep_configs WHERE config_id = ?1 LIMIT 1", [config_id], |r| r.get(0))?)
+    Ok(store.conn().query_row(
+        "SELECT sweep_id FROM sweep_configs WHERE config_id = ?1 LIMIT 1",
+        [config_id],
+        |r| r.get(0),
+    )?)
 }
 
 fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
@@ -531,7 +638,14 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
             );
         }
     };
-    let result = crate::backend::run_fold_on(&args.device, &config, &data, args.fold, &out.join("checkpoint"), &mut on_epoch)?;
+    let result = crate::backend::run_fold_on(
+        &args.device,
+        &config,
+        &data,
+        args.fold,
+        &out.join("checkpoint"),
+        &mut on_epoch,
+    )?;
     let json = serde_json::to_string_pretty(&result)?;
     crate::util::write_atomic(&out.join("result.json"), json.as_bytes())
         .with_context(|| format!("writing the result into {}", out.display()))?;
@@ -540,7 +654,10 @@ fn train(args: TrainArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn default_out_dir(config: &Path, fold: usize) -> PathBuf {
-    let stem = config.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "config".into());
+    let stem = config
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config".into());
     PathBuf::from("runs").join(stem).join(format!("fold{fold}"))
 }
 
@@ -548,7 +665,13 @@ fn print_summary(result: &FoldResult, out: &Path) {
     let m = &result.metrics;
     println!(
         "\nfold {}/{}: best epoch {} of {}; {} train rows + {} synthetic, {} validation rows",
-        result.fold, result.folds, result.best_epoch, result.epochs_run, result.train_rows, result.synthetic_rows, result.val_rows
+        result.fold,
+        result.folds,
+        result.best_epoch,
+        result.epochs_run,
+        result.train_rows,
+        result.synthetic_rows,
+        result.val_rows
     );
     println!(
         "RMSE {:.4}  rounded {:.4}  macro {:.4}  (train-mean predictor: {:.4})",
@@ -560,7 +683,8 @@ fn print_summary(result: &FoldResult, out: &Path) {
         table.add_row(vec![
             Cell::new(bin.score).set_alignment(CellAlignment::Right),
             Cell::new(bin.count).set_alignment(CellAlignment::Right),
-            Cell::new(bin.rmse.map_or("-".to_string(), |r| format!("{r:.3}"))).set_alignment(CellAlignment::Right),
+            Cell::new(bin.rmse.map_or("-".to_string(), |r| format!("{r:.3}")))
+                .set_alignment(CellAlignment::Right),
             Cell::new(m.prediction_histogram[bin.score]).set_alignment(CellAlignment::Right),
         ]);
     }

@@ -85,8 +85,16 @@ pub struct FinetuneConfig {
 
 impl FinetuneConfig {
     /// Every key, for the sweep grid (which cannot find `max_steps` in the serialized defaults).
-    pub const KEYS: &'static [&'static str] =
-        &["epochs", "batch_size", "lr", "warmup_fraction", "scale", "weight_decay", "seed", "max_steps"];
+    pub const KEYS: &'static [&'static str] = &[
+        "epochs",
+        "batch_size",
+        "lr",
+        "warmup_fraction",
+        "scale",
+        "weight_decay",
+        "seed",
+        "max_steps",
+    ];
 
     pub fn settings(&self) -> FinetuneSettings {
         FinetuneSettings {
@@ -105,15 +113,25 @@ impl FinetuneConfig {
     fn validate(&self) -> InputResult<()> {
         let checks: [(bool, &str, &str); 7] = [
             (self.epochs == 0, "epochs", "must be at least 1"),
-            (self.batch_size < 2, "batch_size", "must be at least 2 (the other texts of a batch are the negatives)"),
+            (
+                self.batch_size < 2,
+                "batch_size",
+                "must be at least 2 (the other texts of a batch are the negatives)",
+            ),
             (!(self.lr > 0.0 && self.lr.is_finite()), "lr", "must be positive"),
             (!(0.0..1.0).contains(&self.warmup_fraction), "warmup_fraction", "must be in [0, 1)"),
             (!(self.scale > 0.0 && self.scale.is_finite()), "scale", "must be positive"),
-            (!(self.weight_decay >= 0.0 && self.weight_decay.is_finite()), "weight_decay", "must be >= 0"),
+            (
+                !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()),
+                "weight_decay",
+                "must be >= 0",
+            ),
             (self.max_steps == Some(0), "max_steps", "must be at least 1 when given"),
         ];
         match checks.iter().find(|(bad, _, _)| *bad) {
-            Some((_, key, message)) => Err(InputError::new(*message).field(format!("text.finetune.{key}"))),
+            Some((_, key, message)) => {
+                Err(InputError::new(*message).field(format!("text.finetune.{key}")))
+            }
             None => Ok(()),
         }
     }
@@ -214,7 +232,10 @@ pub enum Precision {
 
 /// The spelling used in config files (`heteroscedastic`, `cross_entropy`, ...).
 fn config_spelling<T: Serialize>(value: &T) -> String {
-    serde_json::to_value(value).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+    serde_json::to_value(value)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 impl std::fmt::Display for ModelKind {
@@ -260,7 +281,12 @@ pub struct WeightingConfig {
 
 impl Default for WeightingConfig {
     fn default() -> Self {
-        WeightingConfig { temperature: 0.5, min_weight: 0.5, max_weight: 8.0, boost_high_scores: true }
+        WeightingConfig {
+            temperature: 0.5,
+            min_weight: 0.5,
+            max_weight: 8.0,
+            boost_high_scores: true,
+        }
     }
 }
 
@@ -372,8 +398,10 @@ impl TextConfig {
     fn validate(&self) -> InputResult<()> {
         if let Some(finetune) = &self.finetune {
             if self.encoder != TextEncoderKind::Transformer {
-                return Err(InputError::new("only valid with text.encoder = \"transformer\" (it fine-tunes text.model)")
-                    .field("text.finetune"));
+                return Err(InputError::new(
+                    "only valid with text.encoder = \"transformer\" (it fine-tunes text.model)",
+                )
+                .field("text.finetune"));
             }
             finetune.validate()?;
         }
@@ -383,8 +411,9 @@ impl TextConfig {
                     return Err(InputError::new("must be positive").field("text.dim"));
                 }
                 if self.ngram_min == 0 || self.ngram_min > self.ngram_max {
-                    return Err(InputError::new("need 1 <= ngram_min <= ngram_max")
-                        .field("text.ngram_min"));
+                    return Err(
+                        InputError::new("need 1 <= ngram_min <= ngram_max").field("text.ngram_min")
+                    );
                 }
             }
             TextEncoderKind::Precomputed => {
@@ -416,16 +445,34 @@ impl TrainConfig {
             .field("train.loss"));
         }
         let checks: [(bool, &str, &str); 10] = [
-            (self.hidden_dims.is_empty() || self.hidden_dims.contains(&0), "train.hidden_dims", "needs at least one layer, all sizes positive"),
+            (
+                self.hidden_dims.is_empty() || self.hidden_dims.contains(&0),
+                "train.hidden_dims",
+                "needs at least one layer, all sizes positive",
+            ),
             (!(0.0..1.0).contains(&self.dropout), "train.dropout", "must be in [0, 1)"),
             (self.batch_size == 0, "train.batch_size", "must be positive"),
             (!(self.lr > 0.0), "train.lr", "must be positive"),
             (self.epochs == 0, "train.epochs", "must be positive"),
-            (!(self.lr_factor > 0.0 && self.lr_factor < 1.0), "train.lr_factor", "must be in (0, 1)"),
-            (!(self.weighting.min_weight > 0.0 && self.weighting.min_weight <= self.weighting.max_weight), "train.weighting.min_weight", "need 0 < min_weight <= max_weight"),
+            (
+                !(self.lr_factor > 0.0 && self.lr_factor < 1.0),
+                "train.lr_factor",
+                "must be in (0, 1)",
+            ),
+            (
+                !(self.weighting.min_weight > 0.0
+                    && self.weighting.min_weight <= self.weighting.max_weight),
+                "train.weighting.min_weight",
+                "need 0 < min_weight <= max_weight",
+            ),
             (!(self.weighting.temperature >= 0.0), "train.weighting.temperature", "must be >= 0"),
             (!(self.synthetic.ratio >= 0.0), "train.synthetic.ratio", "must be >= 0"),
-            (self.synthetic.score_min > self.synthetic.score_max || self.synthetic.score_max > 10, "train.synthetic.score_max", "need score_min <= score_max <= 10"),
+            (
+                self.synthetic.score_min > self.synthetic.score_max
+                    || self.synthetic.score_max > 10,
+                "train.synthetic.score_max",
+                "need score_min <= score_max <= 10",
+            ),
         ];
         for (bad, field, message) in checks {
             if bad {

@@ -35,7 +35,8 @@ impl TrainingData {
             ));
         }
         let texts = text_features(config, &dataset, Part::Train)?;
-        let folds = FoldAssignment::stratified(&dataset.score_bins(), config.cv.folds, config.cv.seed);
+        let folds =
+            FoldAssignment::stratified(&dataset.score_bins(), config.cv.folds, config.cv.seed);
         Ok(TrainingData { dataset, texts, folds })
     }
 
@@ -61,7 +62,8 @@ impl TrainingData {
         };
         let mut train = real(&train_rows);
         let seed = config.train.seed.wrapping_mul(1000).wrapping_add(k as u64);
-        let negatives = synthetic_negatives(&train, self.dataset.metrics.len(), &config.train.synthetic, seed);
+        let negatives =
+            synthetic_negatives(&train, self.dataset.metrics.len(), &config.train.synthetic, seed);
         train.extend(negatives);
         apply_weights(&mut train, &config.train.weighting);
         (train, real(&val_rows))
@@ -110,9 +112,12 @@ pub fn run_fold<B: AutodiffBackend>(
     on_epoch: &mut dyn FnMut(&EpochLog),
 ) -> anyhow::Result<FoldResult> {
     if k >= config.cv.folds {
-        return Err(InputError::new(format!("fold {k} does not exist: folds are 0..{}", config.cv.folds - 1))
-            .field("--fold")
-            .into());
+        return Err(InputError::new(format!(
+            "fold {k} does not exist: folds are 0..{}",
+            config.cv.folds - 1
+        ))
+        .field("--fold")
+        .into());
     }
     let (train, val) = data.fold_samples(config, k);
     let spec = ModelSpec::from_config(&config.train, data.dataset.metrics.dim(), data.texts.cols);

@@ -65,7 +65,12 @@ pub fn apply_weights(samples: &mut [Sample], config: &WeightingConfig) {
 /// `ratio` x len(train) negatives copied from the given TRAINING samples (never validation):
 /// each keeps its text, gets a different metric drawn uniformly and a random integer score
 /// in [score_min, score_max]. Source rows are drawn without replacement while they last.
-pub fn synthetic_negatives(train: &[Sample], num_metrics: usize, config: &SyntheticConfig, seed: u64) -> Vec<Sample> {
+pub fn synthetic_negatives(
+    train: &[Sample],
+    num_metrics: usize,
+    config: &SyntheticConfig,
+    seed: u64,
+) -> Vec<Sample> {
     let wanted = (config.ratio * train.len() as f64).round() as usize;
     if wanted == 0 || train.is_empty() || num_metrics < 2 {
         return Vec::new();

@@ -90,7 +90,11 @@ pub fn hostname() -> String {
     // SAFETY: gethostname writes at most buf.len() bytes into a buffer we own.
     let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
     let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    if ok { String::from_utf8_lossy(&buf[..end]).into_owned() } else { "localhost".into() }
+    if ok {
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "localhost".into()
+    }
 }
 
 pub struct Store {
@@ -118,7 +122,8 @@ pub struct NewConfig<'a> {
 
 impl Store {
     pub fn open(path: &Path) -> anyhow::Result<Store> {
-        let conn = Connection::open(path).with_context(|| format!("opening results database {}", path.display()))?;
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening results database {}", path.display()))?;
         conn.busy_timeout(Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -129,19 +134,29 @@ impl Store {
             .unwrap_or(None);
         match version {
             Some(v) if v != SCHEMA_VERSION.to_string() => {
-                bail!("{} has schema version {v}; this foldsweep reads version {SCHEMA_VERSION}", path.display())
+                bail!(
+                    "{} has schema version {v}; this foldsweep reads version {SCHEMA_VERSION}",
+                    path.display()
+                )
             }
             _ => {}
         }
         conn.execute_batch(SCHEMA)?;
-        conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)", [SCHEMA_VERSION.to_string()])?;
+        conn.execute(
+            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
+            [SCHEMA_VERSION.to_string()],
+        )?;
         Ok(Store { conn, path: path.to_path_buf() })
     }
 
     /// Opens an existing database read-mostly (for queries); a missing file is an input error.
     pub fn open_existing(path: &Path) -> anyhow::Result<Store> {
         if !path.exists() {
-            return Err(crate::error::InputError::in_file(path, "no such results database (run a sweep first)").into());
+            return Err(crate::error::InputError::in_file(
+                path,
+                "no such results database (run a sweep first)",
+            )
+            .into());
         }
         Store::open(path)
     }
@@ -160,7 +175,11 @@ impl Store {
 
     /// The folder relative checkpoint paths are resolved against.
     pub fn base_dir(&self) -> PathBuf {
-        self.path.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."))
+        self.path
+            .parent()
+            .map(Path::to_path_buf)
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from("."))
     }
 
     /// Registers a sweep (or updates its definition), its configs and the given (config, fold)
@@ -184,7 +203,8 @@ impl Store {
              ON CONFLICT(name) DO UPDATE SET definition = ?2, data_fingerprint = ?3, fold_hash = ?4, folds = ?5, updated_at = ?6",
             params![name, definition, data_fingerprint, fold_hash, folds as i64, t],
         )?;
-        let sweep_id: i64 = tx.query_row("SELECT id FROM sweeps WHERE name = ?1", [name], |r| r.get(0))?;
+        let sweep_id: i64 =
+            tx.query_row("SELECT id FROM sweeps WHERE name = ?1", [name], |r| r.get(0))?;
         let mut added = 0;
         for (position, c) in configs.iter().enumerate() {
             tx.execute(
@@ -216,7 +236,8 @@ impl Store {
                 "SELECT j.id, j.host, j.pid, j.heartbeat FROM jobs j JOIN sweep_configs s ON s.config_id = j.config_id
                  WHERE s.sweep_id = ?1 AND j.status = 'running'",
             )?;
-            let rows = stmt.query_map([sweep_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            let rows =
+                stmt.query_map([sweep_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
             rows.collect::<Result<_, _>>()?
         };
         let tx = self.conn.transaction()?;
@@ -248,13 +269,21 @@ impl Store {
              WHERE s.sweep_id = ?1 AND j.status = ?2 ORDER BY s.position, j.fold",
         )?;
         let rows = stmt.query_map(params![sweep_id, status], |r| {
-            Ok(JobRow { id: r.get(0)?, config_id: r.get(1)?, fold: r.get::<_, i64>(2)? as usize, status: r.get(3)?, attempt: r.get(4)? })
+            Ok(JobRow {
+                id: r.get(0)?,
+                config_id: r.get(1)?,
+                fold: r.get::<_, i64>(2)? as usize,
+                status: r.get(3)?,
+                attempt: r.get(4)?,
+            })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn config_params(&self, config_id: &str) -> anyhow::Result<String> {
-        Ok(self.conn.query_row("SELECT params FROM configs WHERE id = ?1", [config_id], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("SELECT params FROM configs WHERE id = ?1", [config_id], |r| r.get(0))?)
     }
 
     /// Claims a pending job for this coordinator; false if another process got it first.
@@ -269,17 +298,26 @@ impl Store {
     }
 
     pub fn set_worker_pid(&self, job_id: i64, worker_pid: u32) -> anyhow::Result<()> {
-        self.conn.execute("UPDATE jobs SET worker_pid = ?2 WHERE id = ?1", params![job_id, worker_pid])?;
+        self.conn.execute(
+            "UPDATE jobs SET worker_pid = ?2 WHERE id = ?1",
+            params![job_id, worker_pid],
+        )?;
         Ok(())
     }
 
     pub fn heartbeat(&self, job_id: i64) -> anyhow::Result<()> {
-        self.conn.execute("UPDATE jobs SET heartbeat = ?2 WHERE id = ?1", params![job_id, now()])?;
+        self.conn
+            .execute("UPDATE jobs SET heartbeat = ?2 WHERE id = ?1", params![job_id, now()])?;
         Ok(())
     }
 
     /// Records a finished job and all it reported, in one transaction.
-    pub fn record_success(&mut self, job_id: i64, result: &FoldResult, checkpoint: Option<&str>) -> anyhow::Result<()> {
+    pub fn record_success(
+        &mut self,
+        job_id: i64,
+        result: &FoldResult,
+        checkpoint: Option<&str>,
+    ) -> anyhow::Result<()> {
         let tx = self.conn.transaction()?;
         insert_result(&tx, job_id, result, checkpoint)?;
         tx.execute(
@@ -309,16 +347,28 @@ impl Store {
     }
 
     pub fn sweep_id(&self, name: &str) -> anyhow::Result<Option<i64>> {
-        Ok(self.conn.query_row("SELECT id FROM sweeps WHERE name = ?1", [name], |r| r.get(0)).optional()?)
+        Ok(self
+            .conn
+            .query_row("SELECT id FROM sweeps WHERE name = ?1", [name], |r| r.get(0))
+            .optional()?)
     }
 
     /// The named sweep, or the most recently updated one.
     pub fn resolve_sweep(&self, name: Option<&str>) -> anyhow::Result<(i64, String)> {
         let row = match name {
-            Some(name) => self.conn.query_row("SELECT id, name FROM sweeps WHERE name = ?1", [name], |r| Ok((r.get(0)?, r.get(1)?))).optional()?,
+            Some(name) => self
+                .conn
+                .query_row("SELECT id, name FROM sweeps WHERE name = ?1", [name], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })
+                .optional()?,
             None => self
                 .conn
-                .query_row("SELECT id, name FROM sweeps ORDER BY updated_at DESC LIMIT 1", [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(
+                    "SELECT id, name FROM sweeps ORDER BY updated_at DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .optional()?,
         };
         row.ok_or_else(|| {
@@ -328,7 +378,12 @@ impl Store {
     }
 }
 
-fn insert_result(tx: &Transaction, job_id: i64, r: &FoldResult, checkpoint: Option<&str>) -> anyhow::Result<()> {
+fn insert_result(
+    tx: &Transaction,
+    job_id: i64,
+    r: &FoldResult,
+    checkpoint: Option<&str>,
+) -> anyhow::Result<()> {
     // A rerun of a job replaces what an earlier attempt may have left.
     for table in ["fold_results", "bin_results", "epochs", "oof_predictions"] {
         tx.execute(&format!("DELETE FROM {table} WHERE job_id = ?1"), [job_id])?;
@@ -342,13 +397,21 @@ fn insert_result(tx: &Transaction, job_id: i64, r: &FoldResult, checkpoint: Opti
             r.train_rows as i64, r.synthetic_rows as i64, r.val_rows as i64, r.train_seconds, checkpoint
         ],
     )?;
-    let mut bins = tx.prepare("INSERT INTO bin_results (job_id, score, count, rmse) VALUES (?1, ?2, ?3, ?4)")?;
+    let mut bins =
+        tx.prepare("INSERT INTO bin_results (job_id, score, count, rmse) VALUES (?1, ?2, ?3, ?4)")?;
     for b in &m.bins {
         bins.execute(params![job_id, b.score as i64, b.count as i64, b.rmse])?;
     }
     let mut epochs = tx.prepare("INSERT INTO epochs (job_id, epoch, train_loss, val_rmse, lr, seconds) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
     for e in &r.epochs {
-        epochs.execute(params![job_id, e.epoch as i64, e.train_loss, e.val_rmse, e.lr, e.seconds])?;
+        epochs.execute(params![
+            job_id,
+            e.epoch as i64,
+            e.train_loss,
+            e.val_rmse,
+            e.lr,
+            e.seconds
+        ])?;
     }
     let mut oof = tx.prepare("INSERT INTO oof_predictions (job_id, record, truth, prediction, logvar) VALUES (?1, ?2, ?3, ?4, ?5)")?;
     for o in &r.oof {
@@ -361,7 +424,8 @@ fn insert_result(tx: &Transaction, job_id: i64, r: &FoldResult, checkpoint: Opti
 pub fn process_alive(pid: i64) -> bool {
     // SAFETY: signal 0 checks for existence and permission only; nothing is delivered.
     let exists = pid > 0
-        && (unsafe { libc::kill(pid as libc::pid_t, 0) } == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
+        && (unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
     // A killed process whose parent never reaps it stays a zombie and still "exists".
     exists && !is_zombie(pid)
 }

@@ -11,12 +11,17 @@ fn train_with_records(records: &str) -> std::process::Output {
 }
 
 fn record(fields: &str) -> String {
-    format!(r#"[{{"metric_name": "truthfulness", "score": "9.0", "user_prompt": "p", "response": "r", "system_prompt": null}}, {fields}]"#)
+    format!(
+        r#"[{{"metric_name": "truthfulness", "score": "9.0", "user_prompt": "p", "response": "r", "system_prompt": null}}, {fields}]"#
+    )
 }
 
 #[test]
 fn train_file_that_is_not_json() {
-    assert_bad_input(&train_with_records("metric_name,score\n"), &["train_data.json", "not valid JSON", "line 1"]);
+    assert_bad_input(
+        &train_with_records("metric_name,score\n"),
+        &["train_data.json", "not valid JSON", "line 1"],
+    );
 }
 
 #[test]
@@ -44,23 +49,32 @@ fn train_file_with_invalid_utf8() {
 
 #[test]
 fn train_file_that_is_not_a_list() {
-    assert_bad_input(&train_with_records(r#"{"metric_name": "x"}"#), &["train_data.json", "expected a JSON list"]);
+    assert_bad_input(
+        &train_with_records(r#"{"metric_name": "x"}"#),
+        &["train_data.json", "expected a JSON list"],
+    );
 }
 
 #[test]
 fn record_that_is_not_an_object() {
-    assert_bad_input(&train_with_records(&record("42")), &["train_data.json", "record 1", "expected an object"]);
+    assert_bad_input(
+        &train_with_records(&record("42")),
+        &["train_data.json", "record 1", "expected an object"],
+    );
 }
 
 #[test]
 fn record_without_metric_name() {
-    let out = train_with_records(&record(r#"{"score": "9.0", "user_prompt": "p", "response": "r"}"#));
+    let out =
+        train_with_records(&record(r#"{"score": "9.0", "user_prompt": "p", "response": "r"}"#));
     assert_bad_input(&out, &["train_data.json", "record 1", "field `metric_name`", "missing"]);
 }
 
 #[test]
 fn record_without_score() {
-    let out = train_with_records(&record(r#"{"metric_name": "truthfulness", "user_prompt": "p", "response": "r"}"#));
+    let out = train_with_records(&record(
+        r#"{"metric_name": "truthfulness", "user_prompt": "p", "response": "r"}"#,
+    ));
     assert_bad_input(&out, &["train_data.json", "record 1", "field `score`", "missing"]);
 }
 
@@ -75,7 +89,9 @@ fn score_that_is_not_a_number() {
 #[test]
 fn score_outside_0_to_10() {
     for score in [r#""10.5""#, "-1", "11"] {
-        let out = train_with_records(&record(&format!(r#"{{"metric_name": "truthfulness", "score": {score}}}"#)));
+        let out = train_with_records(&record(&format!(
+            r#"{{"metric_name": "truthfulness", "score": {score}}}"#
+        )));
         assert_bad_input(&out, &["record 1", "field `score`", "outside [0, 10]"]);
     }
 }
@@ -83,21 +99,33 @@ fn score_outside_0_to_10() {
 #[test]
 fn score_nan_or_infinite() {
     for score in [r#""NaN""#, r#""nan""#, r#""inf""#] {
-        let out = train_with_records(&record(&format!(r#"{{"metric_name": "truthfulness", "score": {score}}}"#)));
+        let out = train_with_records(&record(&format!(
+            r#"{{"metric_name": "truthfulness", "score": {score}}}"#
+        )));
         assert_bad_input(&out, &["record 1", "field `score`", "outside [0, 10]"]);
     }
 }
 
 #[test]
 fn text_field_of_the_wrong_type() {
-    let out = train_with_records(&record(r#"{"metric_name": "truthfulness", "score": 9, "response": 5}"#));
+    let out = train_with_records(&record(
+        r#"{"metric_name": "truthfulness", "score": 9, "response": 5}"#,
+    ));
     assert_bad_input(&out, &["record 1", "field `response`", "expected a string or null"]);
 }
 
 #[test]
 fn metric_name_not_in_the_metric_names_file() {
     let out = train_with_records(&record(r#"{"metric_name": "no_such_metric", "score": 9}"#));
-    assert_bad_input(&out, &["train_data.json", "record 1", "field `metric_name`", "unknown metric \"no_such_metric\""]);
+    assert_bad_input(
+        &out,
+        &[
+            "train_data.json",
+            "record 1",
+            "field `metric_name`",
+            "unknown metric \"no_such_metric\"",
+        ],
+    );
 }
 
 #[test]
@@ -106,7 +134,10 @@ fn duplicate_metric_names() {
     let mut names: Vec<String> = serde_json::from_str(&s.read("metric_names.json")).unwrap();
     names[5] = names[2].clone();
     s.write("metric_names.json", serde_json::to_string(&names).unwrap());
-    assert_bad_input(&s.train(), &["metric_names.json", "record 5", "duplicate metric name", "also at index 2"]);
+    assert_bad_input(
+        &s.train(),
+        &["metric_names.json", "record 5", "duplicate metric name", "also at index 2"],
+    );
 }
 
 #[test]
@@ -120,7 +151,10 @@ fn embeddings_with_a_different_row_count_than_the_names() {
 fn embeddings_that_are_not_float() {
     let s = Scratch::new();
     s.write("metric_name_embeddings.npy", npy_bytes("<i4", &[12, 16], &[0u8; 12 * 16 * 4]));
-    assert_bad_input(&s.train(), &["metric_name_embeddings.npy", "expected float32 or float64", "<i4"]);
+    assert_bad_input(
+        &s.train(),
+        &["metric_name_embeddings.npy", "expected float32 or float64", "<i4"],
+    );
 }
 
 #[test]
@@ -130,7 +164,10 @@ fn embeddings_with_nan_or_infinity() {
         let mut values = vec![0.25f32; 12 * 16];
         values[3 * 16 + 7] = bad;
         s.write("metric_name_embeddings.npy", npy_bytes("<f4", &[12, 16], &f32_bytes(&values)));
-        assert_bad_input(&s.train(), &["metric_name_embeddings.npy", "record 3", "non-finite value", "column 7"]);
+        assert_bad_input(
+            &s.train(),
+            &["metric_name_embeddings.npy", "record 3", "non-finite value", "column 7"],
+        );
     }
 }
 
@@ -145,7 +182,10 @@ fn embeddings_file_that_is_not_npy() {
 fn precomputed_text_embeddings_with_the_wrong_row_count() {
     let s = Scratch::new();
     s.write("text.npy", npy_bytes("<f4", &[7, 8], &f32_bytes(&[0.5; 56])));
-    let config = crate::common::QUICK_CONFIG.replace("encoder = \"hashing\"", "encoder = \"precomputed\"\ntrain_embeddings = \"text.npy\"");
+    let config = crate::common::QUICK_CONFIG.replace(
+        "encoder = \"hashing\"",
+        "encoder = \"precomputed\"\ntrain_embeddings = \"text.npy\"",
+    );
     s.write("config.toml", config);
     assert_bad_input(&s.train(), &["text.npy", "has 7 rows", "400 records"]);
 }
@@ -160,9 +200,15 @@ fn config_that_is_not_toml() {
 #[test]
 fn config_with_an_unknown_key_names_key_and_line() {
     let s = Scratch::new();
-    s.write("config.toml", crate::common::QUICK_CONFIG.replace("epochs = 2", "epochs = 2\nlearning_rate = 0.1"));
+    s.write(
+        "config.toml",
+        crate::common::QUICK_CONFIG.replace("epochs = 2", "epochs = 2\nlearning_rate = 0.1"),
+    );
     let line = crate::common::QUICK_CONFIG.lines().position(|l| l == "epochs = 2").unwrap() + 2;
-    assert_bad_input(&s.train(), &["config.toml", &format!("line {line}"), "unknown field `learning_rate`"]);
+    assert_bad_input(
+        &s.train(),
+        &["config.toml", &format!("line {line}"), "unknown field `learning_rate`"],
+    );
 }
 
 #[test]
@@ -175,8 +221,14 @@ fn config_with_a_value_of_the_wrong_type() {
 #[test]
 fn config_with_an_invalid_model_loss_pair_lists_the_valid_ones() {
     let s = Scratch::new();
-    s.write("config.toml", crate::common::QUICK_CONFIG.replace("loss = \"hybrid\"", "loss = \"ordinal\""));
-    assert_bad_input(&s.train(), &["config.toml", "field `train.loss`", "valid pairs", "ordinal with ordinal"]);
+    s.write(
+        "config.toml",
+        crate::common::QUICK_CONFIG.replace("loss = \"hybrid\"", "loss = \"ordinal\""),
+    );
+    assert_bad_input(
+        &s.train(),
+        &["config.toml", "field `train.loss`", "valid pairs", "ordinal with ordinal"],
+    );
 }
 
 #[test]

@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use foldsweep::data::npy::{read_matrix, Matrix};
 use foldsweep::error::InputError;
-use foldsweep::text::transformer::{embed_file, encode_cached, finetune, FinetuneSettings, SentenceEncoder};
+use foldsweep::text::transformer::{
+    embed_file, encode_cached, finetune, FinetuneSettings, SentenceEncoder,
+};
 
 /// The README's recommendation: ~6x the float32 noise floor, 30x below a tanh-GELU bug.
 const TOLERANCE: f32 = 1e-5;
@@ -90,7 +92,9 @@ fn read_npy_3d(path: &Path) -> Vec<Matrix> {
     let values: Vec<f32> = npy.into_vec().expect("float32 values");
     let [layers, tokens, hidden] = shape[..] else { panic!("expected 3 axes, found {shape:?}") };
     let size = tokens * hidden;
-    (0..layers).map(|l| Matrix::new(tokens, hidden, values[l * size..(l + 1) * size].to_vec())).collect()
+    (0..layers)
+        .map(|l| Matrix::new(tokens, hidden, values[l * size..(l + 1) * size].to_vec()))
+        .collect()
 }
 
 #[test]
@@ -124,7 +128,9 @@ fn batch_size_does_not_change_results_beyond_noise() {
     let encoder = SentenceEncoder::load(&encoder_fixture("tiny-xlmr")).expect("load");
     let one_by_one = encoder.encode(&texts(), 1, &mut no_progress()).expect("encode");
     let mut calls = Vec::new();
-    let batched = encoder.encode(&texts(), BATCH, &mut |done, total| calls.push((done, total))).expect("encode");
+    let batched = encoder
+        .encode(&texts(), BATCH, &mut |done, total| calls.push((done, total)))
+        .expect("encode");
     assert_within("batch 1 vs batch 8", &batched, &one_by_one);
     let n = texts().len();
     assert_eq!(calls.last(), Some(&(n, n)), "progress ends at (total, total)");
@@ -199,12 +205,15 @@ fn edit_weight(model: &Path, name: &str, edit: impl FnOnce(&mut Vec<usize>, &mut
         .map(|(n, v)| (n.to_string(), v.dtype(), v.shape().to_vec(), v.data().to_vec()))
         .collect();
     let target = tensors.iter_mut().find(|t| t.0 == name).expect("weight exists");
-    let mut values: Vec<f32> = target.3.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let mut values: Vec<f32> =
+        target.3.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     edit(&mut target.2, &mut values);
     target.3 = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
         .iter()
-        .map(|(n, d, s, b)| (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).expect("view")))
+        .map(|(n, d, s, b)| {
+            (n.clone(), safetensors::tensor::TensorView::new(*d, s.clone(), b).expect("view"))
+        })
         .collect();
     safetensors::serialize_to_file(views, None, &path).expect("write weights");
 }
@@ -215,7 +224,10 @@ fn assert_load_error(model: &Path, file: &str, fragment: &str) {
         Ok(_) => panic!("loading {} should fail", model.display()),
         Err(e) => e,
     };
-    let input = error.chain().find_map(|c| c.downcast_ref::<InputError>()).unwrap_or_else(|| panic!("not an InputError: {error:#}"));
+    let input = error
+        .chain()
+        .find_map(|c| c.downcast_ref::<InputError>())
+        .unwrap_or_else(|| panic!("not an InputError: {error:#}"));
     let named = input.file.as_deref().and_then(Path::file_name).and_then(|n| n.to_str());
     assert_eq!(named, Some(file), "error names the file: {input}");
     let message = input.to_string();
@@ -226,7 +238,8 @@ fn assert_load_error(model: &Path, file: &str, fragment: &str) {
 fn unsupported_architecture_is_an_input_error_naming_config_json() {
     let model = model_copy("tiny-bert");
     let path = model.path().join("config.json");
-    let mut config: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("read")).expect("json");
     config["architectures"] = serde_json::json!(["GPT2Model"]);
     std::fs::write(&path, serde_json::to_vec(&config).expect("json")).expect("write");
     assert_load_error(model.path(), "config.json", "GPT2Model");
@@ -259,17 +272,20 @@ fn cache_answers_the_second_call_without_computing() {
     let cache = tempfile::tempdir().expect("temp dir");
     let model = encoder_fixture("tiny-bert");
     let texts = texts();
-    let (first, stats) = encode_cached(&model, &texts, cache.path(), BATCH, &mut no_progress()).expect("first");
+    let (first, stats) =
+        encode_cached(&model, &texts, cache.path(), BATCH, &mut no_progress()).expect("first");
     assert_eq!((stats.hits, stats.computed), (0, distinct(&texts)));
     assert_within("cached tiny-bert", &first, &expected("tiny_bert_expected.npy"));
 
-    let (second, stats) = encode_cached(&model, &texts, cache.path(), BATCH, &mut no_progress()).expect("second");
+    let (second, stats) =
+        encode_cached(&model, &texts, cache.path(), BATCH, &mut no_progress()).expect("second");
     assert_eq!((stats.hits, stats.computed, stats.discarded), (texts.len(), 0, None));
     assert_eq!(first, second, "identical output from the cache");
 
     let mut more = texts.clone();
     more.insert(3, "a text the cache has not seen".to_string());
-    let (third, stats) = encode_cached(&model, &more, cache.path(), BATCH, &mut no_progress()).expect("third");
+    let (third, stats) =
+        encode_cached(&model, &more, cache.path(), BATCH, &mut no_progress()).expect("third");
     assert_eq!((stats.hits, stats.computed), (texts.len(), 1), "only the new text is computed");
     assert_eq!(third.row(0), first.row(0));
     assert_eq!(third.row(4), first.row(3), "rows stay in input order");
@@ -280,7 +296,8 @@ fn corrupted_or_truncated_cache_file_is_rebuilt() {
     let cache = tempfile::tempdir().expect("temp dir");
     let model = encoder_fixture("tiny-xlmr");
     let texts = texts();
-    let (clean, stats) = encode_cached(&model, &texts, cache.path(), BATCH, &mut no_progress()).expect("first");
+    let (clean, stats) =
+        encode_cached(&model, &texts, cache.path(), BATCH, &mut no_progress()).expect("first");
     let file = stats.file.clone();
     type Damage = (&'static str, fn(&mut Vec<u8>));
     let damages: [Damage; 2] = [
@@ -294,12 +311,19 @@ fn corrupted_or_truncated_cache_file_is_rebuilt() {
         let mut bytes = std::fs::read(&file).expect("read cache");
         damage(&mut bytes);
         std::fs::write(&file, &bytes).expect("write cache");
-        let (rebuilt, stats) = encode_cached(&model, &texts, cache.path(), BATCH, &mut no_progress()).expect("rebuild");
+        let (rebuilt, stats) =
+            encode_cached(&model, &texts, cache.path(), BATCH, &mut no_progress())
+                .expect("rebuild");
         assert!(stats.discarded.is_some(), "{what}: corruption detected");
         assert_eq!((stats.hits, stats.computed), (0, distinct(&texts)), "{what}: nothing reused");
         assert_eq!(rebuilt, clean, "{what}: same embeddings after the rebuild");
-        let (_, stats) = encode_cached(&model, &texts, cache.path(), BATCH, &mut no_progress()).expect("after");
-        assert_eq!((stats.computed, stats.discarded), (0, None), "{what}: the rebuilt file is used");
+        let (_, stats) =
+            encode_cached(&model, &texts, cache.path(), BATCH, &mut no_progress()).expect("after");
+        assert_eq!(
+            (stats.computed, stats.discarded),
+            (0, None),
+            "{what}: the rebuilt file is used"
+        );
     }
 }
 
@@ -308,17 +332,33 @@ fn changed_model_does_not_reuse_old_cache_entries() {
     let cache = tempfile::tempdir().expect("temp dir");
     let texts = texts();
     let original = encoder_fixture("tiny-bert");
-    let (before, _) = encode_cached(&original, &texts, cache.path(), BATCH, &mut no_progress()).expect("original");
+    let (before, _) = encode_cached(&original, &texts, cache.path(), BATCH, &mut no_progress())
+        .expect("original");
 
     let changed = model_copy("tiny-bert");
-    edit_weight(changed.path(), "encoder.layer.1.output.LayerNorm.bias", |_, values| values[0] += 0.5);
-    let (after, stats) = encode_cached(changed.path(), &texts, cache.path(), BATCH, &mut no_progress()).expect("changed");
-    assert_eq!((stats.hits, stats.computed), (0, distinct(&texts)), "a changed weight means a new cache key");
-    assert!(max_abs_diff("changed model", &after, &before) > 0.1, "the changed weight shows in the output");
+    edit_weight(changed.path(), "encoder.layer.1.output.LayerNorm.bias", |_, values| {
+        values[0] += 0.5
+    });
+    let (after, stats) =
+        encode_cached(changed.path(), &texts, cache.path(), BATCH, &mut no_progress())
+            .expect("changed");
+    assert_eq!(
+        (stats.hits, stats.computed),
+        (0, distinct(&texts)),
+        "a changed weight means a new cache key"
+    );
+    assert!(
+        max_abs_diff("changed model", &after, &before) > 0.1,
+        "the changed weight shows in the output"
+    );
 
-    let fresh = SentenceEncoder::load(changed.path()).expect("load").encode(&texts, BATCH, &mut no_progress()).expect("encode");
+    let fresh = SentenceEncoder::load(changed.path())
+        .expect("load")
+        .encode(&texts, BATCH, &mut no_progress())
+        .expect("encode");
     assert_eq!(after, fresh, "cached output of the changed model is its own");
-    let (_, stats) = encode_cached(&original, &texts, cache.path(), BATCH, &mut no_progress()).expect("original again");
+    let (_, stats) = encode_cached(&original, &texts, cache.path(), BATCH, &mut no_progress())
+        .expect("original again");
     assert_eq!(stats.computed, 0, "the original model's entries are still there");
 }
 
@@ -328,9 +368,14 @@ fn changed_model_does_not_reuse_old_cache_entries() {
 fn embed_file_encodes_a_list_of_strings_in_order() {
     let dir = tempfile::tempdir().expect("temp dir");
     let out = dir.path().join("out.npy");
-    let rows = embed_file(&encoder_fixture("tiny-bert"), &encoder_fixture("texts.json"), &out).expect("embed");
+    let rows = embed_file(&encoder_fixture("tiny-bert"), &encoder_fixture("texts.json"), &out)
+        .expect("embed");
     assert_eq!(rows, texts().len());
-    assert_within("embed_file tiny-bert", &read_matrix(&out).expect("read out"), &expected("tiny_bert_expected.npy"));
+    assert_within(
+        "embed_file tiny-bert",
+        &read_matrix(&out).expect("read out"),
+        &expected("tiny_bert_expected.npy"),
+    );
 }
 
 #[test]
@@ -347,10 +392,16 @@ fn embed_file_encodes_records_by_their_combined_text() {
     let model = encoder_fixture("tiny-xlmr");
     assert_eq!(embed_file(&model, &input, &out).expect("embed"), 5);
 
-    let parsed = foldsweep::data::records::parse_records(&std::fs::read(&input).expect("read"), foldsweep::data::Split::Test)
-        .expect("parse");
+    let parsed = foldsweep::data::records::parse_records(
+        &std::fs::read(&input).expect("read"),
+        foldsweep::data::Split::Test,
+    )
+    .expect("parse");
     let combined: Vec<String> = parsed.iter().map(|r| r.combined_text()).collect();
-    let want = SentenceEncoder::load(&model).expect("load").encode(&combined, BATCH, &mut no_progress()).expect("encode");
+    let want = SentenceEncoder::load(&model)
+        .expect("load")
+        .encode(&combined, BATCH, &mut no_progress())
+        .expect("encode");
     assert_within("embed_file records", &read_matrix(&out).expect("read out"), &want);
 }
 
@@ -359,7 +410,8 @@ fn embed_file_rejects_input_that_is_not_a_list_of_texts() {
     let dir = tempfile::tempdir().expect("temp dir");
     let input = dir.path().join("bad.json");
     std::fs::write(&input, r#"["fine", 3]"#).expect("write");
-    let error = embed_file(&encoder_fixture("tiny-bert"), &input, &dir.path().join("out.npy")).expect_err("bad input");
+    let error = embed_file(&encoder_fixture("tiny-bert"), &input, &dir.path().join("out.npy"))
+        .expect_err("bad input");
     let input_error = error.downcast_ref::<InputError>().expect("an InputError");
     assert_eq!(input_error.file.as_deref(), Some(input.as_path()));
     assert_eq!(input_error.record, Some(1));
@@ -371,7 +423,13 @@ fn embed_file_rejects_input_that_is_not_a_list_of_texts() {
 /// recipe's 2e-5 so that a few steps visibly move a random model; two equal batches per epoch
 /// so that every step's loss is over the same number of negatives.
 fn finetune_tiny_bert(out: &Path) -> foldsweep::text::transformer::FinetuneReport {
-    let settings = FinetuneSettings { epochs: 16, batch_size: 11, lr: 1e-3, seed: 7, ..FinetuneSettings::default() };
+    let settings = FinetuneSettings {
+        epochs: 16,
+        batch_size: 11,
+        lr: 1e-3,
+        seed: 7,
+        ..FinetuneSettings::default()
+    };
     finetune(&encoder_fixture("tiny-bert"), &texts(), out, &settings).expect("fine-tune")
 }
 
@@ -398,8 +456,16 @@ fn finetuning_is_reproducible_for_a_seed() {
     // tests here do) would draw from in turn.
     let losses = |seed| {
         let out = tempfile::tempdir().expect("temp dir");
-        let settings = FinetuneSettings { epochs: 2, batch_size: 11, lr: 1e-3, seed, ..FinetuneSettings::default() };
-        finetune(&encoder_fixture("tiny-bert"), &texts(), out.path(), &settings).expect("fine-tune").losses
+        let settings = FinetuneSettings {
+            epochs: 2,
+            batch_size: 11,
+            lr: 1e-3,
+            seed,
+            ..FinetuneSettings::default()
+        };
+        finetune(&encoder_fixture("tiny-bert"), &texts(), out.path(), &settings)
+            .expect("fine-tune")
+            .losses
     };
     let first = losses(7);
     assert_eq!(first, losses(7), "same seed, same run");
@@ -411,18 +477,31 @@ fn finetuned_folder_reloads_to_identical_embeddings() {
     let out = tempfile::tempdir().expect("temp dir");
     let report = finetune_tiny_bert(out.path());
     let in_memory = report.encoder.encode(&texts(), BATCH, &mut no_progress()).expect("encode");
-    let reloaded = SentenceEncoder::load(out.path()).expect("reload").encode(&texts(), BATCH, &mut no_progress()).expect("encode");
+    let reloaded = SentenceEncoder::load(out.path())
+        .expect("reload")
+        .encode(&texts(), BATCH, &mut no_progress())
+        .expect("encode");
     assert_eq!(in_memory, reloaded, "saved weights are the trained weights");
 
     let names = |dir: &Path| -> Vec<String> {
         let bytes = std::fs::read(dir.join("model.safetensors")).expect("read");
-        let mut names: Vec<String> =
-            safetensors::SafeTensors::deserialize(&bytes).expect("parse").names().into_iter().map(String::from).collect();
+        let mut names: Vec<String> = safetensors::SafeTensors::deserialize(&bytes)
+            .expect("parse")
+            .names()
+            .into_iter()
+            .map(String::from)
+            .collect();
         names.sort();
         names
     };
     assert_eq!(names(out.path()), names(&encoder_fixture("tiny-bert")), "same weight names");
-    for file in ["config.json", "tokenizer.json", "modules.json", "sentence_bert_config.json", "1_Pooling/config.json"] {
+    for file in [
+        "config.json",
+        "tokenizer.json",
+        "modules.json",
+        "sentence_bert_config.json",
+        "1_Pooling/config.json",
+    ] {
         assert!(out.path().join(file).is_file(), "{file} copied");
     }
 }

@@ -1,7 +1,7 @@
 //! PyTorch parity of the production path: float32 on the CPU backend (burn's flex).
 
-use burn::backend::Autodiff;
 use crate::common::parity::*;
+use burn::backend::Autodiff;
 
 use foldsweep::backend::Cpu;
 

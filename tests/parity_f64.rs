@@ -2,8 +2,8 @@
 //! the formulas (not just the numbers, within noise) are PyTorch's. Its own binary, so that
 //! no float32 test shares the process (see tests/common/parity.rs).
 
-use burn::backend::Autodiff;
 use crate::common::parity::*;
+use burn::backend::Autodiff;
 
 type Cpu = burn_ndarray::NdArray<f64>;
 

@@ -23,7 +23,10 @@ struct Weights(Vec<(DType, Vec<f32>)>);
 impl ModuleVisitor<CpuTrain> for Weights {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<CpuTrain, D>>) {
         let value = param.val();
-        self.0.push((value.dtype(), value.cast(FloatDType::F32).into_data().to_vec::<f32>().unwrap()));
+        self.0.push((
+            value.dtype(),
+            value.cast(FloatDType::F32).into_data().to_vec::<f32>().unwrap(),
+        ));
     }
 }
 
@@ -34,7 +37,15 @@ fn weights(model: &PairModel<CpuTrain>) -> Vec<(DType, Vec<f32>)> {
 }
 
 fn spec(kind: ModelKind) -> ModelSpec {
-    ModelSpec { kind, d_metric: 8, d_text: 8, d_bilinear: 4, bilinear_rank: 0, hidden_dims: vec![16], dropout: 0.0 }
+    ModelSpec {
+        kind,
+        d_metric: 8,
+        d_text: 8,
+        d_bilinear: 4,
+        bilinear_rank: 0,
+        hidden_dims: vec![16],
+        dropout: 0.0,
+    }
 }
 
 fn data() -> (Matrix, Matrix, Vec<Sample>) {
@@ -42,7 +53,14 @@ fn data() -> (Matrix, Matrix, Vec<Sample>) {
     let metrics = Matrix::new(3, 8, (0..24).map(value).collect());
     let texts = Matrix::new(16, 8, (100..228).map(value).collect());
     let samples = (0..16)
-        .map(|i| Sample { metric_row: i % 3, text_row: i, target: (i % 11) as f32, weight: 1.0 + (i % 3) as f32 * 0.25, record: i, synthetic: false })
+        .map(|i| Sample {
+            metric_row: i % 3,
+            text_row: i,
+            target: (i % 11) as f32,
+            weight: 1.0 + (i % 3) as f32 * 0.25,
+            record: i,
+            synthetic: false,
+        })
         .collect();
     (metrics, texts, samples)
 }
@@ -58,7 +76,11 @@ fn bf16_training_updates_f32_master_weights_and_every_loss_runs() {
         .env(IN_CHILD, "1")
         .output()
         .unwrap();
-    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(output.status.success(), "the bf16 child process failed:\n{text}");
     assert!(text.contains("1 passed"), "the bf16 body did not run in the child:\n{text}");
 }
@@ -68,7 +90,10 @@ fn bf16_training_updates_f32_master_weights_and_every_loss_runs() {
 #[test]
 #[ignore = "run by bf16_training_updates_f32_master_weights_and_every_loss_runs in a child process"]
 fn bf16_body_in_its_own_process() {
-    assert!(std::env::var_os(IN_CHILD).is_some(), "only in the child process: it switches the device to bf16");
+    assert!(
+        std::env::var_os(IN_CHILD).is_some(),
+        "only in the child process: it switches the device to bf16"
+    );
     let device = cpu_device();
     set_default_float_dtype::<Cpu>(&device, FloatDType::BF16).expect("the first use of the device");
     let (metrics, texts, samples) = data();
@@ -83,23 +108,42 @@ fn bf16_body_in_its_own_process() {
         (ModelKind::Heteroscedastic, LossKind::Heteroscedastic),
     ] {
         let model = spec(kind).init::<CpuTrain>(&device);
-        assert!(weights(&model).iter().all(|(dtype, _)| *dtype == DType::BF16), "parameters are created in bf16");
-        let mut adam = Adam::<CpuTrain>::new(AdamSettings::torch_default(1e-5, Some(1.0))).with_tensor_ops(true);
+        assert!(
+            weights(&model).iter().all(|(dtype, _)| *dtype == DType::BF16),
+            "parameters are created in bf16"
+        );
+        let mut adam = Adam::<CpuTrain>::new(AdamSettings::torch_default(1e-5, Some(1.0)))
+            .with_tensor_ops(true);
         let settings = LossSettings::report(loss);
-        let (model, first) = train_epoch(model, &mut adam, &settings, features, &samples, 8, 1e-3, &device);
-        let (model, _) = train_epoch(model, &mut adam, &settings, features, &samples, 8, 1e-3, &device);
+        let (model, first) =
+            train_epoch(model, &mut adam, &settings, features, &samples, 8, 1e-3, &device);
+        let (model, _) =
+            train_epoch(model, &mut adam, &settings, features, &samples, 8, 1e-3, &device);
         assert!(first.is_finite(), "{loss:?}: loss {first}");
-        assert!(weights(&model).iter().all(|(dtype, _)| *dtype == DType::BF16), "{loss:?}: parameters stay bf16");
+        assert!(
+            weights(&model).iter().all(|(dtype, _)| *dtype == DType::BF16),
+            "{loss:?}: parameters stay bf16"
+        );
     }
 
     // The loss is computed in f32 from bf16 outputs, targets and weights.
     let output = Tensor::<CpuTrain, 2>::from_floats([[0.5, -1.0], [2.0, 0.25]], &device);
     assert_eq!(output.dtype(), DType::BF16);
-    let targets = Targets { score: Tensor::from_floats([1.0, 3.0], &device), class: Tensor::from_ints([1, 3], &device) };
-    let loss = weighted_loss(&LossSettings::report(LossKind::Heteroscedastic), output, &targets, Tensor::from_floats([1.0, 0.5], &device));
+    let targets = Targets {
+        score: Tensor::from_floats([1.0, 3.0], &device),
+        class: Tensor::from_ints([1, 3], &device),
+    };
+    let loss = weighted_loss(
+        &LossSettings::report(LossKind::Heteroscedastic),
+        output,
+        &targets,
+        Tensor::from_floats([1.0, 0.5], &device),
+    );
     assert_eq!(loss.dtype(), DType::F32, "the loss is f32");
     // (mean - y)^2 / (exp(logvar) + 1e-6) + logvar, weighted mean: rows (0.5, -1) and (2, 0.25).
-    let expected = ((0.25 / ((-1.0f64).exp() + 1e-6) - 1.0) * 1.0 + (1.0 / (0.25f64.exp() + 1e-6) + 0.25) * 0.5) / 2.0;
+    let expected = ((0.25 / ((-1.0f64).exp() + 1e-6) - 1.0) * 1.0
+        + (1.0 / (0.25f64.exp() + 1e-6) + 0.25) * 0.5)
+        / 2.0;
     let got = loss.into_scalar() as f64;
     assert!((got - expected).abs() < 1e-6, "loss {got}, expected {expected}");
 
@@ -108,11 +152,13 @@ fn bf16_body_in_its_own_process() {
     // add up to whole bf16 steps.
     let model = spec(ModelKind::Heteroscedastic).init::<CpuTrain>(&device);
     let before = weights(&model);
-    let mut adam = Adam::<CpuTrain>::new(AdamSettings::torch_default(0.0, None)).with_tensor_ops(true);
+    let mut adam =
+        Adam::<CpuTrain>::new(AdamSettings::torch_default(0.0, None)).with_tensor_ops(true);
     let settings = LossSettings::report(LossKind::Heteroscedastic);
     let mut model = model;
     for _ in 0..250 {
-        (model, _) = train_epoch(model, &mut adam, &settings, features, &samples, 16, 1e-5, &device);
+        (model, _) =
+            train_epoch(model, &mut adam, &settings, features, &samples, 16, 1e-5, &device);
     }
     let after = weights(&model);
     let (mut large, mut moved) = (0, 0);
@@ -125,5 +171,8 @@ fn bf16_body_in_its_own_process() {
         }
     }
     assert!(large > 50, "enough weights above 0.1 to judge ({large})");
-    assert!(moved * 2 > large, "only {moved} of {large} weights above 0.1 moved: updates were lost to bf16 rounding");
+    assert!(
+        moved * 2 > large,
+        "only {moved} of {large} weights above 0.1 moved: updates were lost to bf16 rounding"
+    );
 }

@@ -9,7 +9,8 @@ use rusqlite::Connection;
 /// The shared tiny sweep (4 configs x 5 folds here) with a name that needs escaping and
 /// synthetic.ratio as a numeric grid axis beside the categorical model and loss.
 fn sweep_file() -> String {
-    let renamed = crate::common::TINY_SWEEP.replacen("name = \"tiny\"", "name = \"tiny <report> & co\"", 1);
+    let renamed =
+        crate::common::TINY_SWEEP.replacen("name = \"tiny\"", "name = \"tiny <report> & co\"", 1);
     assert_ne!(renamed, crate::common::TINY_SWEEP, "TINY_SWEEP's name line changed");
     renamed.replacen("[resources]", "\"synthetic.ratio\" = [0.0, 0.3]\n\n[resources]", 1)
 }
@@ -18,7 +19,12 @@ fn sweep_file() -> String {
 const SVG_NAMESPACE: &str = r#"xmlns="http://www.w3.org/2000/svg""#;
 
 fn config_ids(db: &Connection) -> Vec<String> {
-    db.prepare("SELECT config_id FROM sweep_configs").unwrap().query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap()
+    db.prepare("SELECT config_id FROM sweep_configs")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 /// The document with the namespace attribute removed from `<svg ...>` opening tags only.
@@ -36,8 +42,13 @@ fn without_svg_namespaces(html: &str) -> String {
 
 fn assert_self_contained(html: &str) {
     let stripped = without_svg_namespaces(html);
-    for external in ["http://", "https://", "<script", "<link", "<img", "<iframe", "url(", "@import"] {
-        assert!(!stripped.contains(external), "report refers to something outside itself: {external:?}");
+    for external in
+        ["http://", "https://", "<script", "<link", "<img", "<iframe", "url(", "@import"]
+    {
+        assert!(
+            !stripped.contains(external),
+            "report refers to something outside itself: {external:?}"
+        );
     }
 }
 
@@ -71,7 +82,9 @@ fn report_of_a_real_sweep_is_one_self_contained_document() {
     // Per-score bars, one chart per grid key (model, loss, synthetic.ratio), learning curves, histogram.
     assert_eq!(html.matches("<svg").count(), 6);
     assert_eq!(html.matches("<figcaption>").count(), 6);
-    for axis_text in ["true score", "pooled OOF RMSE", "synthetic.ratio", "epoch", "validation RMSE", "records"] {
+    for axis_text in
+        ["true score", "pooled OOF RMSE", "synthetic.ratio", "epoch", "validation RMSE", "records"]
+    {
         assert!(html.contains(&format!(">\n{axis_text}\n</text>")), "no axis label {axis_text:?}");
     }
     let ids = config_ids(&db);
@@ -82,17 +95,30 @@ fn report_of_a_real_sweep_is_one_self_contained_document() {
     assert!(html.contains("<h1>Sweep tiny &lt;report&gt; &amp; co</h1>"));
     assert!(html.contains("4 configs × 5 folds = 20 jobs: 20 done, 0 failed"));
     assert!(html.contains("&lt;standard&amp;co&gt;"));
-    assert!(!html.contains("<report>") && !html.contains("<standard&co>"), "unescaped text from the database");
+    assert!(
+        !html.contains("<report>") && !html.contains("<standard&co>"),
+        "unescaped text from the database"
+    );
 }
 
 #[test]
 fn a_sweep_without_results_still_renders_with_empty_charts() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(&dir.path().join("results.db")).unwrap();
-    let config = NewConfig { id: "0123456789ab", params_json: "{}", varying_json: r#"{"lr":0.001}"#, label: "lr=0.001" };
-    let (sweep_id, _) = store.register_sweep("empty", "", "data", "folds", 5, &[config], &[("0123456789ab".into(), 0)]).unwrap();
+    let config = NewConfig {
+        id: "0123456789ab",
+        params_json: "{}",
+        varying_json: r#"{"lr":0.001}"#,
+        label: "lr=0.001",
+    };
+    let (sweep_id, _) = store
+        .register_sweep("empty", "", "data", "folds", 5, &[config], &[("0123456789ab".into(), 0)])
+        .unwrap();
     let html = render(&store, sweep_id).unwrap();
-    assert!(html.contains("1 config × 5 folds = 1 job: 0 done, 0 failed, 1 not finished"), "{html}");
+    assert!(
+        html.contains("1 config × 5 folds = 1 job: 0 done, 0 failed, 1 not finished"),
+        "{html}"
+    );
     assert!(html.contains("0123456789ab"));
     assert_eq!(html.matches("<svg").count(), 0);
     assert_eq!(html.matches("No finished results to chart yet.").count(), 4);
@@ -109,5 +135,8 @@ fn escape_handles_markup_ampersands_and_quotes() {
 fn namespace_whitelist_is_precise() {
     assert_self_contained(&format!("<svg width=\"1\" {SVG_NAMESPACE}>\n</svg>"));
     let outside = format!("<p {SVG_NAMESPACE}></p>");
-    assert!(std::panic::catch_unwind(|| assert_self_contained(&outside)).is_err(), "the namespace outside <svg> is not whitelisted");
+    assert!(
+        std::panic::catch_unwind(|| assert_self_contained(&outside)).is_err(),
+        "the namespace outside <svg> is not whitelisted"
+    );
 }

@@ -4,11 +4,14 @@
 use crate::common::{assert_bad_input, stderr, stdout, Scratch, TINY_SWEEP};
 use rusqlite::Connection;
 
-
 fn jobs(db: &std::path::Path) -> Vec<(String, i64, String)> {
     let conn = Connection::open(db).unwrap();
-    let mut stmt = conn.prepare("SELECT config_id, fold, status FROM jobs ORDER BY config_id, fold").unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().collect::<Result<_, _>>().unwrap()
+    let mut stmt =
+        conn.prepare("SELECT config_id, fold, status FROM jobs ORDER BY config_id, fold").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 fn count(db: &std::path::Path, sql: &str) -> i64 {
@@ -17,11 +20,20 @@ fn count(db: &std::path::Path, sql: &str) -> i64 {
 
 /// A fingerprint of everything recorded: merging again must not change it.
 fn contents(db: &std::path::Path) -> Vec<i64> {
-    ["jobs", "fold_results", "bin_results", "epochs", "oof_predictions", "configs", "sweep_configs", "sweeps"]
-        .iter()
-        .map(|t| count(db, &format!("SELECT COUNT(*) FROM {t}")))
-        .chain([count(db, "SELECT CAST(SUM(prediction) * 1000 AS INTEGER) FROM oof_predictions")])
-        .collect()
+    [
+        "jobs",
+        "fold_results",
+        "bin_results",
+        "epochs",
+        "oof_predictions",
+        "configs",
+        "sweep_configs",
+        "sweeps",
+    ]
+    .iter()
+    .map(|t| count(db, &format!("SELECT COUNT(*) FROM {t}")))
+    .chain([count(db, "SELECT CAST(SUM(prediction) * 1000 AS INTEGER) FROM oof_predictions")])
+    .collect()
 }
 
 #[test]
@@ -34,7 +46,14 @@ fn three_shards_merged_equal_a_single_machine_run_and_merging_twice_changes_noth
     s.write("sweep.toml", TINY_SWEEP);
     let mut sizes = Vec::new();
     for i in 1..=3 {
-        let out = s.run(&["run", "sweep.toml", "--shard", &format!("{i}/3"), "--db", &format!("shard-{i}.db")]);
+        let out = s.run(&[
+            "run",
+            "sweep.toml",
+            "--shard",
+            &format!("{i}/3"),
+            "--db",
+            &format!("shard-{i}.db"),
+        ]);
         assert!(out.status.success(), "{}", stderr(&out));
         assert!(stdout(&out).contains(&format!("(shard {i}/3 of 10 jobs)")), "{}", stdout(&out));
         sizes.push(jobs(&s.path(&format!("shard-{i}.db"))).len());
@@ -42,14 +61,27 @@ fn three_shards_merged_equal_a_single_machine_run_and_merging_twice_changes_noth
     assert_eq!(sizes.iter().sum::<usize>(), 10);
     assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1, "{sizes:?}");
 
-    let merge = |s: &Scratch| s.run(&["merge", "shard-1.db", "shard-2.db", "shard-3.db", "--into", "results.db"]);
+    let merge = |s: &Scratch| {
+        s.run(&["merge", "shard-1.db", "shard-2.db", "shard-3.db", "--into", "results.db"])
+    };
     let out = merge(&s);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("10 jobs added, 0 already there"), "{}", stdout(&out));
-    assert_eq!(jobs(&s.path("results.db")), jobs(&single.path("results.db")), "same job set as one machine");
+    assert_eq!(
+        jobs(&s.path("results.db")),
+        jobs(&single.path("results.db")),
+        "same job set as one machine"
+    );
     assert_eq!(count(&s.path("results.db"), "SELECT COUNT(*) FROM oof_predictions"), 800);
     assert_eq!(count(&s.path("results.db"), "SELECT COUNT(*) FROM bin_results"), 110);
-    assert_eq!(count(&s.path("results.db"), "SELECT COUNT(*) FROM jobs WHERE host IS NULL OR device IS NULL"), 0, "where each job ran");
+    assert_eq!(
+        count(
+            &s.path("results.db"),
+            "SELECT COUNT(*) FROM jobs WHERE host IS NULL OR device IS NULL"
+        ),
+        0,
+        "where each job ran"
+    );
     let before = contents(&s.path("results.db"));
     let again = merge(&s);
     assert!(stdout(&again).contains("0 jobs added, 10 already there"), "{}", stdout(&again));
@@ -79,24 +111,57 @@ fn bad_shard_arguments_exit_2() {
     let s = Scratch::new();
     s.write("sweep.toml", TINY_SWEEP);
     assert_bad_input(&s.run(&["run", "sweep.toml", "--shard", "4/3"]), &["--shard", "1 <= I <= N"]);
-    assert_bad_input(&s.run(&["merge", "missing.db", "--into", "r.db"]), &["missing.db", "no such shard database"]);
+    assert_bad_input(
+        &s.run(&["merge", "missing.db", "--into", "r.db"]),
+        &["missing.db", "no such shard database"],
+    );
 }
 
 #[test]
 fn slurm_script_runs_one_shard_per_array_task_and_merges_after_any() {
     let s = Scratch::new();
     s.write("sweep.toml", TINY_SWEEP);
-    let out = s.run(&["slurm", "sweep.toml", "--tasks", "4", "--gpus-per-task", "1", "--partition", "gpu", "--time", "04:00:00", "--max-concurrent", "2", "--out", "job.sbatch"]);
+    let out = s.run(&[
+        "slurm",
+        "sweep.toml",
+        "--tasks",
+        "4",
+        "--gpus-per-task",
+        "1",
+        "--partition",
+        "gpu",
+        "--time",
+        "04:00:00",
+        "--max-concurrent",
+        "2",
+        "--out",
+        "job.sbatch",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let array = s.read("job.sbatch");
-    for line in ["#SBATCH --array=1-4%2", "#SBATCH --gpus-per-task=1", "#SBATCH --partition=gpu", "#SBATCH --time=04:00:00", "--shard \"${SLURM_ARRAY_TASK_ID}/4\"", "shard-${SLURM_ARRAY_TASK_ID}.db", "--devices auto"] {
+    for line in [
+        "#SBATCH --array=1-4%2",
+        "#SBATCH --gpus-per-task=1",
+        "#SBATCH --partition=gpu",
+        "#SBATCH --time=04:00:00",
+        "--shard \"${SLURM_ARRAY_TASK_ID}/4\"",
+        "shard-${SLURM_ARRAY_TASK_ID}.db",
+        "--devices auto",
+    ] {
         assert!(array.contains(line), "{line} missing:\n{array}");
     }
     let merge = s.read("job.merge.sbatch");
     // Absolute, so the scripts run from anywhere; the folder exists before submission, because
     // Slurm opens each job's --output file there before the script's first line runs.
-    let out_dir = std::fs::canonicalize(s.path("sweep-out")).expect("foldsweep slurm creates the output folder");
-    assert!(merge.contains(&format!("merge {0}/shard-*.db --into {0}/results.db", out_dir.display())), "{merge}");
-    assert!(array.contains(&format!("#SBATCH --output={}/slurm-%A_%a.out", out_dir.display())), "{array}");
+    let out_dir = std::fs::canonicalize(s.path("sweep-out"))
+        .expect("foldsweep slurm creates the output folder");
+    assert!(
+        merge.contains(&format!("merge {0}/shard-*.db --into {0}/results.db", out_dir.display())),
+        "{merge}"
+    );
+    assert!(
+        array.contains(&format!("#SBATCH --output={}/slurm-%A_%a.out", out_dir.display())),
+        "{array}"
+    );
     assert!(stdout(&out).contains("--dependency=afterany:$jid"), "{}", stdout(&out));
 }

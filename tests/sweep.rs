@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use crate::common::{assert_bad_input, stderr, stdout, Scratch, TINY_SWEEP};
 use rusqlite::Connection;
 
-
 fn scratch_with_sweep(sweep: &str) -> Scratch {
     let s = Scratch::new();
     s.write("sweep.toml", sweep);
@@ -41,11 +40,21 @@ fn count(conn: &Connection, sql: &str) -> i64 {
 fn assert_complete(conn: &Connection, configs: i64) {
     assert_eq!(count(conn, "SELECT COUNT(*) FROM jobs"), configs * 5);
     assert_eq!(count(conn, "SELECT COUNT(*) FROM jobs WHERE status = 'done'"), configs * 5);
-    assert_eq!(count(conn, "SELECT COUNT(DISTINCT config_id || '/' || fold) FROM jobs"), configs * 5);
+    assert_eq!(
+        count(conn, "SELECT COUNT(DISTINCT config_id || '/' || fold) FROM jobs"),
+        configs * 5
+    );
     assert_eq!(count(conn, "SELECT COUNT(*) FROM fold_results"), configs * 5);
     assert_eq!(count(conn, "SELECT COUNT(*) FROM bin_results"), configs * 5 * 11);
-    assert_eq!(count(conn, "SELECT COUNT(*) FROM oof_predictions"), configs * 400, "every record once per config");
-    assert_eq!(count(conn, "SELECT COUNT(*) FROM (SELECT job_id FROM epochs GROUP BY job_id)"), configs * 5);
+    assert_eq!(
+        count(conn, "SELECT COUNT(*) FROM oof_predictions"),
+        configs * 400,
+        "every record once per config"
+    );
+    assert_eq!(
+        count(conn, "SELECT COUNT(*) FROM (SELECT job_id FROM epochs GROUP BY job_id)"),
+        configs * 5
+    );
     let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(integrity, "ok");
 }
@@ -57,14 +66,24 @@ fn sweep_records_every_job_once_and_a_rerun_does_no_work() {
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
     assert!(stdout(&out).contains("2 configs x 5 folds = 10 jobs"), "{}", stdout(&out));
     assert_complete(&db(&s), 2);
-    let started: Vec<f64> = db(&s).prepare("SELECT started_at FROM jobs ORDER BY id").unwrap()
-        .query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    let started: Vec<f64> = db(&s)
+        .prepare("SELECT started_at FROM jobs ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
 
     let again = run_sweep(&s);
     assert!(again.status.success());
     assert!(stdout(&again).contains("nothing to do: all 10 jobs"), "{}", stdout(&again));
-    let started_again: Vec<f64> = db(&s).prepare("SELECT started_at FROM jobs ORDER BY id").unwrap()
-        .query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    let started_again: Vec<f64> = db(&s)
+        .prepare("SELECT started_at FROM jobs ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     assert_eq!(started, started_again, "no job ran twice");
 }
 
@@ -73,10 +92,17 @@ fn adding_grid_values_adds_only_the_new_jobs() {
     let s = scratch_with_sweep(TINY_SWEEP);
     assert!(run_sweep(&s).status.success());
     // 0.5 is the default temperature: those configs are the ones already done.
-    s.write("sweep.toml", TINY_SWEEP.replace("[resources]", "\"weighting.temperature\" = [0.5, 0.0]\n\n[resources]"));
+    s.write(
+        "sweep.toml",
+        TINY_SWEEP.replace("[resources]", "\"weighting.temperature\" = [0.5, 0.0]\n\n[resources]"),
+    );
     let out = run_sweep(&s);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("4 configs x 5 folds = 20 jobs; 10 done, 10 to run"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("4 configs x 5 folds = 20 jobs; 10 done, 10 to run"),
+        "{}",
+        stdout(&out)
+    );
     assert_complete(&db(&s), 4);
 }
 
@@ -87,9 +113,15 @@ fn dry_run_lists_configs_and_dropped_pairs_and_runs_nothing() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("2 configs x 5 folds = 10 jobs"), "{text}");
-    assert!(text.contains("model=standard loss=hybrid") && text.contains("model=ordinal loss=ordinal"), "{text}");
+    assert!(
+        text.contains("model=standard loss=hybrid") && text.contains("model=ordinal loss=ordinal"),
+        "{text}"
+    );
     assert!(text.contains("dropped 2 invalid model/loss combinations"), "{text}");
-    assert!(text.contains("model=standard loss=ordinal  (model standard cannot use loss ordinal)"), "{text}");
+    assert!(
+        text.contains("model=standard loss=ordinal  (model standard cannot use loss ordinal)"),
+        "{text}"
+    );
     assert!(!s.path("results.db").exists());
 }
 
@@ -97,7 +129,11 @@ fn dry_run_lists_configs_and_dropped_pairs_and_runs_nothing() {
 fn config_ids_are_stable_for_the_same_sweep_and_data() {
     let ids = |s: &Scratch| -> Vec<String> {
         let out = s.run(&["run", "sweep.toml", "--dry-run"]);
-        stdout(&out).lines().filter(|l| l.starts_with("  ") && !l.contains('(')).map(|l| l.split_whitespace().next().unwrap().to_string()).collect()
+        stdout(&out)
+            .lines()
+            .filter(|l| l.starts_with("  ") && !l.contains('('))
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect()
     };
     let (a, b) = (scratch_with_sweep(TINY_SWEEP), scratch_with_sweep(TINY_SWEEP));
     assert_eq!(ids(&a).len(), 2);
@@ -108,14 +144,23 @@ fn config_ids_are_stable_for_the_same_sweep_and_data() {
 
 #[test]
 fn sigkill_mid_sweep_then_rerun_records_every_job_exactly_once() {
-    let s = scratch_with_sweep(&TINY_SWEEP.replace("epochs = 3", "epochs = 25").replace("jobs_per_device = 2", "jobs_per_device = 1"));
+    let s = scratch_with_sweep(
+        &TINY_SWEEP
+            .replace("epochs = 3", "epochs = 25")
+            .replace("jobs_per_device = 2", "jobs_per_device = 1"),
+    );
     let mut child = spawn_sweep(&s);
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         std::thread::sleep(Duration::from_millis(100));
         let done = Connection::open(s.path("results.db"))
             .ok()
-            .and_then(|c| c.query_row("SELECT COUNT(*) FROM jobs WHERE status = 'done'", [], |r| r.get::<_, i64>(0)).ok())
+            .and_then(|c| {
+                c.query_row("SELECT COUNT(*) FROM jobs WHERE status = 'done'", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .ok()
+            })
             .unwrap_or(0);
         if done >= 2 {
             break;
@@ -149,18 +194,36 @@ fn a_panicking_job_is_retried_then_failed_while_the_rest_finish() {
     assert!(text.contains("retry ") && text.contains("FAILED"), "{text}");
     let conn = db(&s);
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'done'"), 8);
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'failed' AND fold = 2 AND attempt = 2"), 2);
-    let error: String = conn.query_row("SELECT error FROM jobs WHERE status = 'failed' LIMIT 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(
+        count(
+            &conn,
+            "SELECT COUNT(*) FROM jobs WHERE status = 'failed' AND fold = 2 AND attempt = 2"
+        ),
+        2
+    );
+    let error: String = conn
+        .query_row("SELECT error FROM jobs WHERE status = 'failed' LIMIT 1", [], |r| r.get(0))
+        .unwrap();
     assert!(error.contains("deliberate panic on fold 2"), "{error}");
     assert!(error.contains("worker exited with code"), "{error}");
 
     let results = s.run(&["results", "--db", "results.db"]);
     assert!(stdout(&results).contains("4/5 (1 failed)"), "{}", stdout(&results));
     // An incomplete config is not exported unless asked.
-    let id: String = conn.query_row("SELECT config_id FROM jobs LIMIT 1", [], |r| r.get(0)).unwrap();
+    let id: String =
+        conn.query_row("SELECT config_id FROM jobs LIMIT 1", [], |r| r.get(0)).unwrap();
     let refused = s.run(&["export", "--db", "results.db", "--config", &id, "--out", "sub.csv"]);
     assert_bad_input(&refused, &["4 of 5 folds finished", "--allow-partial"]);
-    let partial = s.run(&["export", "--db", "results.db", "--config", &id, "--out", "sub.csv", "--allow-partial"]);
+    let partial = s.run(&[
+        "export",
+        "--db",
+        "results.db",
+        "--config",
+        &id,
+        "--out",
+        "sub.csv",
+        "--allow-partial",
+    ]);
     assert!(partial.status.success(), "{}", stderr(&partial));
 
     // The next run retries the failed jobs (and they succeed without the hook).
@@ -174,7 +237,9 @@ fn results_compare_and_export_outputs() {
     assert!(run_sweep(&s).status.success());
 
     let table = stdout(&s.run(&["results", "--db", "results.db"]));
-    for column in ["config", "model", "loss", "folds", "mean ± sd", "OOF RMSE", "macro", "@9", "@10"] {
+    for column in
+        ["config", "model", "loss", "folds", "mean ± sd", "OOF RMSE", "macro", "@9", "@10"]
+    {
         assert!(table.contains(column), "{column} missing:\n{table}");
     }
     let csv_text = stdout(&s.run(&["results", "--db", "results.db", "--format", "csv"]));
@@ -188,7 +253,14 @@ fn results_compare_and_export_outputs() {
     assert!(oofs[0] <= oofs[1], "sorted best first: {oofs:?}");
 
     // Pooled OOF RMSE is sqrt(mean of squared errors over all records), recomputed here.
-    let json: serde_json::Value = serde_json::from_str(&stdout(&s.run(&["results", "--db", "results.db", "--format", "json"]))).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&stdout(&s.run(&[
+        "results",
+        "--db",
+        "results.db",
+        "--format",
+        "json",
+    ])))
+    .unwrap();
     let best = &json[0];
     let conn = db(&s);
     let id = best["id"].as_str().unwrap();
@@ -203,7 +275,14 @@ fn results_compare_and_export_outputs() {
     assert_eq!(best["folds_done"], 5);
 
     // compare: the t statistic recomputed from the per-fold RMSEs in the database.
-    let report: serde_json::Value = serde_json::from_str(&stdout(&s.run(&["compare", "--db", "results.db", "--format", "json"]))).unwrap();
+    let report: serde_json::Value = serde_json::from_str(&stdout(&s.run(&[
+        "compare",
+        "--db",
+        "results.db",
+        "--format",
+        "json",
+    ])))
+    .unwrap();
     assert_eq!(report["reference"].as_str().unwrap(), id);
     let c = &report["comparisons"][0];
     let fold_rmse = |config: &str| -> Vec<(f64, f64, f64)> {
@@ -229,20 +308,37 @@ fn results_compare_and_export_outputs() {
     // export: header, one row per test record, IDs 1..N in order, integer scores in [0, 10].
     let out = s.run(&["export", "--db", "results.db", "--best", "--out", "submission.csv"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("pooled OOF RMSE") && stdout(&out).contains("prediction distribution"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("pooled OOF RMSE")
+            && stdout(&out).contains("prediction distribution"),
+        "{}",
+        stdout(&out)
+    );
     let text = s.read("submission.csv");
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("ID,score"));
-    let rows: Vec<(usize, f64)> = lines.map(|l| {
-        let (id, score) = l.split_once(',').unwrap();
-        (id.parse().unwrap(), score.parse().unwrap())
-    }).collect();
+    let rows: Vec<(usize, f64)> = lines
+        .map(|l| {
+            let (id, score) = l.split_once(',').unwrap();
+            (id.parse().unwrap(), score.parse().unwrap())
+        })
+        .collect();
     assert_eq!(rows.len(), 200);
     for (i, (id, score)) in rows.iter().enumerate() {
         assert_eq!(*id, i + 1);
         assert!((0.0..=10.0).contains(score) && score.fract() == 0.0, "{score}");
     }
-    let raw = s.run(&["export", "--db", "results.db", "--best", "--by", "macro", "--no-round", "--out", "raw.csv"]);
+    let raw = s.run(&[
+        "export",
+        "--db",
+        "results.db",
+        "--best",
+        "--by",
+        "macro",
+        "--no-round",
+        "--out",
+        "raw.csv",
+    ]);
     assert!(raw.status.success());
     assert!(s.read("raw.csv").lines().skip(1).any(|l| !l.ends_with(".0000")), "unrounded scores");
 }
@@ -258,28 +354,73 @@ fn line_of(text: &str, needle: &str) -> String {
 
 #[test]
 fn bad_sweep_files_name_the_key_and_line() {
-    bad_sweep(|t| t.replace("[grid]", "[grid]\nlearning_rate = [0.1]"), &["sweep.toml", "grid key `learning_rate`", "unknown key", &line_of(&TINY_SWEEP.replace("[grid]", "[grid]\nlearning_rate = [0.1]"), "learning_rate")]);
+    bad_sweep(
+        |t| t.replace("[grid]", "[grid]\nlearning_rate = [0.1]"),
+        &[
+            "sweep.toml",
+            "grid key `learning_rate`",
+            "unknown key",
+            &line_of(
+                &TINY_SWEEP.replace("[grid]", "[grid]\nlearning_rate = [0.1]"),
+                "learning_rate",
+            ),
+        ],
+    );
     bad_sweep(|t| t.replace("[grid]", "[grid]\nlr = []"), &["grid key `lr`", "empty"]);
     bad_sweep(|t| t.replace("[grid]", "[grid]\nlr = 0.1"), &["grid key `lr`", "expected a list"]);
-    bad_sweep(|t| t.replace("[grid]", "[grid]\nlr = [\"fast\"]"), &["grid key `lr`", "invalid type"]);
-    bad_sweep(|t| t.replace("[grid]", "[grid]\ndropout = [1.5]"), &["grid key `dropout`", "[0, 1)"]);
-    bad_sweep(|t| t.replace("name = \"tiny\"", "name = \"tiny\"\ncolour = \"red\""), &["sweep.toml", "unknown key `colour`", "line 3"]);
+    bad_sweep(
+        |t| t.replace("[grid]", "[grid]\nlr = [\"fast\"]"),
+        &["grid key `lr`", "invalid type"],
+    );
+    bad_sweep(
+        |t| t.replace("[grid]", "[grid]\ndropout = [1.5]"),
+        &["grid key `dropout`", "[0, 1)"],
+    );
+    bad_sweep(
+        |t| t.replace("name = \"tiny\"", "name = \"tiny\"\ncolour = \"red\""),
+        &["sweep.toml", "unknown key `colour`", "line 3"],
+    );
     bad_sweep(|t| t.replace("name = \"tiny\"", ""), &["sweep.toml", "name"]);
     let typo = TINY_SWEEP.replace("epochs = 3", "epoch = 3");
-    bad_sweep(|_| typo.clone(), &["sweep.toml", "unknown field `epoch`", &line_of(&typo, "epoch = 3")]);
-    bad_sweep(|t| t.replace("epochs = 3", "epochs = \"three\""), &["sweep.toml", "epochs = \"three\"", "invalid type"]);
-    bad_sweep(|t| t.replace("jobs_per_device = 2", "jobs_per_device = \"two\""), &["sweep.toml", "[resources]"]);
-    bad_sweep(|t| t.replace("model = [\"standard\", \"ordinal\"]", "model = [\"ordinal\"]").replace("loss = [\"hybrid\", \"ordinal\"]", "loss = [\"hybrid\"]"), &["no valid config"]);
+    bad_sweep(
+        |_| typo.clone(),
+        &["sweep.toml", "unknown field `epoch`", &line_of(&typo, "epoch = 3")],
+    );
+    bad_sweep(
+        |t| t.replace("epochs = 3", "epochs = \"three\""),
+        &["sweep.toml", "epochs = \"three\"", "invalid type"],
+    );
+    bad_sweep(
+        |t| t.replace("jobs_per_device = 2", "jobs_per_device = \"two\""),
+        &["sweep.toml", "[resources]"],
+    );
+    bad_sweep(
+        |t| {
+            t.replace("model = [\"standard\", \"ordinal\"]", "model = [\"ordinal\"]")
+                .replace("loss = [\"hybrid\", \"ordinal\"]", "loss = [\"hybrid\"]")
+        },
+        &["no valid config"],
+    );
 }
 
 /// Starts a sweep whose jobs take a few seconds each and waits until one job runs.
 fn start_slow_sweep(s: &Scratch) -> std::process::Child {
-    s.write("sweep.toml", TINY_SWEEP.replace("epochs = 3", "epochs = 400\npatience = 0").replace("jobs_per_device = 2", "jobs_per_device = 1"));
+    s.write(
+        "sweep.toml",
+        TINY_SWEEP
+            .replace("epochs = 3", "epochs = 400\npatience = 0")
+            .replace("jobs_per_device = 2", "jobs_per_device = 1"),
+    );
     let child = spawn_sweep(s);
     let deadline = Instant::now() + Duration::from_secs(60);
     while Connection::open(s.path("results.db"))
         .ok()
-        .and_then(|c| c.query_row("SELECT COUNT(*) FROM jobs WHERE status = 'running'", [], |r| r.get::<_, i64>(0)).ok())
+        .and_then(|c| {
+            c.query_row("SELECT COUNT(*) FROM jobs WHERE status = 'running'", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .ok()
+        })
         .unwrap_or(0)
         == 0
     {
@@ -302,9 +443,18 @@ fn ctrl_c_once_lets_running_jobs_finish_and_starts_no_new_one() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1), "stopped early: exit 1");
     let conn = db(&s);
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM jobs WHERE status IN ('running', 'interrupted')"), 0);
-    assert!(count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'done'") >= 1, "the running job finished");
-    assert!(count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'pending'") >= 8, "no new job started");
+    assert_eq!(
+        count(&conn, "SELECT COUNT(*) FROM jobs WHERE status IN ('running', 'interrupted')"),
+        0
+    );
+    assert!(
+        count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'done'") >= 1,
+        "the running job finished"
+    );
+    assert!(
+        count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'pending'") >= 8,
+        "no new job started"
+    );
 }
 
 #[test]
@@ -319,14 +469,23 @@ fn ctrl_c_twice_stops_running_jobs_and_marks_them_interrupted() {
     let conn = db(&s);
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'running'"), 0);
     assert_eq!(count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'interrupted'"), 1);
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM fold_results"), count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'done'"));
+    assert_eq!(
+        count(&conn, "SELECT COUNT(*) FROM fold_results"),
+        count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'done'")
+    );
 }
 
 #[test]
 fn transformer_text_features_are_encoded_once_and_read_from_the_cache_by_later_runs() {
     let s = Scratch::new();
     let model = crate::common::fixture("encoder/tiny-bert");
-    s.write("sweep.toml", TINY_SWEEP.replace("encoder = \"hashing\"\ndim = 64", &format!("encoder = \"transformer\"\nmodel = {:?}", model.to_str().unwrap())));
+    s.write(
+        "sweep.toml",
+        TINY_SWEEP.replace(
+            "encoder = \"hashing\"\ndim = 64",
+            &format!("encoder = \"transformer\"\nmodel = {:?}", model.to_str().unwrap()),
+        ),
+    );
     let run = |db: &str| {
         Command::new(env!("CARGO_BIN_EXE_foldsweep"))
             .args(["run", "sweep.toml", "--db", db])
@@ -337,13 +496,18 @@ fn transformer_text_features_are_encoded_once_and_read_from_the_cache_by_later_r
     };
     let first = run("a.db");
     assert!(first.status.success(), "{}\n{}", stdout(&first), stderr(&first));
-    let cache: Vec<_> = std::fs::read_dir(s.path("cache")).unwrap().map(|e| e.unwrap().path()).collect();
+    let cache: Vec<_> =
+        std::fs::read_dir(s.path("cache")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(cache.len(), 1, "one cache file for the model: {cache:?}");
     let written = std::fs::metadata(&cache[0]).unwrap().modified().unwrap();
 
     let second = run("b.db");
     assert!(second.status.success(), "{}", stderr(&second));
-    assert_eq!(std::fs::metadata(&cache[0]).unwrap().modified().unwrap(), written, "nothing re-encoded");
+    assert_eq!(
+        std::fs::metadata(&cache[0]).unwrap().modified().unwrap(),
+        written,
+        "nothing re-encoded"
+    );
     let oof = |db: &str| -> Vec<f64> {
         Connection::open(s.path(db)).unwrap()
             .prepare("SELECT o.prediction FROM oof_predictions o JOIN jobs j ON j.id = o.job_id ORDER BY j.config_id, j.fold, o.record").unwrap()

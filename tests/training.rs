@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use crate::common::{foldsweep, repo_root, sample, shared_dir, stderr, stdout};
 use foldsweep::backend::{cpu_device, Cpu, CpuTrain};
-use foldsweep::config::{Config, ModelKind, LossKind};
+use foldsweep::config::{Config, LossKind, ModelKind};
 use foldsweep::cv::FoldAssignment;
 use foldsweep::data::{npy, score_bin};
 use foldsweep::job::{FoldResult, TrainingData};
@@ -20,7 +20,9 @@ fn real_train_bins() -> Vec<usize> {
 
 fn sample_config() -> Config {
     let mut config = Config::load(&repo_root().join("sweeps/sample.toml")).unwrap();
-    for path in [&mut config.data.train, &mut config.data.metric_names, &mut config.data.metric_embeddings] {
+    for path in
+        [&mut config.data.train, &mut config.data.metric_names, &mut config.data.metric_embeddings]
+    {
         *path = repo_root().join(&*path);
     }
     config
@@ -40,7 +42,10 @@ fn stratified_folds_on_the_real_labels_keep_every_score_within_one_of_its_share(
             for score in 0..11 {
                 let total = bins.iter().filter(|&&b| b == score).count() as f64;
                 let in_fold = val.iter().filter(|&&i| bins[i] == score).count() as f64;
-                assert!((in_fold - total / k as f64).abs() < 1.0, "k={k} fold={fold} score={score}: {in_fold} of {total}");
+                assert!(
+                    (in_fold - total / k as f64).abs() < 1.0,
+                    "k={k} fold={fold} score={score}: {in_fold} of {total}"
+                );
             }
         }
         assert!(validated.iter().all(|&n| n == 1), "k={k}: every record validated exactly once");
@@ -73,10 +78,18 @@ fn synthetic_negatives_come_from_training_rows_with_another_metric_and_a_low_sco
         let expected = (config.train.synthetic.ratio * real.len() as f64).round() as usize;
         assert_eq!(negatives.len(), expected);
         for n in &negatives {
-            assert!(!val_records.contains(&n.record), "fold {fold}: a negative reuses validation record {}", n.record);
+            assert!(
+                !val_records.contains(&n.record),
+                "fold {fold}: a negative reuses validation record {}",
+                n.record
+            );
             assert_eq!(n.text_row, n.record, "keeps its record's text");
-            assert_ne!(n.metric_row, data.dataset.metric_rows[n.record], "paired with a different metric");
-            let (lo, hi) = (config.train.synthetic.score_min as f32, config.train.synthetic.score_max as f32);
+            assert_ne!(
+                n.metric_row, data.dataset.metric_rows[n.record],
+                "paired with a different metric"
+            );
+            let (lo, hi) =
+                (config.train.synthetic.score_min as f32, config.train.synthetic.score_max as f32);
             assert!(n.target >= lo && n.target <= hi && n.target.fract() == 0.0);
         }
         let distinct_sources: HashSet<usize> = negatives.iter().map(|n| n.record).collect();
@@ -110,17 +123,34 @@ fn ordinal_model_trained_on_one_constant_score_predicts_that_score() {
     config.train.lr = 1e-2;
     let data = TrainingData::load(&config).unwrap();
     let (train, val) = data.fold_samples(&config, 0);
-    let constant = |samples: Vec<Sample>| -> Vec<Sample> { samples.into_iter().map(|s| Sample { target: 7.0, ..s }).collect() };
+    let constant = |samples: Vec<Sample>| -> Vec<Sample> {
+        samples.into_iter().map(|s| Sample { target: 7.0, ..s }).collect()
+    };
     let (train, val) = (constant(train), constant(val));
-    let spec = foldsweep::model::ModelSpec::from_config(&config.train, data.dataset.metrics.dim(), data.texts.cols);
-    let outcome = fit::<CpuTrain>(&spec, &config.train, data.features(), &train, &val, &cpu_device(), &mut |_| {});
+    let spec = foldsweep::model::ModelSpec::from_config(
+        &config.train,
+        data.dataset.metrics.dim(),
+        data.texts.cols,
+    );
+    let outcome = fit::<CpuTrain>(
+        &spec,
+        &config.train,
+        data.features(),
+        &train,
+        &val,
+        &cpu_device(),
+        &mut |_| {},
+    );
     let mean: f32 = outcome.val_predictions.scores.iter().sum::<f32>() / val.len() as f32;
     assert!((mean - 7.0).abs() < 0.25, "mean prediction {mean}");
     assert!(outcome.val_metrics.rmse < 0.3, "rmse {}", outcome.val_metrics.rmse);
 }
 
 fn train_sample_fold(out: &std::path::Path) -> FoldResult {
-    let output = foldsweep(&repo_root(), &["train", "sweeps/sample.toml", "--fold", "0", "--out", out.to_str().unwrap()]);
+    let output = foldsweep(
+        &repo_root(),
+        &["train", "sweeps/sample.toml", "--fold", "0", "--out", out.to_str().unwrap()],
+    );
     assert!(output.status.success(), "train failed:\n{}", stderr(&output));
     let printed = stdout(&output);
     assert!(printed.contains("epoch    1/"), "a progress line per epoch:\n{printed}");
@@ -149,7 +179,8 @@ fn end_to_end_train_on_the_sample_data_beats_the_mean_predictor_and_reloads_its_
     let config = sample_config();
     let data = TrainingData::load(&config).unwrap();
     let (_, val) = data.fold_samples(&config, 0);
-    let (_, model) = checkpoint::load::<Cpu>(&dir.path().join("checkpoint"), &cpu_device()).unwrap();
+    let (_, model) =
+        checkpoint::load::<Cpu>(&dir.path().join("checkpoint"), &cpu_device()).unwrap();
     let reloaded = predict(&model, data.features(), &val, &cpu_device());
     for (oof, p) in result.oof.iter().zip(&reloaded.scores) {
         assert!((oof.prediction - p).abs() < 1e-5, "{} vs {p}", oof.prediction);
@@ -173,7 +204,8 @@ fn regression_cpu_training_is_reproducible_run_to_run() {
 
 #[test]
 fn sample_data_has_the_real_schema() {
-    let records: serde_json::Value = serde_json::from_slice(&std::fs::read(sample("train_data.json")).unwrap()).unwrap();
+    let records: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sample("train_data.json")).unwrap()).unwrap();
     let first = records[0].as_object().unwrap();
     let mut keys: Vec<&str> = first.keys().map(String::as_str).collect();
     keys.sort();
@@ -192,20 +224,38 @@ fn fused_bilinear_weight_update_matches_autodiff() {
     use foldsweep::train::optim::{Adam, AdamSettings};
     use foldsweep::train::{train_epoch, Features};
 
-    let values = |n: usize, seed: u32| -> Vec<f32> { (0..n).map(|i| (((i as u32 * 2654435761u32) ^ seed) % 1000) as f32 / 500.0 - 1.0).collect() };
+    let values = |n: usize, seed: u32| -> Vec<f32> {
+        (0..n).map(|i| (((i as u32 * 2654435761u32) ^ seed) % 1000) as f32 / 500.0 - 1.0).collect()
+    };
     let metrics = Matrix::new(5, 6, values(30, 7));
     let texts = Matrix::new(20, 4, values(80, 11));
     let samples: Vec<Sample> = (0..20)
-        .map(|i| Sample { metric_row: i % 5, text_row: i, target: (i % 11) as f32, weight: 0.5 + (i % 3) as f32, record: i, synthetic: false })
+        .map(|i| Sample {
+            metric_row: i % 5,
+            text_row: i,
+            target: (i % 11) as f32,
+            weight: 0.5 + (i % 3) as f32,
+            record: i,
+            synthetic: false,
+        })
         .collect();
-    let spec = ModelSpec { kind: ModelKind::Heteroscedastic, d_metric: 6, d_text: 4, d_bilinear: 3, bilinear_rank: 0, hidden_dims: vec![7, 5], dropout: 0.0 };
+    let spec = ModelSpec {
+        kind: ModelKind::Heteroscedastic,
+        d_metric: 6,
+        d_text: 4,
+        d_bilinear: 3,
+        bilinear_rank: 0,
+        hidden_dims: vec![7, 5],
+        dropout: 0.0,
+    };
     let loss = LossSettings::report(LossKind::Heteroscedastic);
     let features = Features { metrics: &metrics, texts: &texts };
     let train = |tensor_ops: bool| {
         let device = cpu_device();
         <CpuTrain as burn::tensor::backend::Backend>::seed(&device, 3);
         let model = spec.init::<CpuTrain>(&device);
-        let mut adam = Adam::<CpuTrain>::new(AdamSettings::torch_default(1e-2, Some(0.05))).with_tensor_ops(tensor_ops);
+        let mut adam = Adam::<CpuTrain>::new(AdamSettings::torch_default(1e-2, Some(0.05)))
+            .with_tensor_ops(tensor_ops);
         assert_eq!(adam.on_host(), !tensor_ops);
         let (model, _) = train_epoch(model, &mut adam, &loss, features, &samples, 8, 1e-2, &device);
         let (model, _) = train_epoch(model, &mut adam, &loss, features, &samples, 8, 1e-2, &device);
@@ -218,7 +268,10 @@ fn fused_bilinear_weight_update_matches_autodiff() {
         let got = &fused[name];
         assert_eq!(got.shape, expected.shape, "{name}");
         for (i, (a, b)) in got.values.iter().zip(&expected.values).enumerate() {
-            assert!((a - b).abs() <= 1e-5 + 1e-4 * b.abs(), "{name}[{i}]: fused {a} vs autodiff {b}");
+            assert!(
+                (a - b).abs() <= 1e-5 + 1e-4 * b.abs(),
+                "{name}[{i}]: fused {a} vs autodiff {b}"
+            );
         }
         moved += expected.values.iter().map(|v| v.abs()).sum::<f64>();
     }
@@ -232,23 +285,48 @@ fn evaluation_with_one_bilinear_product_per_metric_matches_the_per_sample_forwar
     use foldsweep::model::ModelSpec;
     use foldsweep::train::Features;
     let device = cpu_device();
-    let values = |n: usize, salt: usize| (0..n).map(|i| (((i * 7919 + salt) % 1009) as f32 / 1009.0 - 0.5) * 0.6).collect::<Vec<f32>>();
+    let values = |n: usize, salt: usize| {
+        (0..n)
+            .map(|i| (((i * 7919 + salt) % 1009) as f32 / 1009.0 - 0.5) * 0.6)
+            .collect::<Vec<f32>>()
+    };
     let metrics = Matrix::new(5, 6, values(30, 1));
     let texts = Matrix::new(40, 4, values(160, 2));
     let features = Features { metrics: &metrics, texts: &texts };
     // 300 samples over 5 metrics, in no particular order: more than one evaluation batch (256).
     let samples: Vec<Sample> = (0..300)
-        .map(|i| Sample { metric_row: (i * 3 + i / 7) % 5, text_row: (i * 11) % 40, target: 5.0, weight: 1.0, record: i, synthetic: false })
+        .map(|i| Sample {
+            metric_row: (i * 3 + i / 7) % 5,
+            text_row: (i * 11) % 40,
+            target: 5.0,
+            weight: 1.0,
+            record: i,
+            synthetic: false,
+        })
         .collect();
     for kind in [ModelKind::Standard, ModelKind::Heteroscedastic] {
-        let spec = ModelSpec { kind, d_metric: 6, d_text: 4, d_bilinear: 3, bilinear_rank: 0, hidden_dims: vec![7, 5], dropout: 0.0 };
+        let spec = ModelSpec {
+            kind,
+            d_metric: 6,
+            d_text: 4,
+            d_bilinear: 3,
+            bilinear_rank: 0,
+            hidden_dims: vec![7, 5],
+            dropout: 0.0,
+        };
         let model = spec.init::<Cpu>(&device);
         let grouped = predict(&model, features, &samples, &device);
         // The plain forward pass, one sample at a time through the whole model.
         let (mut scores, mut logvars) = (Vec::new(), Vec::new());
         for sample in &samples {
-            let row = |m: &Matrix, r: usize| Tensor::<Cpu, 2>::from_data(TensorData::new(m.row(r).to_vec(), [1, m.cols]), &device);
-            let output = model.forward(row(&metrics, sample.metric_row), row(&texts, sample.text_row));
+            let row = |m: &Matrix, r: usize| {
+                Tensor::<Cpu, 2>::from_data(
+                    TensorData::new(m.row(r).to_vec(), [1, m.cols]),
+                    &device,
+                )
+            };
+            let output =
+                model.forward(row(&metrics, sample.metric_row), row(&texts, sample.text_row));
             scores.push(foldsweep::model::predict_score(kind, output.clone()).into_scalar());
             if kind == ModelKind::Heteroscedastic {
                 logvars.push(output.slice([0..1, 1..2]).clamp(-10.0, 10.0).into_scalar());
@@ -259,7 +337,10 @@ fn evaluation_with_one_bilinear_product_per_metric_matches_the_per_sample_forwar
         }
         if kind == ModelKind::Heteroscedastic {
             let grouped_logvars = grouped.logvars.expect("heteroscedastic log-variances");
-            assert!(grouped_logvars.iter().zip(&logvars).all(|(a, b)| (a - b).abs() < 1e-5), "log-variances differ");
+            assert!(
+                grouped_logvars.iter().zip(&logvars).all(|(a, b)| (a - b).abs() < 1e-5),
+                "log-variances differ"
+            );
         }
     }
 }

@@ -42,8 +42,10 @@ impl MetricTable {
         let mut index = HashMap::with_capacity(names.len());
         for (i, name) in names.iter().enumerate() {
             if let Some(first) = index.insert(name.clone(), i) {
-                return Err(InputError::new(format!("duplicate metric name {name:?} (also at index {first})"))
-                    .record(i));
+                return Err(InputError::new(format!(
+                    "duplicate metric name {name:?} (also at index {first})"
+                ))
+                .record(i));
             }
         }
         Ok(MetricTable { names, embeddings, index })
@@ -67,7 +69,8 @@ impl MetricTable {
 }
 
 fn load_metric_names(path: &Path) -> InputResult<Vec<String>> {
-    let bytes = std::fs::read(path).map_err(|e| InputError::in_file(path, format!("cannot read: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| InputError::in_file(path, format!("cannot read: {e}")))?;
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| InputError::in_file(path, format!("not valid JSON: {e}")))?;
     let Value::Array(items) = value else {
@@ -109,9 +112,12 @@ impl Dataset {
             .enumerate()
             .map(|(i, record)| {
                 metrics.index_of(&record.metric_name).ok_or_else(|| {
-                    InputError::new(format!("unknown metric {:?}: not in the metric names file", record.metric_name))
-                        .record(i)
-                        .field("metric_name")
+                    InputError::new(format!(
+                        "unknown metric {:?}: not in the metric names file",
+                        record.metric_name
+                    ))
+                    .record(i)
+                    .field("metric_name")
                 })
             })
             .collect::<InputResult<Vec<_>>>()?;

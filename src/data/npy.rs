@@ -49,7 +49,8 @@ pub fn read_matrix(path: &Path) -> InputResult<Matrix> {
 fn read_array(path: &Path, allow_vector: bool) -> InputResult<Matrix> {
     let err = |message: String| InputError::in_file(path, message);
     let file = File::open(path).map_err(|e| err(format!("cannot read: {e}")))?;
-    let npy = NpyFile::new(BufReader::new(file)).map_err(|e| err(format!("not a valid .npy file: {e}")))?;
+    let npy = NpyFile::new(BufReader::new(file))
+        .map_err(|e| err(format!("not a valid .npy file: {e}")))?;
     let shape = npy.shape().to_vec();
     let (rows, cols) = match shape[..] {
         [rows, cols] => (rows, cols),
@@ -68,15 +69,23 @@ fn read_array(path: &Path, allow_vector: bool) -> InputResult<Matrix> {
             .into_iter()
             .map(|v| v as f32)
             .collect(),
-        _ => return Err(err(format!("expected float32 or float64 data, found dtype {}", dtype.descr()))),
+        _ => {
+            return Err(err(format!(
+                "expected float32 or float64 data, found dtype {}",
+                dtype.descr()
+            )))
+        }
     };
     let (rows, cols) = (rows as usize, cols as usize);
     if data.len() != rows * cols {
         return Err(err(format!("holds {} values, its shape says {}", data.len(), rows * cols)));
     }
     if let Some(pos) = data.iter().position(|v| !v.is_finite()) {
-        return Err(InputError::in_file(path, format!("non-finite value {} at column {}", data[pos], pos % cols))
-            .record(pos / cols));
+        return Err(InputError::in_file(
+            path,
+            format!("non-finite value {} at column {}", data[pos], pos % cols),
+        )
+        .record(pos / cols));
     }
     Ok(Matrix::new(rows, cols, data))
 }

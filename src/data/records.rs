@@ -22,13 +22,17 @@ impl Record {
     /// the non-empty fields among system prompt, user prompt and response, in that order,
     /// joined by a blank line. Missing or null fields are left out.
     pub fn combined_text(&self) -> String {
-        [self.system_prompt.as_deref(), Some(self.user_prompt.as_str()), Some(self.response.as_str())]
-            .into_iter()
-            .flatten()
-            .map(str::trim)
-            .filter(|part| !part.is_empty())
-            .collect::<Vec<_>>()
-            .join("\n\n")
+        [
+            self.system_prompt.as_deref(),
+            Some(self.user_prompt.as_str()),
+            Some(self.response.as_str()),
+        ]
+        .into_iter()
+        .flatten()
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n\n")
     }
 
     /// The integer score bin (0..=10) a record belongs to; 9.5 rounds to 10.
@@ -50,8 +54,8 @@ pub enum Split {
 
 /// Reads a challenge JSON file: a list of record objects.
 pub fn load_records(path: &Path, split: Split) -> InputResult<Vec<Record>> {
-    let bytes = std::fs::read(path)
-        .map_err(|e| InputError::in_file(path, format!("cannot read: {e}")))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| InputError::in_file(path, format!("cannot read: {e}")))?;
     parse_records(&bytes, split).map_err(|e| e.file(path))
 }
 
@@ -130,8 +134,11 @@ fn optional_text(fields: &Map<String, Value>, names: &[&str]) -> InputResult<Opt
             None | Some(Value::Null) => continue,
             Some(Value::String(s)) => return Ok(Some(s.clone())),
             Some(other) => {
-                return Err(InputError::new(format!("expected a string or null, found {}", json_kind(other)))
-                    .field(*name))
+                return Err(InputError::new(format!(
+                    "expected a string or null, found {}",
+                    json_kind(other)
+                ))
+                .field(*name))
             }
         }
     }

@@ -46,7 +46,12 @@ impl<B: Backend> Bilinear<B> {
     /// sample's text is contracted with its metric's product. `metric_of[i]` is sample i's
     /// row in `metrics`. At evaluation the 145 metric embeddings make this up to N/145 times
     /// less work than [`Bilinear::forward`] on the 453M-weight layer. Returns [N, d_out].
-    pub fn forward_shared_metrics(&self, metrics: Tensor<B, 2>, metric_of: &[usize], text: Tensor<B, 2>) -> Tensor<B, 2> {
+    pub fn forward_shared_metrics(
+        &self,
+        metrics: Tensor<B, 2>,
+        metric_of: &[usize],
+        text: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         /// Metrics per product: the challenge's 145 fit in one (342 MB of m @ W for 768-wide
         /// layers); a wide product uses the matrix units better (1000 rows: 1.8 s at 145 per
         /// product, 3.2 s at 32). More metrics go in groups, so memory stays bounded.
@@ -54,7 +59,13 @@ impl<B: Backend> Bilinear<B> {
         self.forward_shared_metrics_in_groups(metrics, metric_of, text, METRICS_PER_PRODUCT)
     }
 
-    fn forward_shared_metrics_in_groups(&self, metrics: Tensor<B, 2>, metric_of: &[usize], text: Tensor<B, 2>, metrics_per_product: usize) -> Tensor<B, 2> {
+    fn forward_shared_metrics_in_groups(
+        &self,
+        metrics: Tensor<B, 2>,
+        metric_of: &[usize],
+        text: Tensor<B, 2>,
+        metrics_per_product: usize,
+    ) -> Tensor<B, 2> {
         let [_, d_text, d_out] = self.dims();
         let device = text.device();
         let k = metrics.dims()[0];
@@ -87,7 +98,12 @@ impl<B: Backend> Bilinear<B> {
     }
 
     /// m^T W_k t for every output k, without the bias; `weight` as stored in [`Bilinear`].
-    pub fn product(weight: Tensor<B, 2>, [_, d_text, d_out]: [usize; 3], metric: Tensor<B, 2>, text: Tensor<B, 2>) -> Tensor<B, 2> {
+    pub fn product(
+        weight: Tensor<B, 2>,
+        [_, d_text, d_out]: [usize; 3],
+        metric: Tensor<B, 2>,
+        text: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         let batch = metric.dims()[0];
         // (batch, d_text, d_out): every text direction's output for this metric.
         let per_text = metric.matmul(weight).reshape([batch, d_text, d_out]);
@@ -98,7 +114,10 @@ impl<B: Backend> Bilinear<B> {
 
 /// Row numbers as an index tensor for `select`.
 fn row_index<B: Backend>(rows: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
-    Tensor::from_data(TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [rows.len()]), device)
+    Tensor::from_data(
+        TensorData::new(rows.iter().map(|&r| r as i64).collect::<Vec<_>>(), [rows.len()]),
+        device,
+    )
 }
 
 /// The low-rank factorisation b = P((U m) * (V t)) + bias: rank r instead of d_text x d_out
@@ -111,7 +130,13 @@ pub struct LowRankBilinear<B: Backend> {
 }
 
 impl<B: Backend> LowRankBilinear<B> {
-    pub fn new(d_metric: usize, d_text: usize, d_out: usize, rank: usize, device: &B::Device) -> Self {
+    pub fn new(
+        d_metric: usize,
+        d_text: usize,
+        d_out: usize,
+        rank: usize,
+        device: &B::Device,
+    ) -> Self {
         LowRankBilinear {
             metric_proj: LinearConfig::new(d_metric, rank).with_bias(false).init(device),
             text_proj: LinearConfig::new(d_text, rank).with_bias(false).init(device),
@@ -138,11 +163,25 @@ mod tests {
         let metrics = Tensor::<Cpu, 2>::random([7, 5], Distribution::Uniform(-1.0, 1.0), &device);
         let texts = Tensor::<Cpu, 2>::random([20, 4], Distribution::Uniform(-1.0, 1.0), &device);
         let metric_of: Vec<usize> = (0..20).map(|i| (i * 5 + 3) % 7).collect();
-        let index = Tensor::from_data(TensorData::new(metric_of.iter().map(|&g| g as i64).collect::<Vec<_>>(), [20]), &device);
-        let plain = layer.forward(metrics.clone().select(0, index), texts.clone()).into_data().to_vec::<f32>().unwrap();
+        let index = Tensor::from_data(
+            TensorData::new(metric_of.iter().map(|&g| g as i64).collect::<Vec<_>>(), [20]),
+            &device,
+        );
+        let plain = layer
+            .forward(metrics.clone().select(0, index), texts.clone())
+            .into_data()
+            .to_vec::<f32>()
+            .unwrap();
         for group in [1, 2, 3, 7, 160] {
-            let shared = layer.forward_shared_metrics_in_groups(metrics.clone(), &metric_of, texts.clone(), group).into_data().to_vec::<f32>().unwrap();
-            assert!(plain.iter().zip(&shared).all(|(a, b)| (a - b).abs() < 1e-5), "{group} metrics per product: {shared:?} vs {plain:?}");
+            let shared = layer
+                .forward_shared_metrics_in_groups(metrics.clone(), &metric_of, texts.clone(), group)
+                .into_data()
+                .to_vec::<f32>()
+                .unwrap();
+            assert!(
+                plain.iter().zip(&shared).all(|(a, b)| (a - b).abs() < 1e-5),
+                "{group} metrics per product: {shared:?} vs {plain:?}"
+            );
         }
     }
 }

@@ -32,7 +32,8 @@ impl HostDropout {
     /// run's masks depend on its seed alone.
     pub fn new<B: Backend>(prob: f64, device: &B::Device) -> Self {
         let burn = DropoutConfig::new(prob).init();
-        let rng = (is_cpu_training::<B>() && prob > 0.0).then(|| Arc::new(Mutex::new(StdRng::seed_from_u64(seed_from_backend::<B>(device)))));
+        let rng = (is_cpu_training::<B>() && prob > 0.0)
+            .then(|| Arc::new(Mutex::new(StdRng::seed_from_u64(seed_from_backend::<B>(device)))));
         HostDropout { prob, burn, rng }
     }
 
@@ -47,7 +48,9 @@ impl HostDropout {
     /// Active only on an autodiff backend (training), as burn's dropout.
     pub fn forward<B: Backend, const D: usize>(&self, input: Tensor<B, D>) -> Tensor<B, D> {
         let device = input.device();
-        let Some(rng) = self.rng.as_ref().filter(|_| B::ad_enabled(&device) && is_cpu_training::<B>()) else {
+        let Some(rng) =
+            self.rng.as_ref().filter(|_| B::ad_enabled(&device) && is_cpu_training::<B>())
+        else {
             return self.burn.forward(input);
         };
         let keep = 1.0 - self.prob;
@@ -57,7 +60,8 @@ impl HostDropout {
         let dims = input.dims();
         let mut bits = vec![0u32; dims.iter().product()];
         rng.lock().expect("dropout generator").fill(&mut bits[..]);
-        let mask: Vec<f32> = bits.iter().map(|&u| if u < threshold { scale } else { 0.0 }).collect();
+        let mask: Vec<f32> =
+            bits.iter().map(|&u| if u < threshold { scale } else { 0.0 }).collect();
         input * Tensor::from_data(TensorData::new(mask, dims), &device)
     }
 }
@@ -68,7 +72,9 @@ fn is_cpu_training<B: Backend>() -> bool {
 
 /// 64 bits from the backend's seeded generator.
 fn seed_from_backend<B: Backend>(device: &B::Device) -> u64 {
-    let draws = Tensor::<B, 1>::random([4], Distribution::Uniform(0.0, 65536.0), device).into_data().convert::<f32>();
+    let draws = Tensor::<B, 1>::random([4], Distribution::Uniform(0.0, 65536.0), device)
+        .into_data()
+        .convert::<f32>();
     draws.iter::<f32>().fold(0u64, |seed, v| (seed << 16) | (v as u64 & 0xffff))
 }
 
@@ -94,7 +100,10 @@ mod tests {
         let (values, grad) = mask_of(&dropout, 64, 512);
         let dropped = values.iter().filter(|&&v| v == 0.0).count() as f64 / values.len() as f64;
         assert!((dropped - 0.4).abs() < 0.01, "dropped fraction {dropped}");
-        assert!(values.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.6).abs() < 1e-6), "kept values are scaled by 1/keep");
+        assert!(
+            values.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.6).abs() < 1e-6),
+            "kept values are scaled by 1/keep"
+        );
         assert_eq!(values, grad, "the gradient of sum(dropout(x)) is the mask");
     }
 

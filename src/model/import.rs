@@ -24,17 +24,27 @@ pub struct TorchTensor {
 pub type StateDict = HashMap<String, TorchTensor>;
 
 /// Builds a model of `spec` with the weights of a PyTorch state dict of the report's model.
-pub fn from_state_dict<B: Backend>(spec: &ModelSpec, state: &StateDict, device: &B::Device) -> anyhow::Result<PairModel<B>> {
+pub fn from_state_dict<B: Backend>(
+    spec: &ModelSpec,
+    state: &StateDict,
+    device: &B::Device,
+) -> anyhow::Result<PairModel<B>> {
     anyhow::ensure!(spec.bilinear_rank == 0, "PyTorch state dicts hold the full bilinear layer");
     let get = |name: &str, shape: &[usize]| -> anyhow::Result<Tensor<B, 2>> {
         let t = state.get(name).ok_or_else(|| anyhow::anyhow!("missing parameter {name}"))?;
-        anyhow::ensure!(t.shape == shape, "parameter {name} has shape {:?}, expected {shape:?}", t.shape);
+        anyhow::ensure!(
+            t.shape == shape,
+            "parameter {name} has shape {:?}, expected {shape:?}",
+            t.shape
+        );
         let rows = shape[0];
         let cols = t.values.len() / rows.max(1);
         let data = TensorData::new(t.values.clone(), [rows, cols]).convert::<B::FloatElem>();
         Ok(Tensor::from_data(data, device))
     };
-    let vector = |name: &str, len: usize| -> anyhow::Result<Tensor<B, 1>> { Ok(get(name, &[len])?.reshape([len])) };
+    let vector = |name: &str, len: usize| -> anyhow::Result<Tensor<B, 1>> {
+        Ok(get(name, &[len])?.reshape([len]))
+    };
     // torch (out, in) -> ours (in, out)
     let linear_weight = |name: &str, out: usize, inp: usize| -> anyhow::Result<Tensor<B, 2>> {
         Ok(get(name, &[out, inp])?.transpose())
@@ -50,7 +60,8 @@ pub fn from_state_dict<B: Backend>(spec: &ModelSpec, state: &StateDict, device: 
     let mut width = dm + dt + db;
     for (i, &hidden) in spec.hidden_dims.iter().enumerate() {
         let fc = &mut model.fc_layers[i];
-        fc.weight = Param::from_tensor(linear_weight(&format!("fc_layers.{i}.weight"), hidden, width)?);
+        fc.weight =
+            Param::from_tensor(linear_weight(&format!("fc_layers.{i}.weight"), hidden, width)?);
         fc.bias = Some(Param::from_tensor(vector(&format!("fc_layers.{i}.bias"), hidden)?));
         let norm = &mut model.layer_norms[i];
         norm.gamma = Param::from_tensor(vector(&format!("layer_norms.{i}.weight"), hidden)?);
@@ -63,7 +74,13 @@ pub fn from_state_dict<B: Backend>(spec: &ModelSpec, state: &StateDict, device: 
             (linear_weight("output.weight", classes, width)?, vector("output.bias", classes)?)
         }
         ModelKind::Heteroscedastic => (
-            Tensor::cat(vec![linear_weight("mean_head.weight", 1, width)?, linear_weight("logvar_head.weight", 1, width)?], 1),
+            Tensor::cat(
+                vec![
+                    linear_weight("mean_head.weight", 1, width)?,
+                    linear_weight("logvar_head.weight", 1, width)?,
+                ],
+                1,
+            ),
             Tensor::cat(vec![vector("mean_head.bias", 1)?, vector("logvar_head.bias", 1)?], 0),
         ),
     };
@@ -76,7 +93,10 @@ pub fn from_state_dict<B: Backend>(spec: &ModelSpec, state: &StateDict, device: 
 pub fn to_state_dict<B: Backend>(spec: &ModelSpec, model: &PairModel<B>) -> StateDict {
     fn entry<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> TorchTensor {
         let shape = tensor.dims().to_vec();
-        TorchTensor { shape, values: tensor.into_data().convert::<f64>().into_vec().expect("f64 data") }
+        TorchTensor {
+            shape,
+            values: tensor.into_data().convert::<f64>().into_vec().expect("f64 data"),
+        }
     }
     let mut state = StateDict::new();
     let (dm, dt, db) = (spec.d_metric, spec.d_text, spec.d_bilinear);

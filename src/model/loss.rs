@@ -46,14 +46,19 @@ pub struct Targets<B: Backend> {
 }
 
 /// Per-sample loss for a batch of head outputs (batch x 11 logits, or batch x 2 mean/logvar).
-pub fn per_sample_loss<B: Backend>(settings: &LossSettings, output: Tensor<B, 2>, targets: &Targets<B>) -> Tensor<B, 1> {
+pub fn per_sample_loss<B: Backend>(
+    settings: &LossSettings,
+    output: Tensor<B, 2>,
+    targets: &Targets<B>,
+) -> Tensor<B, 1> {
     match settings.kind {
         LossKind::CrossEntropy => cross_entropy(output, &targets.class),
         LossKind::Hybrid => {
             let expected = expected_class(output.clone());
             let class_f = targets.class.clone().float().cast(expected.dtype());
             let squared = (expected - class_f).powi_scalar(2);
-            cross_entropy(output, &targets.class) * settings.ce_weight + squared * settings.mse_weight
+            cross_entropy(output, &targets.class) * settings.ce_weight
+                + squared * settings.mse_weight
         }
         LossKind::Focal => {
             let ce = cross_entropy(output, &targets.class);
@@ -93,7 +98,10 @@ pub fn in_f32<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<B, D> 
 
 /// 0, 1, ..., classes - 1 as a float row in `like`'s dtype (the device default may differ).
 fn class_values<B: Backend>(classes: usize, like: &Tensor<B, 2>) -> Tensor<B, 2> {
-    Tensor::<B, 1, Int>::arange(0..classes as i64, &like.device()).float().cast(like.dtype()).reshape([1, classes])
+    Tensor::<B, 1, Int>::arange(0..classes as i64, &like.device())
+        .float()
+        .cast(like.dtype())
+        .reshape([1, classes])
 }
 
 fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, class: &Tensor<B, 1, Int>) -> Tensor<B, 1> {
@@ -105,8 +113,10 @@ fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, class: &Tensor<B, 1, Int>) ->
 /// Written as (1 - t) l - log sigmoid(l), which never overflows.
 fn ordinal_bce<B: Backend>(logits: Tensor<B, 2>, class: &Tensor<B, 1, Int>) -> Tensor<B, 1> {
     let [batch, classes] = logits.dims();
-    let thresholds = Tensor::<B, 1, Int>::arange(0..classes as i64, &logits.device()).reshape([1, classes]);
-    let target = thresholds.greater_equal(class.clone().reshape([batch, 1])).float().cast(logits.dtype());
+    let thresholds =
+        Tensor::<B, 1, Int>::arange(0..classes as i64, &logits.device()).reshape([1, classes]);
+    let target =
+        thresholds.greater_equal(class.clone().reshape([batch, 1])).float().cast(logits.dtype());
     let bce = logits.clone() * target.neg().add_scalar(1.0) - log_sigmoid(logits);
     bce.mean_dim(1).reshape([batch])
 }
@@ -135,7 +145,8 @@ pub fn predict_score<B: Backend>(kind: ModelKind, output: Tensor<B, 2>) -> Tenso
             let cumulative = sigmoid(output);
             // P(score = k) = P(<= k) - P(<= k-1), clamped at 0, renormalised.
             let first = cumulative.clone().narrow(1, 0, 1);
-            let diffs = cumulative.clone().narrow(1, 1, classes - 1) - cumulative.narrow(1, 0, classes - 1);
+            let diffs =
+                cumulative.clone().narrow(1, 1, classes - 1) - cumulative.narrow(1, 0, classes - 1);
             let probs = Tensor::cat(vec![first, diffs], 1).clamp_min(0.0);
             let probs = probs.clone() / (probs.sum_dim(1).add_scalar(1e-8));
             let values = class_values(classes, &probs);

@@ -57,7 +57,13 @@ impl ModelSpec {
         let (bilinear, low_rank) = if self.bilinear_rank == 0 {
             (Some(Bilinear::new(self.d_metric, self.d_text, self.d_bilinear, device)), None)
         } else {
-            let layer = LowRankBilinear::new(self.d_metric, self.d_text, self.d_bilinear, self.bilinear_rank, device);
+            let layer = LowRankBilinear::new(
+                self.d_metric,
+                self.d_text,
+                self.d_bilinear,
+                self.bilinear_rank,
+                device,
+            );
             (None, Some(layer))
         };
         let mut fc_layers = Vec::new();
@@ -107,9 +113,21 @@ impl<B: Backend> PairModel<B> {
     /// The forward pass with the full bilinear layer's weight product taken out of autodiff:
     /// it enters the graph as a leaf (returned second), whose gradient gives the weight's
     /// gradient outside burn (see `train::fused`). The bias stays in the graph.
-    pub fn forward_with_bilinear_leaf(&self, metric: Tensor<B, 2>, text: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 2>) {
-        let full = self.bilinear.as_ref().expect("forward_with_bilinear_leaf needs the full bilinear layer");
-        let product = Bilinear::product(full.weight.val().detach(), full.dims(), metric.clone(), text.clone());
+    pub fn forward_with_bilinear_leaf(
+        &self,
+        metric: Tensor<B, 2>,
+        text: Tensor<B, 2>,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
+        let full = self
+            .bilinear
+            .as_ref()
+            .expect("forward_with_bilinear_leaf needs the full bilinear layer");
+        let product = Bilinear::product(
+            full.weight.val().detach(),
+            full.dims(),
+            metric.clone(),
+            text.clone(),
+        );
         let leaf = product.detach().require_grad();
         let interaction = leaf.clone() + full.bias.val().unsqueeze();
         (self.forward_from(metric, text, interaction), leaf)
@@ -117,7 +135,12 @@ impl<B: Backend> PairModel<B> {
 
     /// The forward pass after the bilinear layer: `interaction` is its output for these rows
     /// (computed elsewhere, e.g. once per distinct metric at evaluation).
-    pub fn forward_from(&self, metric: Tensor<B, 2>, text: Tensor<B, 2>, interaction: Tensor<B, 2>) -> Tensor<B, 2> {
+    pub fn forward_from(
+        &self,
+        metric: Tensor<B, 2>,
+        text: Tensor<B, 2>,
+        interaction: Tensor<B, 2>,
+    ) -> Tensor<B, 2> {
         let mut x = Tensor::cat(vec![metric, text, interaction], 1);
         for (fc, norm) in self.fc_layers.iter().zip(&self.layer_norms) {
             x = self.dropout.forward(relu(norm.forward(fc.forward(x))));

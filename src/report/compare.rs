@@ -26,7 +26,11 @@ pub struct Comparison {
 
 /// Corrected resampled t-test on paired per-fold differences.
 /// Returns (t, two-sided p, 95% CI of the mean difference); needs at least two folds.
-pub fn corrected_t_test(diffs: &[f64], n_test: f64, n_train: f64) -> Option<(f64, f64, (f64, f64))> {
+pub fn corrected_t_test(
+    diffs: &[f64],
+    n_test: f64,
+    n_train: f64,
+) -> Option<(f64, f64, (f64, f64))> {
     let k = diffs.len();
     if k < 2 {
         return None;
@@ -71,11 +75,15 @@ mod tests {
         // se = sqrt((1/5 + 1/4) * 0.025) = sqrt(0.01125) = 0.106066; t = 2.828427.
         // Two-sided p for t = 2.828427 with 4 df: 0.047421 (closed-form t CDF for 4 df,
         // F = 1/2 + 3/4 sin θ (1 - sin²θ / 3) with θ = atan(t / 2); numerical integration agrees).
-        let (t, p, (lo, hi)) = corrected_t_test(&[0.1, 0.2, 0.3, 0.4, 0.5], 1000.0, 4000.0).unwrap();
+        let (t, p, (lo, hi)) =
+            corrected_t_test(&[0.1, 0.2, 0.3, 0.4, 0.5], 1000.0, 4000.0).unwrap();
         assert!((t - 2.828427).abs() < 1e-5, "t = {t}");
         assert!((p - 0.047421).abs() < 1e-5, "p = {p}");
         // t_{0.975, 4} = 2.776445: CI = 0.3 -/+ 2.776445 * 0.106066.
-        assert!((lo - (0.3 - 2.776445 * 0.106066)).abs() < 1e-5 && (hi - (0.3 + 2.776445 * 0.106066)).abs() < 1e-5);
+        assert!(
+            (lo - (0.3 - 2.776445 * 0.106066)).abs() < 1e-5
+                && (hi - (0.3 + 2.776445 * 0.106066)).abs() < 1e-5
+        );
     }
 
     #[test]
@@ -98,13 +106,24 @@ pub struct CompareReport {
 }
 
 /// Per-fold (RMSE or macro RMSE, val rows, train rows) of a config's finished folds.
-fn fold_metrics(store: &crate::store::Store, config_id: &str, by_macro: bool) -> anyhow::Result<Vec<(usize, f64, f64, f64)>> {
+fn fold_metrics(
+    store: &crate::store::Store,
+    config_id: &str,
+    by_macro: bool,
+) -> anyhow::Result<Vec<(usize, f64, f64, f64)>> {
     let column = if by_macro { "r.macro_rmse" } else { "r.rmse" };
     let mut stmt = store.conn().prepare(&format!(
         "SELECT j.fold, {column}, r.val_rows, r.train_rows FROM jobs j JOIN fold_results r ON r.job_id = j.id
          WHERE j.config_id = ?1 AND j.status = 'done' ORDER BY j.fold"
     ))?;
-    let rows = stmt.query_map([config_id], |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?, r.get::<_, i64>(2)? as f64, r.get::<_, i64>(3)? as f64)))?;
+    let rows = stmt.query_map([config_id], |r| {
+        Ok((
+            r.get::<_, i64>(0)? as usize,
+            r.get(1)?,
+            r.get::<_, i64>(2)? as f64,
+            r.get::<_, i64>(3)? as f64,
+        ))
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -118,10 +137,12 @@ pub fn compare(
 ) -> anyhow::Result<CompareReport> {
     let reference = match baseline {
         Some(id) => summaries.iter().find(|s| s.id == id).ok_or_else(|| {
-            crate::error::InputError::new(format!("config {id:?} is not part of this sweep")).field("--baseline")
+            crate::error::InputError::new(format!("config {id:?} is not part of this sweep"))
+                .field("--baseline")
         })?,
         None => summaries.iter().find(|s| s.oof_rmse.is_some()).ok_or_else(|| {
-            crate::error::InputError::new("no config of this sweep has a finished fold yet").field("--sweep")
+            crate::error::InputError::new("no config of this sweep has a finished fold yet")
+                .field("--sweep")
         })?,
     };
     let reference_folds = fold_metrics(store, &reference.id, by_macro)?;
@@ -129,7 +150,13 @@ pub fn compare(
     let mut refused = Vec::new();
     for s in summaries.iter().filter(|s| s.id != reference.id) {
         if s.fold_hash != reference.fold_hash {
-            refused.push((s.id.clone(), format!("evaluated on different folds (fold hash {} vs {})", s.fold_hash, reference.fold_hash)));
+            refused.push((
+                s.id.clone(),
+                format!(
+                    "evaluated on different folds (fold hash {} vs {})",
+                    s.fold_hash, reference.fold_hash
+                ),
+            ));
             continue;
         }
         let folds = fold_metrics(store, &s.id, by_macro)?;
@@ -155,7 +182,10 @@ pub fn compare(
                 p,
                 p_holm: p,
             }),
-            None => refused.push((s.id.clone(), format!("only {} fold(s) finished by both; need 2", diffs.len()))),
+            None => refused.push((
+                s.id.clone(),
+                format!("only {} fold(s) finished by both; need 2", diffs.len()),
+            )),
         }
     }
     let adjusted = holm(&comparisons.iter().map(|c| c.p).collect::<Vec<_>>());
@@ -173,11 +203,23 @@ pub fn render(report: &CompareReport) -> String {
     use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
-        "config", "grid values", "folds", "Δ mean", "95% CI", "t", "p", "p (Holm)", "verdict",
+        "config",
+        "grid values",
+        "folds",
+        "Δ mean",
+        "95% CI",
+        "t",
+        "p",
+        "p (Holm)",
+        "verdict",
     ]);
     for c in &report.comparisons {
         let verdict = if c.p_holm < 0.05 {
-            if c.mean_diff > 0.0 { "worse" } else { "better" }
+            if c.mean_diff > 0.0 {
+                "worse"
+            } else {
+                "better"
+            }
         } else {
             "no real difference"
         };

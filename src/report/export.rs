@@ -31,15 +31,18 @@ pub struct ExportReport {
 /// Predicts every test record with each finished fold's checkpoint, averages, clamps to
 /// [0, 10], rounds unless asked not to, and writes `ID,score` with IDs 1..N in file order.
 pub fn export(store: &Store, request: &ExportRequest) -> anyhow::Result<ExportReport> {
-    let params = store.config_params(&request.config_id)
-        .map_err(|_| InputError::new(format!("no config with id {:?} in this database", request.config_id)).field("--config"))?;
+    let params = store.config_params(&request.config_id).map_err(|_| {
+        InputError::new(format!("no config with id {:?} in this database", request.config_id))
+            .field("--config")
+    })?;
     let config: Config = serde_json::from_str(&params)?;
     let folds: Vec<(usize, Option<String>)> = {
         let mut stmt = store.conn().prepare(
             "SELECT j.fold, r.checkpoint FROM jobs j JOIN fold_results r ON r.job_id = j.id
              WHERE j.config_id = ?1 AND j.status = 'done' ORDER BY j.fold",
         )?;
-        let rows = stmt.query_map([&request.config_id], |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)))?;
+        let rows = stmt
+            .query_map([&request.config_id], |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)))?;
         rows.collect::<Result<_, _>>()?
     };
     if folds.len() < config.cv.folds && !request.allow_partial {
@@ -53,22 +56,34 @@ pub fn export(store: &Store, request: &ExportRequest) -> anyhow::Result<ExportRe
         .into());
     }
     if folds.is_empty() {
-        return Err(InputError::new(format!("config {} has no finished fold", request.config_id)).field("--config").into());
+        return Err(InputError::new(format!("config {} has no finished fold", request.config_id))
+            .field("--config")
+            .into());
     }
     let test_path = request.test.clone().or_else(|| config.data.test.clone()).ok_or_else(|| {
-        InputError::new("no test file: pass --test PATH or set data.test in the sweep file").field("--test")
+        InputError::new("no test file: pass --test PATH or set data.test in the sweep file")
+            .field("--test")
     })?;
     let metrics = MetricTable::load(&config.data.metric_names, &config.data.metric_embeddings)?;
     let test = Dataset::load(&test_path, Split::Test, metrics)?;
     let texts = text_features(&config, &test, Part::Test)?;
     let samples: Vec<Sample> = (0..test.len())
-        .map(|i| Sample { metric_row: test.metric_rows[i], text_row: i, target: 0.0, weight: 1.0, record: i, synthetic: false })
+        .map(|i| Sample {
+            metric_row: test.metric_rows[i],
+            text_row: i,
+            target: 0.0,
+            weight: 1.0,
+            record: i,
+            synthetic: false,
+        })
         .collect();
     let features = Features { metrics: &test.metrics.embeddings, texts: &texts };
     let device = cpu_device();
     let mut sum = vec![0.0f64; test.len()];
     for (fold, path) in &folds {
-        let dir = store.base_dir().join(path.as_deref().ok_or_else(|| anyhow::anyhow!("fold {fold} has no checkpoint"))?);
+        let dir = store
+            .base_dir()
+            .join(path.as_deref().ok_or_else(|| anyhow::anyhow!("fold {fold} has no checkpoint"))?);
         let (_, model) = checkpoint::load::<Cpu>(&dir, &device)?;
         for (s, p) in sum.iter_mut().zip(predict(&model, features, &samples, &device).scores) {
             *s += p as f64;
@@ -82,7 +97,12 @@ pub fn export(store: &Store, request: &ExportRequest) -> anyhow::Result<ExportRe
     write_submission(&request.out, &scores, request.round)?;
     let mut histogram = [0usize; NUM_BINS];
     scores.iter().for_each(|s| histogram[s.round() as usize] += 1);
-    Ok(ExportReport { rows: scores.len(), folds_used: folds.len(), histogram, mean: scores.iter().sum::<f64>() / scores.len().max(1) as f64 })
+    Ok(ExportReport {
+        rows: scores.len(),
+        folds_used: folds.len(),
+        histogram,
+        mean: scores.iter().sum::<f64>() / scores.len().max(1) as f64,
+    })
 }
 
 fn write_submission(path: &Path, scores: &[f64], rounded: bool) -> anyhow::Result<()> {

@@ -83,13 +83,19 @@ impl SweepHead {
     fn load(store: &Store, sweep_id: i64) -> anyhow::Result<SweepHead> {
         let conn = store.conn();
         let (name, folds): (String, i64) = conn
-            .query_row("SELECT name, folds FROM sweeps WHERE id = ?1", [sweep_id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .with_context(|| format!("no sweep with id {sweep_id} in {}", store.path().display()))?;
+            .query_row("SELECT name, folds FROM sweeps WHERE id = ?1", [sweep_id], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .with_context(|| {
+                format!("no sweep with id {sweep_id} in {}", store.path().display())
+            })?;
         let mut stmt = conn.prepare(
             "SELECT j.status, COUNT(*) FROM jobs j JOIN sweep_configs s ON s.config_id = j.config_id
              WHERE s.sweep_id = ?1 GROUP BY j.status",
         )?;
-        let jobs = stmt.query_map([sweep_id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))?.collect::<Result<_, _>>()?;
+        let jobs = stmt
+            .query_map([sweep_id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))?
+            .collect::<Result<_, _>>()?;
         Ok(SweepHead { name, folds: folds as usize, jobs })
     }
 
@@ -108,13 +114,26 @@ struct Figure {
 
 impl Figure {
     fn html(&self) -> String {
-        let body = self.svg.clone().unwrap_or_else(|| "<p class=\"empty\">No finished results to chart yet.</p>".into());
+        let body = self
+            .svg
+            .clone()
+            .unwrap_or_else(|| "<p class=\"empty\">No finished results to chart yet.</p>".into());
         let legend: String = self
             .legend
             .iter()
-            .map(|(c, text)| format!("<li><span class=\"swatch\" style=\"background:{}\"></span>{}</li>", css(*c), escape(text)))
+            .map(|(c, text)| {
+                format!(
+                    "<li><span class=\"swatch\" style=\"background:{}\"></span>{}</li>",
+                    css(*c),
+                    escape(text)
+                )
+            })
             .collect();
-        let legend = if legend.is_empty() { String::new() } else { format!("<ul class=\"legend\">{legend}</ul>") };
+        let legend = if legend.is_empty() {
+            String::new()
+        } else {
+            format!("<ul class=\"legend\">{legend}</ul>")
+        };
         format!(
             "<figure>\n<h3>{}</h3>\n{body}{legend}\n<figcaption>{}</figcaption>\n</figure>\n",
             escape(&self.title),
@@ -170,7 +189,10 @@ fn page(head: &SweepHead, rows: &[ConfigSummary], keys: &[String], figures: &[Fi
     for figure in figures {
         html += &figure.html();
     }
-    html += &format!("</div>\n<p class=\"note\">Made by foldsweep {}.</p>\n</body>\n</html>\n", env!("CARGO_PKG_VERSION"));
+    html += &format!(
+        "</div>\n<p class=\"note\">Made by foldsweep {}.</p>\n</body>\n</html>\n",
+        env!("CARGO_PKG_VERSION")
+    );
     html
 }
 
@@ -195,7 +217,11 @@ fn facts(head: &SweepHead, rows: &[ConfigSummary]) -> String {
 }
 
 fn plural(n: usize, what: &str) -> String {
-    if n == 1 { format!("1 {what}") } else { format!("{n} {what}s") }
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 fn num(value: Option<f64>, digits: usize) -> String {
@@ -222,8 +248,10 @@ fn results_table(rows: &[ConfigSummary], keys: &[String]) -> String {
     for (rank, r) in rows.iter().enumerate() {
         html += &table_row(rank, r, keys, &scores);
     }
-    let counts: Vec<String> =
-        scores.iter().map(|&b| format!("@{b}: n={}", rows.iter().map(|r| r.bin_count[b]).max().unwrap_or(0))).collect();
+    let counts: Vec<String> = scores
+        .iter()
+        .map(|&b| format!("@{b}: n={}", rows.iter().map(|r| r.bin_count[b]).max().unwrap_or(0)))
+        .collect();
     let _ = write!(
         html,
         "</tbody>\n</table>\n<p class=\"note\">Sorted by pooled out-of-fold RMSE. Per-score columns (@s) are the RMSE of \
@@ -293,7 +321,11 @@ impl Ranged for TickedAxis {
 
     fn key_points<Hint: KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
         // Light (minor) grid lines would sit between categories and mean nothing.
-        if hint.weight().allow_light_points() { Vec::new() } else { self.ticks.clone() }
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
     }
 
     fn range(&self) -> Range<f64> {
@@ -325,15 +357,17 @@ fn chart<'a, 's>(root: &'a Area<'s>, axes: &Axes) -> anyhow::Result<Chart<'a, 's
         .margin_right(24)
         .x_label_area_size(54)
         .y_label_area_size(70)
-        .build_cartesian_2d(TickedAxis { inner: axes.x.clone().into(), ticks: axes.x_ticks.clone() }, axes.y.clone())?;
+        .build_cartesian_2d(
+            TickedAxis { inner: axes.x.clone().into(), ticks: axes.x_ticks.clone() },
+            axes.y.clone(),
+        )?;
     let x_label = |v: &f64| (axes.x_label)(*v);
     let whole = |v: &f64| format!("{v:.0}");
     let mut mesh = chart.configure_mesh();
     if axes.y_whole {
         mesh.y_label_formatter(&whole);
     }
-    mesh
-        .disable_x_mesh()
+    mesh.disable_x_mesh()
         .light_line_style(TRANSPARENT)
         .bold_line_style(RGBColor(0xe4, 0xe4, 0xe4))
         .y_labels(8)
@@ -349,7 +383,11 @@ fn chart<'a, 's>(root: &'a Area<'s>, axes: &Axes) -> anyhow::Result<Chart<'a, 's
 /// The label of the category nearest to x (category i sits at x = i).
 fn category_label(categories: &[String], x: f64) -> String {
     let i = x.round();
-    if i >= 0.0 && (i as usize) < categories.len() { categories[i as usize].clone() } else { String::new() }
+    if i >= 0.0 && (i as usize) < categories.len() {
+        categories[i as usize].clone()
+    } else {
+        String::new()
+    }
 }
 
 /// A y range from 0 to a little above the largest value, so bars start at zero.
@@ -360,7 +398,8 @@ fn zero_based(values: impl Iterator<Item = f64>) -> Range<f64> {
 
 /// A y range around the values with some air, so small differences between configs show.
 fn padded(values: impl Iterator<Item = f64>) -> Range<f64> {
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+    let (lo, hi) =
+        values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
     let pad = if hi > lo { (hi - lo) * 0.12 } else { 0.05 * hi.abs().max(1.0) };
     (lo - pad).max(0.0)..hi + pad
 }
@@ -444,7 +483,8 @@ struct GridAxis {
 impl GridAxis {
     /// Numbers go on a number line in numeric order; anything else is a category, in grid order.
     fn new(mut labels: Vec<String>) -> GridAxis {
-        let numbers: Option<Vec<f64>> = labels.iter().map(|l| l.parse::<f64>().ok().filter(|v| v.is_finite())).collect();
+        let numbers: Option<Vec<f64>> =
+            labels.iter().map(|l| l.parse::<f64>().ok().filter(|v| v.is_finite())).collect();
         let Some(mut numbers) = numbers.filter(|n| !n.is_empty()) else {
             let positions = (0..labels.len()).map(|i| i as f64).collect();
             return GridAxis { labels, positions, log: false, numeric: false };
@@ -461,7 +501,12 @@ impl GridAxis {
 
     /// The smallest distance between neighbouring values (1 with a single value).
     fn gap(&self) -> f64 {
-        self.positions.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0.0).reduce(f64::min).unwrap_or(1.0)
+        self.positions
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .filter(|d| *d > 0.0)
+            .reduce(f64::min)
+            .unwrap_or(1.0)
     }
 
     fn x_range(&self) -> Range<f64> {
@@ -472,7 +517,11 @@ impl GridAxis {
     }
 
     fn label_at(&self, x: f64) -> String {
-        let nearest = self.positions.iter().enumerate().min_by(|a, b| (a.1 - x).abs().total_cmp(&(b.1 - x).abs()));
+        let nearest = self
+            .positions
+            .iter()
+            .enumerate()
+            .min_by(|a, b| (a.1 - x).abs().total_cmp(&(b.1 - x).abs()));
         nearest.map_or(String::new(), |(i, _)| self.labels[i].clone())
     }
 }
@@ -491,7 +540,11 @@ fn key_values(rows: &[ConfigSummary], key: &str) -> Vec<String> {
 }
 
 /// (x, OOF RMSE) of each config with results, and (x, mean) per value of `key`.
-fn axis_points(rows: &[ConfigSummary], key: &str, axis: &GridAxis) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+fn axis_points(
+    rows: &[ConfigSummary],
+    key: &str,
+    axis: &GridAxis,
+) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
     let mut groups: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     for r in rows {
         if let (Some(v), Some(oof)) = (r.varying.get(key), r.oof_rmse) {
@@ -533,7 +586,12 @@ fn axis_figure(rows: &[ConfigSummary], key: &str) -> anyhow::Result<Figure> {
     })
 }
 
-fn axis_chart(axis: &GridAxis, key: &str, points: &[(f64, f64)], means: &[(f64, f64)]) -> anyhow::Result<String> {
+fn axis_chart(
+    axis: &GridAxis,
+    key: &str,
+    points: &[(f64, f64)],
+    means: &[(f64, f64)],
+) -> anyhow::Result<String> {
     let label = |x: f64| axis.label_at(x);
     let axes = Axes {
         x: axis.x_range(),
@@ -551,7 +609,11 @@ fn axis_chart(axis: &GridAxis, key: &str, points: &[(f64, f64)], means: &[(f64, 
         if axis.numeric {
             chart.draw_series(LineSeries::new(means.iter().copied(), mean_style))?;
         } else {
-            chart.draw_series(means.iter().map(|&(x, y)| PathElement::new(vec![(x - half, y), (x + half, y)], mean_style)))?;
+            chart.draw_series(
+                means.iter().map(|&(x, y)| {
+                    PathElement::new(vec![(x - half, y), (x + half, y)], mean_style)
+                }),
+            )?;
         }
         let dot = color(0).mix(0.75).filled();
         chart.draw_series(points.iter().map(|&p| Circle::new(p, 5, dot)))?;
@@ -560,12 +622,17 @@ fn axis_chart(axis: &GridAxis, key: &str, points: &[(f64, f64)], means: &[(f64, 
 }
 
 /// Validation RMSE per epoch of each finished fold of one config.
-fn learning_curves(store: &Store, config_id: &str) -> anyhow::Result<BTreeMap<usize, Vec<(f64, f64)>>> {
+fn learning_curves(
+    store: &Store,
+    config_id: &str,
+) -> anyhow::Result<BTreeMap<usize, Vec<(f64, f64)>>> {
     let mut stmt = store.conn().prepare(
         "SELECT j.fold, e.epoch, e.val_rmse FROM epochs e JOIN jobs j ON j.id = e.job_id
          WHERE j.config_id = ?1 AND j.status = 'done' ORDER BY j.fold, e.epoch",
     )?;
-    let rows = stmt.query_map([config_id], |r| Ok((r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as f64, r.get::<_, f64>(2)?)))?;
+    let rows = stmt.query_map([config_id], |r| {
+        Ok((r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as f64, r.get::<_, f64>(2)?))
+    })?;
     let mut curves: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
     for row in rows {
         let (fold, epoch, rmse) = row?;
@@ -594,10 +661,12 @@ fn learning_curve_figure(store: &Store, best: Option<&ConfigSummary>) -> anyhow:
 
 fn learning_curve_chart(curves: &BTreeMap<usize, Vec<(f64, f64)>>) -> anyhow::Result<String> {
     let all = || curves.values().flatten();
-    let (first, last) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p.0), h.max(p.0)));
+    let (first, last) =
+        all().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p.0), h.max(p.0)));
     // At most about a dozen epoch ticks, on whole epochs.
     let step = ((last - first) / 12.0).ceil().max(1.0);
-    let ticks: Vec<f64> = (0..).map(|i| first + step * i as f64).take_while(|&e| e <= last).collect();
+    let ticks: Vec<f64> =
+        (0..).map(|i| first + step * i as f64).take_while(|&e| e <= last).collect();
     let label = |x: f64| format!("{}", x.round());
     let axes = Axes {
         x: first - 0.3..last + 0.3,
@@ -666,7 +735,10 @@ mod tests {
 
     #[test]
     fn escape_covers_markup_and_quotes() {
-        assert_eq!(escape(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 
     #[test]

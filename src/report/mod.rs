@@ -53,7 +53,10 @@ impl SortKey {
             "oof" => Ok(SortKey::Oof),
             "mean" => Ok(SortKey::Mean),
             "macro" => Ok(SortKey::Macro),
-            other => Err(crate::error::InputError::new(format!("unknown sort key {other:?}; use oof, mean or macro")).field("--sort")),
+            other => Err(crate::error::InputError::new(format!(
+                "unknown sort key {other:?}; use oof, mean or macro"
+            ))
+            .field("--sort")),
         }
     }
 
@@ -67,18 +70,34 @@ impl SortKey {
 }
 
 /// Summaries of every config of a sweep, best first by `sort` (configs without results last).
-pub fn summaries(store: &Store, sweep_id: i64, sort: SortKey) -> anyhow::Result<Vec<ConfigSummary>> {
+pub fn summaries(
+    store: &Store,
+    sweep_id: i64,
+    sort: SortKey,
+) -> anyhow::Result<Vec<ConfigSummary>> {
     let conn = store.conn();
-    let folds_total: usize = conn.query_row("SELECT folds FROM sweeps WHERE id = ?1", [sweep_id], |r| r.get::<_, i64>(0))? as usize;
+    let folds_total: usize =
+        conn.query_row("SELECT folds FROM sweeps WHERE id = ?1", [sweep_id], |r| {
+            r.get::<_, i64>(0)
+        })? as usize;
     let mut stmt = conn.prepare(
         "SELECT s.config_id, s.label, s.varying, s.position, c.fold_hash FROM sweep_configs s
          JOIN configs c ON c.id = s.config_id WHERE s.sweep_id = ?1 ORDER BY s.position",
     )?;
-    let configs: Vec<(String, String, String, i64, String)> =
-        stmt.query_map([sweep_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?.collect::<Result<_, _>>()?;
+    let configs: Vec<(String, String, String, i64, String)> = stmt
+        .query_map([sweep_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .collect::<Result<_, _>>()?;
     let mut out = Vec::with_capacity(configs.len());
     for (id, label, varying, position, fold_hash) in configs {
-        out.push(summarize(store, &id, label, &varying, position as usize, fold_hash, folds_total)?);
+        out.push(summarize(
+            store,
+            &id,
+            label,
+            &varying,
+            position as usize,
+            fold_hash,
+            folds_total,
+        )?);
     }
     out.sort_by(|a, b| match (sort.value(a), sort.value(b)) {
         (Some(x), Some(y)) => x.total_cmp(&y),
@@ -99,16 +118,24 @@ fn summarize(
     folds_total: usize,
 ) -> anyhow::Result<ConfigSummary> {
     let conn = store.conn();
-    let varying: BTreeMap<String, serde_json::Value> = serde_json::from_str(varying).unwrap_or_default();
-    let varying = varying.into_iter().map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect();
+    let varying: BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(varying).unwrap_or_default();
+    let varying = varying
+        .into_iter()
+        .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+        .collect();
     let mut stmt = conn.prepare(
         "SELECT j.fold, r.rmse FROM jobs j JOIN fold_results r ON r.job_id = j.id
          WHERE j.config_id = ?1 AND j.status = 'done' ORDER BY j.fold",
     )?;
-    let fold_rmse: Vec<(usize, f64)> =
-        stmt.query_map([id], |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)))?.collect::<Result<_, _>>()?;
-    let folds_failed: usize =
-        conn.query_row("SELECT COUNT(*) FROM jobs WHERE config_id = ?1 AND status = 'failed'", [id], |r| r.get::<_, i64>(0))? as usize;
+    let fold_rmse: Vec<(usize, f64)> = stmt
+        .query_map([id], |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let folds_failed: usize = conn.query_row(
+        "SELECT COUNT(*) FROM jobs WHERE config_id = ?1 AND status = 'failed'",
+        [id],
+        |r| r.get::<_, i64>(0),
+    )? as usize;
     let (mean_rmse, sd_rmse) = mean_sd(&fold_rmse.iter().map(|(_, r)| *r).collect::<Vec<_>>());
     let oof = oof_predictions(store, id)?;
     let mut sums = [0.0f64; NUM_BINS];
@@ -118,7 +145,9 @@ fn summarize(
         sums[bin] += (prediction - truth).powi(2);
         counts[bin] += 1;
     }
-    let bin_rmse: Vec<Option<f64>> = (0..NUM_BINS).map(|b| (counts[b] > 0).then(|| (sums[b] / counts[b] as f64).sqrt())).collect();
+    let bin_rmse: Vec<Option<f64>> = (0..NUM_BINS)
+        .map(|b| (counts[b] > 0).then(|| (sums[b] / counts[b] as f64).sqrt()))
+        .collect();
     let filled: Vec<f64> = bin_rmse.iter().flatten().copied().collect();
     Ok(ConfigSummary {
         id: id.to_string(),
@@ -156,7 +185,8 @@ pub fn mean_sd(values: &[f64]) -> (Option<f64>, Option<f64>) {
     }
     let n = values.len() as f64;
     let mean = values.iter().sum::<f64>() / n;
-    let sd = (values.len() > 1).then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+    let sd = (values.len() > 1)
+        .then(|| (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
     (Some(mean), sd)
 }
 
@@ -170,7 +200,10 @@ pub fn exporter(format: &str) -> crate::error::InputResult<Box<dyn Exporter>> {
         "table" => Ok(Box::new(TableExporter)),
         "csv" => Ok(Box::new(CsvExporter)),
         "json" => Ok(Box::new(JsonExporter)),
-        other => Err(crate::error::InputError::new(format!("unknown format {other:?}; use table, csv or json")).field("--format")),
+        other => Err(crate::error::InputError::new(format!(
+            "unknown format {other:?}; use table, csv or json"
+        ))
+        .field("--format")),
     }
 }
 
@@ -211,18 +244,35 @@ impl Exporter for TableExporter {
         table.set_header(header);
         for (rank, r) in rows.iter().enumerate() {
             let mut cells: Vec<Cell> = vec![Cell::new(rank + 1), Cell::new(&r.id)];
-            cells.extend(keys.iter().map(|k| Cell::new(r.varying.get(k).map_or("", String::as_str))));
-            let folds = if r.folds_failed > 0 { format!("{}/{} ({} failed)", r.folds_done, r.folds_total, r.folds_failed) } else { format!("{}/{}", r.folds_done, r.folds_total) };
+            cells.extend(
+                keys.iter().map(|k| Cell::new(r.varying.get(k).map_or("", String::as_str))),
+            );
+            let folds = if r.folds_failed > 0 {
+                format!("{}/{} ({} failed)", r.folds_done, r.folds_total, r.folds_failed)
+            } else {
+                format!("{}/{}", r.folds_done, r.folds_total)
+            };
             let mean_sd = match (r.mean_rmse, r.sd_rmse) {
                 (Some(m), Some(s)) => format!("{m:.4} ± {s:.4}"),
                 (Some(m), None) => format!("{m:.4}"),
                 _ => "-".into(),
             };
-            cells.extend([Cell::new(folds), Cell::new(mean_sd), Cell::new(fmt(r.oof_rmse)), Cell::new(fmt(r.macro_rmse))]);
-            cells.extend(bins.iter().map(|&b| Cell::new(r.bin_rmse[b].map_or("-".into(), |v| format!("{v:.2}"))).set_alignment(CellAlignment::Right)));
+            cells.extend([
+                Cell::new(folds),
+                Cell::new(mean_sd),
+                Cell::new(fmt(r.oof_rmse)),
+                Cell::new(fmt(r.macro_rmse)),
+            ]);
+            cells.extend(bins.iter().map(|&b| {
+                Cell::new(r.bin_rmse[b].map_or("-".into(), |v| format!("{v:.2}")))
+                    .set_alignment(CellAlignment::Right)
+            }));
             table.add_row(cells);
         }
-        let counts: Vec<String> = bins.iter().map(|&b| format!("@{b}: n={}", rows.iter().map(|r| r.bin_count[b]).max().unwrap_or(0))).collect();
+        let counts: Vec<String> = bins
+            .iter()
+            .map(|&b| format!("@{b}: n={}", rows.iter().map(|r| r.bin_count[b]).max().unwrap_or(0)))
+            .collect();
         Ok(format!("{table}\nper-score columns (@s) are the RMSE of pooled out-of-fold predictions on records scored s ({})\n", counts.join(", ")))
     }
 }
@@ -235,14 +285,24 @@ impl Exporter for CsvExporter {
         let mut w = csv::Writer::from_writer(Vec::new());
         let mut header: Vec<String> = vec!["rank".into(), "config".into()];
         header.extend(keys.iter().cloned());
-        header.extend(["folds_done", "folds_total", "mean_rmse", "sd_rmse", "oof_rmse", "macro_rmse"].map(String::from));
+        header.extend(
+            ["folds_done", "folds_total", "mean_rmse", "sd_rmse", "oof_rmse", "macro_rmse"]
+                .map(String::from),
+        );
         header.extend(bins.iter().map(|b| format!("rmse_{b}")));
         w.write_record(&header)?;
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
         for (rank, r) in rows.iter().enumerate() {
             let mut record: Vec<String> = vec![(rank + 1).to_string(), r.id.clone()];
             record.extend(keys.iter().map(|k| r.varying.get(k).cloned().unwrap_or_default()));
-            record.extend([r.folds_done.to_string(), r.folds_total.to_string(), opt(r.mean_rmse), opt(r.sd_rmse), opt(r.oof_rmse), opt(r.macro_rmse)]);
+            record.extend([
+                r.folds_done.to_string(),
+                r.folds_total.to_string(),
+                opt(r.mean_rmse),
+                opt(r.sd_rmse),
+                opt(r.oof_rmse),
+                opt(r.macro_rmse),
+            ]);
             record.extend(bins.iter().map(|&b| opt(r.bin_rmse[b])));
             w.write_record(&record)?;
         }

@@ -53,7 +53,11 @@ fn same_file(a: &Path, b: &Path) -> bool {
 
 fn merge_one(target: &mut Store, shard: &Path) -> anyhow::Result<(usize, usize)> {
     let target_dir = target.base_dir();
-    let shard_dir = shard.parent().map(Path::to_path_buf).filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(|| PathBuf::from("."));
+    let shard_dir = shard
+        .parent()
+        .map(Path::to_path_buf)
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| PathBuf::from("."));
     let conn = target.conn_mut();
     conn.execute("ATTACH DATABASE ?1 AS shard", [shard.to_string_lossy()])?;
     let result = (|| -> anyhow::Result<(usize, usize)> {
@@ -75,7 +79,11 @@ fn merge_one(target: &mut Store, shard: &Path) -> anyhow::Result<(usize, usize)>
         let (mut added, mut present) = (0, 0);
         for (shard_job, config_id, fold, status) in shard_jobs {
             let existing: Option<(i64, String)> = tx
-                .query_row("SELECT id, status FROM jobs WHERE config_id = ?1 AND fold = ?2", params![config_id, fold], |r| Ok((r.get(0)?, r.get(1)?)))
+                .query_row(
+                    "SELECT id, status FROM jobs WHERE config_id = ?1 AND fold = ?2",
+                    params![config_id, fold],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
                 .optional()?;
             match (&existing, status.as_str()) {
                 (Some((_, s)), _) if s == "done" => {
@@ -125,8 +133,9 @@ fn check_sweeps_agree(tx: &rusqlite::Transaction, shard: &Path) -> anyhow::Resul
         "SELECT s.name, s.definition = t.definition, s.data_fingerprint = t.data_fingerprint, s.fold_hash = t.fold_hash, s.fold_hash, t.fold_hash
          FROM shard.sweeps s JOIN main.sweeps t ON t.name = s.name",
     )?;
-    let rows: Vec<(String, bool, bool, bool, String, String)> =
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?.collect::<Result<_, _>>()?;
+    let rows: Vec<(String, bool, bool, bool, String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))?
+        .collect::<Result<_, _>>()?;
     for (name, same_definition, same_data, same_folds, shard_folds, target_folds) in rows {
         let why = if !same_folds {
             format!("another fold assignment (fold hash {shard_folds} vs {target_folds})")
@@ -145,13 +154,25 @@ fn check_sweeps_agree(tx: &rusqlite::Transaction, shard: &Path) -> anyhow::Resul
 /// Checkpoint paths are stored relative to their database's folder. Shards that write into a
 /// shared output folder (the documented layout) keep them as they are; otherwise the path is
 /// rewritten to point at the shard's folder.
-fn rebase_checkpoint(tx: &rusqlite::Transaction, job_id: i64, shard_dir: &Path, target_dir: &Path) -> anyhow::Result<()> {
-    let checkpoint: Option<String> = tx.query_row("SELECT checkpoint FROM fold_results WHERE job_id = ?1", [job_id], |r| r.get(0)).optional()?.flatten();
+fn rebase_checkpoint(
+    tx: &rusqlite::Transaction,
+    job_id: i64,
+    shard_dir: &Path,
+    target_dir: &Path,
+) -> anyhow::Result<()> {
+    let checkpoint: Option<String> = tx
+        .query_row("SELECT checkpoint FROM fold_results WHERE job_id = ?1", [job_id], |r| r.get(0))
+        .optional()?
+        .flatten();
     let Some(relative) = checkpoint else { return Ok(()) };
     if same_file(shard_dir, target_dir) || Path::new(&relative).is_absolute() {
         return Ok(());
     }
-    let absolute = shard_dir.canonicalize().unwrap_or_else(|_| shard_dir.to_path_buf()).join(&relative);
-    tx.execute("UPDATE fold_results SET checkpoint = ?2 WHERE job_id = ?1", params![job_id, absolute.to_string_lossy()])?;
+    let absolute =
+        shard_dir.canonicalize().unwrap_or_else(|_| shard_dir.to_path_buf()).join(&relative);
+    tx.execute(
+        "UPDATE fold_results SET checkpoint = ?2 WHERE job_id = ?1",
+        params![job_id, absolute.to_string_lossy()],
+    )?;
     Ok(())
 }

@@ -56,11 +56,20 @@ pub struct Plan {
 pub fn plan(sweep: &SweepFile) -> anyhow::Result<Plan> {
     let expansion = sweep.expand()?;
     let Some(first) = expansion.points.first() else {
-        return Err(crate::error::InputError::in_file(&sweep.path, "the grid leaves no valid config (every model/loss pair was dropped)").into());
+        return Err(crate::error::InputError::in_file(
+            &sweep.path,
+            "the grid leaves no valid config (every model/loss pair was dropped)",
+        )
+        .into());
     };
-    let metrics = MetricTable::load(&first.config.data.metric_names, &first.config.data.metric_embeddings)?;
+    let metrics =
+        MetricTable::load(&first.config.data.metric_names, &first.config.data.metric_embeddings)?;
     let dataset = Dataset::load(&first.config.data.train, Split::Train, metrics)?;
-    let folds = FoldAssignment::stratified(&dataset.score_bins(), first.config.cv.folds, first.config.cv.seed);
+    let folds = FoldAssignment::stratified(
+        &dataset.score_bins(),
+        first.config.cv.folds,
+        first.config.cv.seed,
+    );
     // Text features of every distinct text section, so a bad .npy fails now, not in a job,
     // and a `text.finetune` model is trained here, once, before any worker needs it.
     let mut seen = Vec::new();
@@ -71,7 +80,11 @@ pub fn plan(sweep: &SweepFile) -> anyhow::Result<Plan> {
         }
     }
     let data_fingerprint = data_fingerprint(&first.config)?;
-    let ids = expansion.points.iter().map(|p| config_id(&p.config, &data_fingerprint, &folds.hash())).collect();
+    let ids = expansion
+        .points
+        .iter()
+        .map(|p| config_id(&p.config, &data_fingerprint, &folds.hash()))
+        .collect();
     Ok(Plan { expansion, ids, data_fingerprint, folds })
 }
 
@@ -114,43 +127,77 @@ fn install_interrupt_handler() {
     });
 }
 
-pub fn run_sweep(sweep: &SweepFile, plan: &Plan, options: &RunOptions) -> anyhow::Result<RunSummary> {
+pub fn run_sweep(
+    sweep: &SweepFile,
+    plan: &Plan,
+    options: &RunOptions,
+) -> anyhow::Result<RunSummary> {
     install_interrupt_handler();
     let mut store = Store::open(&options.db)?;
     let points = &plan.expansion.points;
     let labels: Vec<String> = points.iter().map(GridPoint::label).collect();
-    let params: Vec<String> = points.iter().map(|p| serde_json::to_string(&p.config).expect("json")).collect();
+    let params: Vec<String> =
+        points.iter().map(|p| serde_json::to_string(&p.config).expect("json")).collect();
     let varying: Vec<String> = points.iter().map(|p| spec::varying_json(&p.varying)).collect();
     let configs: Vec<NewConfig> = (0..points.len())
-        .map(|i| NewConfig { id: &plan.ids[i], params_json: &params[i], varying_json: &varying[i], label: &labels[i] })
+        .map(|i| NewConfig {
+            id: &plan.ids[i],
+            params_json: &params[i],
+            varying_json: &varying[i],
+            label: &labels[i],
+        })
         .collect();
     let folds = plan.folds.folds;
-    let all_jobs: Vec<(String, usize)> = plan.ids.iter().flat_map(|id| (0..folds).map(move |f| (id.clone(), f))).collect();
+    let all_jobs: Vec<(String, usize)> =
+        plan.ids.iter().flat_map(|id| (0..folds).map(move |f| (id.clone(), f))).collect();
     let selected: Vec<(String, usize)> = match options.shard {
         Some(shard) => shard.select(&all_jobs).into_iter().cloned().collect(),
         None => all_jobs.clone(),
     };
-    let (sweep_id, _added) =
-        store.register_sweep(&sweep.name, &sweep.source, &plan.data_fingerprint, &plan.folds.hash(), folds, &configs, &selected)?;
+    let (sweep_id, _added) = store.register_sweep(
+        &sweep.name,
+        &sweep.source,
+        &plan.data_fingerprint,
+        &plan.folds.hash(),
+        folds,
+        &configs,
+        &selected,
+    )?;
     store.requeue_for_rerun(sweep_id)?;
-    let label_of = |config_id: &str| plan.ids.iter().position(|id| id == config_id).map_or_else(String::new, |i| labels[i].clone());
+    let label_of = |config_id: &str| {
+        plan.ids
+            .iter()
+            .position(|id| id == config_id)
+            .map_or_else(String::new, |i| labels[i].clone())
+    };
 
-    let in_slice = |job: &JobRow| options.shard.is_none() || selected.iter().any(|(c, f)| *c == job.config_id && *f == job.fold);
-    let mut queue: VecDeque<JobRow> = store.jobs(sweep_id, "pending")?.into_iter().filter(|j| in_slice(j)).collect();
+    let in_slice = |job: &JobRow| {
+        options.shard.is_none()
+            || selected.iter().any(|(c, f)| *c == job.config_id && *f == job.fold)
+    };
+    let mut queue: VecDeque<JobRow> =
+        store.jobs(sweep_id, "pending")?.into_iter().filter(|j| in_slice(j)).collect();
     let already_done = store.jobs(sweep_id, "done")?.into_iter().filter(|j| in_slice(j)).count();
     let jobs_total = selected.len();
     if queue.is_empty() {
         println!("nothing to do: all {jobs_total} jobs of sweep {:?} are done", sweep.name);
         return Ok(RunSummary { jobs_total, done: already_done, ..Default::default() });
     }
-    let slot_devices: Vec<Device> =
-        options.devices.iter().flat_map(|d| std::iter::repeat_n(d.clone(), options.jobs_per_device.max(1))).collect();
+    let slot_devices: Vec<Device> = options
+        .devices
+        .iter()
+        .flat_map(|d| std::iter::repeat_n(d.clone(), options.jobs_per_device.max(1)))
+        .collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cpu_threads = cpu_thread_share(&slot_devices, std::env::var_os("RAYON_NUM_THREADS").is_some(), cores);
+    let cpu_threads =
+        cpu_thread_share(&slot_devices, std::env::var_os("RAYON_NUM_THREADS").is_some(), cores);
     let work_dir = options.db.with_extension("jobs");
-    std::fs::create_dir_all(&work_dir).with_context(|| format!("creating {}", work_dir.display()))?;
+    std::fs::create_dir_all(&work_dir)
+        .with_context(|| format!("creating {}", work_dir.display()))?;
     let checkpoint_root = store.base_dir().join("checkpoints");
-    let shard_note = options.shard.map_or(String::new(), |s| format!(" (shard {}/{} of {} jobs)", s.index, s.count, all_jobs.len()));
+    let shard_note = options.shard.map_or(String::new(), |s| {
+        format!(" (shard {}/{} of {} jobs)", s.index, s.count, all_jobs.len())
+    });
     println!(
         "sweep {:?}: {} configs x {folds} folds = {jobs_total} jobs{shard_note}; {already_done} done, {} to run on {} slot(s) [{}]",
         sweep.name,
@@ -176,7 +223,11 @@ pub fn run_sweep(sweep: &SweepFile, plan: &Plan, options: &RunOptions) -> anyhow
                 store.mark_interrupted(running.job.id)?;
                 summary.interrupted += 1;
             }
-            progress.event(counts(&summary, &slots, &queue), None, "interrupted: running jobs stopped and marked interrupted (rerun to resume)");
+            progress.event(
+                counts(&summary, &slots, &queue),
+                None,
+                "interrupted: running jobs stopped and marked interrupted (rerun to resume)",
+            );
             break;
         }
         if interrupts == 1 && !announced_stop {
@@ -192,8 +243,18 @@ pub fn run_sweep(sweep: &SweepFile, plan: &Plan, options: &RunOptions) -> anyhow
                 if !store.claim(job.id, &device.to_string())? {
                     continue; // another coordinator on this database took it
                 }
-                let config: crate::config::Config = serde_json::from_str(&store.config_params(&job.config_id)?)?;
-                let running = spawn_job(&work_dir, &checkpoint_root, job, config, (device, cpu_threads), slot, label_of, events_tx.clone())?;
+                let config: crate::config::Config =
+                    serde_json::from_str(&store.config_params(&job.config_id)?)?;
+                let running = spawn_job(
+                    &work_dir,
+                    &checkpoint_root,
+                    job,
+                    config,
+                    (device, cpu_threads),
+                    slot,
+                    label_of,
+                    events_tx.clone(),
+                )?;
                 store.set_worker_pid(running.job.id, running.child.id())?;
                 slots[slot] = Some(running);
             }
@@ -207,10 +268,18 @@ pub fn run_sweep(sweep: &SweepFile, plan: &Plan, options: &RunOptions) -> anyhow
         let first = events.recv_timeout(Duration::from_millis(100)).ok();
         for Event::Epoch(slot, epoch) in first.into_iter().chain(events.try_iter().take(1000)) {
             if let Some(running) = slots[slot].as_mut() {
-                progress.slot(slot, &format!(
-                    "{} {} fold {} [{}]: epoch {} val_rmse {:.4}",
-                    slot_devices[slot], running.job.config_id, running.job.fold, running.label, epoch.epoch, epoch.val_rmse
-                ));
+                progress.slot(
+                    slot,
+                    &format!(
+                        "{} {} fold {} [{}]: epoch {} val_rmse {:.4}",
+                        slot_devices[slot],
+                        running.job.config_id,
+                        running.job.fold,
+                        running.label,
+                        epoch.epoch,
+                        epoch.val_rmse
+                    ),
+                );
                 running.last_epoch = Some(epoch);
             }
         }
@@ -224,22 +293,37 @@ pub fn run_sweep(sweep: &SweepFile, plan: &Plan, options: &RunOptions) -> anyhow
             let running = slots[slot].take().expect("slot is running");
             summary.ran += 1;
             let seconds = running.started.elapsed().as_secs_f64();
-            let outcome = if status.success() { read_result(&running.result_path) } else { Err(describe_failure(status, &running.stderr_path)) };
-            let name = format!("{} fold {} [{}]", running.job.config_id, running.job.fold, running.label);
+            let outcome = if status.success() {
+                read_result(&running.result_path)
+            } else {
+                Err(describe_failure(status, &running.stderr_path))
+            };
+            let name =
+                format!("{} fold {} [{}]", running.job.config_id, running.job.fold, running.label);
             match outcome {
                 Ok(result) => {
-                    let checkpoint = format!("checkpoints/{}/fold{}", running.job.config_id, running.job.fold);
+                    let checkpoint =
+                        format!("checkpoints/{}/fold{}", running.job.config_id, running.job.fold);
                     store.record_success(running.job.id, &result, Some(&checkpoint))?;
                     summary.done += 1;
                     durations.push(seconds);
                     let c = counts(&summary, &slots, &queue);
-                    progress.event(c, eta(&durations, &c, slot_devices.len()), &format!(
-                        "done   {name}: rmse {:.4} macro {:.4} (best epoch {}/{}) in {:.1}s",
-                        result.metrics.rmse, result.metrics.macro_rmse, result.best_epoch, result.epochs_run, seconds
-                    ));
+                    progress.event(
+                        c,
+                        eta(&durations, &c, slot_devices.len()),
+                        &format!(
+                            "done   {name}: rmse {:.4} macro {:.4} (best epoch {}/{}) in {:.1}s",
+                            result.metrics.rmse,
+                            result.metrics.macro_rmse,
+                            result.best_epoch,
+                            result.epochs_run,
+                            seconds
+                        ),
+                    );
                 }
                 Err(error) => {
-                    let retry = running.job.attempt + 1 < options.max_attempts && INTERRUPTS.load(Ordering::SeqCst) == interrupts_at_start;
+                    let retry = running.job.attempt + 1 < options.max_attempts
+                        && INTERRUPTS.load(Ordering::SeqCst) == interrupts_at_start;
                     store.record_failure(running.job.id, &error, retry)?;
                     let attempt = running.job.attempt + 1;
                     if retry {
@@ -250,7 +334,14 @@ pub fn run_sweep(sweep: &SweepFile, plan: &Plan, options: &RunOptions) -> anyhow
                     let c = counts(&summary, &slots, &queue);
                     let what = if retry { "retry " } else { "FAILED" };
                     let first_line = error.lines().last().unwrap_or("").trim();
-                    progress.event(c, eta(&durations, &c, slot_devices.len()), &format!("{what} {name} (attempt {attempt}/{}): {first_line}", options.max_attempts));
+                    progress.event(
+                        c,
+                        eta(&durations, &c, slot_devices.len()),
+                        &format!(
+                            "{what} {name} (attempt {attempt}/{}): {first_line}",
+                            options.max_attempts
+                        ),
+                    );
                 }
             }
             let _ = std::fs::remove_file(&running.result_path);
@@ -267,7 +358,13 @@ pub fn run_sweep(sweep: &SweepFile, plan: &Plan, options: &RunOptions) -> anyhow
 
 fn counts(summary: &RunSummary, slots: &[Option<Running>], queue: &VecDeque<JobRow>) -> Counts {
     let running = slots.iter().filter(|s| s.is_some()).count();
-    Counts { total: summary.jobs_total, done: summary.done, running, failed: summary.failed, left: queue.len() }
+    Counts {
+        total: summary.jobs_total,
+        done: summary.done,
+        running,
+        failed: summary.failed,
+        left: queue.len(),
+    }
 }
 
 /// Mean job time so far x jobs still to run / slots.
@@ -283,7 +380,11 @@ fn eta(durations: &[f64], c: &Counts, slots: usize) -> Option<Duration> {
 /// Threads for each CPU worker when several jobs share the CPU: the cores divided among them.
 /// Every worker's thread pool would otherwise take all cores, N jobs each fighting N-1 others
 /// for them. A RAYON_NUM_THREADS the user set is left to decide.
-fn cpu_thread_share(slot_devices: &[Device], user_set_threads: bool, cores: usize) -> Option<usize> {
+fn cpu_thread_share(
+    slot_devices: &[Device],
+    user_set_threads: bool,
+    cores: usize,
+) -> Option<usize> {
     let cpu_slots = slot_devices.iter().filter(|d| **d == Device::Cpu).count();
     (cpu_slots > 1 && !user_set_threads).then(|| (cores / cpu_slots).max(1))
 }
@@ -312,7 +413,8 @@ fn spawn_job(
         result_path: result_path.clone(),
     };
     crate::util::write_atomic(&job_file, serde_json::to_string(&spec)?.as_bytes())?;
-    let mut command = Command::new(std::env::current_exe().context("locating the foldsweep binary")?);
+    let mut command =
+        Command::new(std::env::current_exe().context("locating the foldsweep binary")?);
     command
         .arg("worker")
         .arg(&job_file)
@@ -356,7 +458,8 @@ fn spawn_job(
 }
 
 fn read_result(path: &Path) -> Result<FoldResult, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("the worker exited without a result ({e})"))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("the worker exited without a result ({e})"))?;
     serde_json::from_slice(&bytes).map_err(|e| format!("unreadable worker result: {e}"))
 }
 
@@ -372,7 +475,11 @@ fn describe_failure(status: std::process::ExitStatus, stderr_path: &Path) -> Str
     let stderr = std::fs::read_to_string(stderr_path).unwrap_or_default();
     let tail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
     let tail = tail[tail.len().saturating_sub(20)..].join("\n");
-    if tail.is_empty() { how } else { format!("{tail}\n{how}") }
+    if tail.is_empty() {
+        how
+    } else {
+        format!("{tail}\n{how}")
+    }
 }
 
 fn stop_child(mut child: Child) {

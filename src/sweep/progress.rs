@@ -26,13 +26,17 @@ impl Progress {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stdout());
             let overall = multi.add(ProgressBar::new(total as u64));
             overall.set_style(
-                ProgressStyle::with_template("{bar:30.green/dim} {pos}/{len} jobs  {msg}  [{elapsed_precise}, ETA {eta}]")
-                    .expect("template"),
+                ProgressStyle::with_template(
+                    "{bar:30.green/dim} {pos}/{len} jobs  {msg}  [{elapsed_precise}, ETA {eta}]",
+                )
+                .expect("template"),
             );
             let slots = (0..slots)
                 .map(|_| {
                     let bar = multi.add(ProgressBar::new_spinner());
-                    bar.set_style(ProgressStyle::with_template("  {spinner} {msg}").expect("template"));
+                    bar.set_style(
+                        ProgressStyle::with_template("  {spinner} {msg}").expect("template"),
+                    );
                     bar.enable_steady_tick(Duration::from_millis(250));
                     bar
                 })
@@ -55,7 +59,10 @@ impl Progress {
             overall.set_length(c.total as u64);
             overall.set_position((c.done + c.failed) as u64);
             let eta = eta.map_or(String::new(), |d| format!(", ETA {}", format_duration(d)));
-            overall.set_message(format!("done {} | running {} | failed {} | left {}{eta}", c.done, c.running, c.failed, c.left));
+            overall.set_message(format!(
+                "done {} | running {} | failed {} | left {}{eta}",
+                c.done, c.running, c.failed, c.left
+            ));
         }
     }
 

@@ -14,9 +14,15 @@ pub struct Shard {
 
 impl Shard {
     pub fn parse(text: &str) -> InputResult<Shard> {
-        let err = || InputError::new(format!("expected I/N with 1 <= I <= N, e.g. 2/8; got {text:?}")).field("--shard");
+        let err = || {
+            InputError::new(format!("expected I/N with 1 <= I <= N, e.g. 2/8; got {text:?}"))
+                .field("--shard")
+        };
         let (i, n) = text.split_once('/').ok_or_else(err)?;
-        let (index, count) = (i.trim().parse::<usize>().map_err(|_| err())?, n.trim().parse::<usize>().map_err(|_| err())?);
+        let (index, count) = (
+            i.trim().parse::<usize>().map_err(|_| err())?,
+            n.trim().parse::<usize>().map_err(|_| err())?,
+        );
         if count == 0 || index == 0 || index > count {
             return Err(err());
         }
@@ -29,7 +35,12 @@ impl Shard {
     pub fn select<'a>(&self, jobs: &'a [(String, usize)]) -> Vec<&'a (String, usize)> {
         let mut sorted: Vec<&(String, usize)> = jobs.iter().collect();
         sorted.sort();
-        sorted.into_iter().enumerate().filter(|(rank, _)| rank % self.count == self.index - 1).map(|(_, job)| job).collect()
+        sorted
+            .into_iter()
+            .enumerate()
+            .filter(|(rank, _)| rank % self.count == self.index - 1)
+            .map(|(_, job)| job)
+            .collect()
     }
 
     pub fn contains(&self, jobs: &[(String, usize)], job: &(String, usize)) -> bool {
@@ -42,7 +53,9 @@ mod tests {
     use super::*;
 
     fn jobs(configs: usize, folds: usize) -> Vec<(String, usize)> {
-        (0..configs).flat_map(|c| (0..folds).map(move |f| (format!("{:012x}", c * 7919 % 1000), f))).collect()
+        (0..configs)
+            .flat_map(|c| (0..folds).map(move |f| (format!("{:012x}", c * 7919 % 1000), f)))
+            .collect()
     }
 
     #[test]
@@ -50,13 +63,21 @@ mod tests {
         for total_configs in [1, 3, 9, 45] {
             let all = jobs(total_configs, 5);
             for n in 1..=7 {
-                let shards: Vec<Vec<&(String, usize)>> = (1..=n).map(|i| Shard { index: i, count: n }.select(&all)).collect();
+                let shards: Vec<Vec<&(String, usize)>> =
+                    (1..=n).map(|i| Shard { index: i, count: n }.select(&all)).collect();
                 for job in &all {
-                    assert_eq!(shards.iter().filter(|s| s.contains(&job)).count(), 1, "n={n} job={job:?}");
+                    assert_eq!(
+                        shards.iter().filter(|s| s.contains(&job)).count(),
+                        1,
+                        "n={n} job={job:?}"
+                    );
                 }
                 let sizes: Vec<usize> = shards.iter().map(Vec::len).collect();
                 assert_eq!(sizes.iter().sum::<usize>(), all.len());
-                assert!(sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1, "n={n}: {sizes:?}");
+                assert!(
+                    sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
+                    "n={n}: {sizes:?}"
+                );
             }
         }
     }

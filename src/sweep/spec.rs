@@ -37,7 +37,11 @@ fn default_attempts() -> u32 {
 
 impl Default for Resources {
     fn default() -> Self {
-        Resources { devices: default_devices(), jobs_per_device: 1, max_attempts: default_attempts() }
+        Resources {
+            devices: default_devices(),
+            jobs_per_device: 1,
+            max_attempts: default_attempts(),
+        }
     }
 }
 
@@ -105,26 +109,46 @@ impl SweepFile {
         let mut doc: Table = source.parse().map_err(|e| toml_error(&source, &e))?;
         for key in doc.keys() {
             if !SECTIONS.contains(&key.as_str()) {
-                return Err(at_key(&source, key, None, format!("unknown key `{key}`; a sweep file has {}", SECTIONS.join(", "))));
+                return Err(at_key(
+                    &source,
+                    key,
+                    None,
+                    format!("unknown key `{key}`; a sweep file has {}", SECTIONS.join(", ")),
+                ));
             }
         }
         let name = match doc.remove("name") {
             Some(Value::String(name)) if !name.trim().is_empty() => name,
-            Some(_) => return Err(at_key(&source, "name", None, "`name` must be a non-empty string".into())),
-            None => return Err(InputError::new("missing `name = \"...\"` (unique per results database)").field("name")),
+            Some(_) => {
+                return Err(at_key(
+                    &source,
+                    "name",
+                    None,
+                    "`name` must be a non-empty string".into(),
+                ))
+            }
+            None => {
+                return Err(InputError::new(
+                    "missing `name = \"...\"` (unique per results database)",
+                )
+                .field("name"))
+            }
         };
         let grid = match doc.remove("grid") {
             Some(Value::Table(table)) => parse_grid(&source, table)?,
-            Some(_) => return Err(at_key(&source, "grid", None, "`grid` must be a table of lists".into())),
+            Some(_) => {
+                return Err(at_key(&source, "grid", None, "`grid` must be a table of lists".into()))
+            }
             None => Vec::new(),
         };
         let resources = match doc.remove("resources") {
-            Some(value) => value
-                .try_into::<Resources>()
-                .map_err(|e| at_key(&source, "resources", None, format!("[resources]: {}", e.message())))?,
+            Some(value) => value.try_into::<Resources>().map_err(|e| {
+                at_key(&source, "resources", None, format!("[resources]: {}", e.message()))
+            })?,
             None => Resources::default(),
         };
-        let sweep = SweepFile { path: path.to_path_buf(), name, base: doc, grid, resources, source };
+        let sweep =
+            SweepFile { path: path.to_path_buf(), name, base: doc, grid, resources, source };
         // Validates the sections once, with line numbers, before any grid value is applied.
         let stripped = strip_sweep_keys(&sweep.source);
         let base: Config = toml::from_str(&stripped).map_err(|e| toml_error(&stripped, &e))?;
@@ -140,7 +164,8 @@ impl SweepFile {
         for combination in cartesian(&self.grid) {
             let mut doc = self.base.clone();
             for (axis, value) in self.grid.iter().zip(&combination) {
-                set_dotted(&mut doc, &axis.key, value.clone()).map_err(|m| self.axis_error(axis, m))?;
+                set_dotted(&mut doc, &axis.key, value.clone())
+                    .map_err(|m| self.axis_error(axis, m))?;
             }
             let varying: Vec<(String, Value)> =
                 self.grid.iter().zip(combination).map(|(a, v)| (a.key.clone(), v)).collect();
@@ -149,13 +174,20 @@ impl SweepFile {
                 Err(e) => return Err(self.culprit(&combination_of(&varying), e)),
             };
             if !crate::config::is_valid_pair(config.train.model, config.train.loss) {
-                let reason = format!("model {} cannot use loss {}", config.train.model, config.train.loss);
+                let reason =
+                    format!("model {} cannot use loss {}", config.train.model, config.train.loss);
                 dropped.push((varying, reason));
                 continue;
             }
-            config.validate().map_err(|e| match self.grid.iter().find(|a| e.field.as_deref().is_some_and(|f| axis_sets(&a.key, f))) {
-                Some(axis) => self.axis_error(axis, e.message.clone()),
-                None => e,
+            config.validate().map_err(|e| {
+                match self
+                    .grid
+                    .iter()
+                    .find(|a| e.field.as_deref().is_some_and(|f| axis_sets(&a.key, f)))
+                {
+                    Some(axis) => self.axis_error(axis, e.message.clone()),
+                    None => e,
+                }
             })?;
             points.push(GridPoint { config, varying });
         }
@@ -176,14 +208,19 @@ impl SweepFile {
     }
 
     fn axis_error(&self, axis: &Axis, message: String) -> InputError {
-        InputError::new(format!("line {}: grid key `{}`: {message}", axis.line, axis.key)).field(format!("grid.{}", axis.key))
+        InputError::new(format!("line {}: grid key `{}`: {message}", axis.line, axis.key))
+            .field(format!("grid.{}", axis.key))
     }
 }
 
 /// Whether grid key `key` sets config field `field`: itself, a `[train]` key by its short
 /// name, or a table that holds it (`"text.finetune" = [{...}]` sets `text.finetune.lr`).
 fn axis_sets(key: &str, field: &str) -> bool {
-    let full = if key.starts_with("text.") || key.starts_with("train.") { key.to_string() } else { format!("train.{key}") };
+    let full = if key.starts_with("text.") || key.starts_with("train.") {
+        key.to_string()
+    } else {
+        format!("train.{key}")
+    };
     field == full || field.strip_prefix(full.as_str()).is_some_and(|rest| rest.starts_with('.'))
 }
 
@@ -200,8 +237,13 @@ fn strip_sweep_keys(source: &str) -> String {
                 skipping = trimmed.starts_with("[grid]") || trimmed.starts_with("[resources]");
             }
             // `name` before any [section] is the sweep's name; inside a section it is a key there.
-            let is_sweep_name = !in_section && (trimmed.starts_with("name ") || trimmed.starts_with("name="));
-            if skipping || is_sweep_name { "" } else { line }
+            let is_sweep_name =
+                !in_section && (trimmed.starts_with("name ") || trimmed.starts_with("name="));
+            if skipping || is_sweep_name {
+                ""
+            } else {
+                line
+            }
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -209,20 +251,35 @@ fn strip_sweep_keys(source: &str) -> String {
 
 fn parse_grid(source: &str, table: Table) -> InputResult<Vec<Axis>> {
     let defaults = Value::try_from(TrainConfig::default()).expect("defaults serialize");
-    let text_defaults = Value::try_from(crate::config::TextConfig::default()).expect("defaults serialize");
+    let text_defaults =
+        Value::try_from(crate::config::TextConfig::default()).expect("defaults serialize");
     table
         .into_iter()
         .map(|(key, value)| {
             let line = key_line(source, &key, Some("grid"));
-            let err = |m: String| InputError::new(format!("line {line}: grid key `{key}`: {m}")).field(format!("grid.{key}"));
+            let err = |m: String| {
+                InputError::new(format!("line {line}: grid key `{key}`: {m}"))
+                    .field(format!("grid.{key}"))
+            };
             let values = match value {
-                Value::Array(values) if values.is_empty() => return Err(err("the list of values is empty".into())),
+                Value::Array(values) if values.is_empty() => {
+                    return Err(err("the list of values is empty".into()))
+                }
                 Value::Array(values) => values,
-                other => return Err(err(format!("expected a list of values, found {}", other.type_str()))),
+                other => {
+                    return Err(err(format!(
+                        "expected a list of values, found {}",
+                        other.type_str()
+                    )))
+                }
             };
             let known = match key.strip_prefix("text.") {
-                Some(rest) => lookup_dotted(&text_defaults, rest).is_some() || is_optional_text_key(rest),
-                None => lookup_dotted(&defaults, key.strip_prefix("train.").unwrap_or(&key)).is_some(),
+                Some(rest) => {
+                    lookup_dotted(&text_defaults, rest).is_some() || is_optional_text_key(rest)
+                }
+                None => {
+                    lookup_dotted(&defaults, key.strip_prefix("train.").unwrap_or(&key)).is_some()
+                }
             };
             if !known {
                 return Err(err("unknown key: not a [train] (or text.*) setting".into()));
@@ -235,7 +292,9 @@ fn parse_grid(source: &str, table: Table) -> InputResult<Vec<Axis>> {
 /// `text.*` keys that are unset by default, so absent from the serialized defaults.
 fn is_optional_text_key(key: &str) -> bool {
     ["train_embeddings", "test_embeddings", "model", "finetune"].contains(&key)
-        || key.strip_prefix("finetune.").is_some_and(|k| crate::config::FinetuneConfig::KEYS.contains(&k))
+        || key
+            .strip_prefix("finetune.")
+            .is_some_and(|k| crate::config::FinetuneConfig::KEYS.contains(&k))
 }
 
 fn lookup_dotted<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
@@ -321,7 +380,8 @@ pub fn config_id(config: &Config, data_fingerprint: &str, fold_hash: &str) -> St
 /// ids of other configs do not change).
 pub fn data_fingerprint(config: &Config) -> InputResult<String> {
     let mut hasher = Sha256::new();
-    let mut files: Vec<&Path> = vec![&config.data.train, &config.data.metric_names, &config.data.metric_embeddings];
+    let mut files: Vec<&Path> =
+        vec![&config.data.train, &config.data.metric_names, &config.data.metric_embeddings];
     if let Some(path) = &config.text.train_embeddings {
         files.push(path);
     }
@@ -329,7 +389,8 @@ pub fn data_fingerprint(config: &Config) -> InputResult<String> {
         files.push(test);
     }
     for file in files {
-        let bytes = std::fs::read(file).map_err(|e| InputError::in_file(file, format!("cannot read: {e}")))?;
+        let bytes = std::fs::read(file)
+            .map_err(|e| InputError::in_file(file, format!("cannot read: {e}")))?;
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(&bytes);
     }

@@ -27,8 +27,10 @@ pub struct JobSpec {
 }
 
 pub fn run_worker(job_file: &Path) -> anyhow::Result<()> {
-    let spec: JobSpec = serde_json::from_slice(&std::fs::read(job_file).with_context(|| format!("reading {}", job_file.display()))?)
-        .with_context(|| format!("parsing {}", job_file.display()))?;
+    let spec: JobSpec = serde_json::from_slice(
+        &std::fs::read(job_file).with_context(|| format!("reading {}", job_file.display()))?,
+    )
+    .with_context(|| format!("parsing {}", job_file.display()))?;
     if std::env::var(PANIC_ON_FOLD).ok().and_then(|v| v.parse::<usize>().ok()) == Some(spec.fold) {
         panic!("deliberate panic on fold {} ({PANIC_ON_FOLD} is set)", spec.fold);
     }
@@ -36,10 +38,20 @@ pub fn run_worker(job_file: &Path) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     let mut on_epoch = |e: &crate::train::EpochLog| {
         // A closed pipe means the coordinator is gone: stop rather than train for nobody.
-        if writeln!(stdout, "{}", serde_json::to_string(e).expect("epoch json")).and_then(|_| stdout.flush()).is_err() {
+        if writeln!(stdout, "{}", serde_json::to_string(e).expect("epoch json"))
+            .and_then(|_| stdout.flush())
+            .is_err()
+        {
             std::process::exit(crate::cli::EXIT_FAILED as i32);
         }
     };
-    let result = crate::backend::run_fold_on(&spec.device, &spec.config, &data, spec.fold, &spec.checkpoint_dir, &mut on_epoch)?;
+    let result = crate::backend::run_fold_on(
+        &spec.device,
+        &spec.config,
+        &data,
+        spec.fold,
+        &spec.checkpoint_dir,
+        &mut on_epoch,
+    )?;
     crate::util::write_atomic(&spec.result_path, serde_json::to_string(&result)?.as_bytes())
 }

@@ -28,7 +28,8 @@ impl HashingFeaturizer {
         let lowered = text.to_lowercase();
         for word in lowered.unicode_words() {
             self.add(&mut features, word.as_bytes(), WORD_SEED);
-            let chars: Vec<char> = std::iter::once('<').chain(word.chars()).chain(std::iter::once('>')).collect();
+            let chars: Vec<char> =
+                std::iter::once('<').chain(word.chars()).chain(std::iter::once('>')).collect();
             for n in self.ngram_min..=self.ngram_max.min(chars.len()) {
                 for window in chars.windows(n) {
                     let gram: String = window.iter().collect();
@@ -77,7 +78,8 @@ mod tests {
 
     #[test]
     fn rows_are_unit_length_for_every_script() {
-        for text in ["डॉक्टर से पूछें", "மருத்துவரை அணுகவும்", "ডাক্তারের পরামর্শ নিন", "Ask a doctor"] {
+        for text in ["डॉक्टर से पूछें", "மருத்துவரை அணுகவும்", "ডাক্তারের পরামর্শ নিন", "Ask a doctor"]
+        {
             let v = featurizer().featurize(text);
             assert!((cosine(&v, &v) - 1.0).abs() < 1e-5, "{text}");
         }

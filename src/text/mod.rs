@@ -38,13 +38,21 @@ pub fn text_features(config: &Config, dataset: &Dataset, part: Part) -> InputRes
                 Part::Train => (text.train_embeddings.as_deref(), "text.train_embeddings"),
                 Part::Test => (text.test_embeddings.as_deref(), "text.test_embeddings"),
             };
-            let path = path.ok_or_else(|| InputError::new("required for precomputed text features").field(key))?;
+            let path = path.ok_or_else(|| {
+                InputError::new("required for precomputed text features").field(key)
+            })?;
             load_precomputed(path, dataset.len())
         }
         TextEncoderKind::Transformer => {
             let model = transformer_model(config)?;
-            let (matrix, _) = transformer::encode_cached(&model, &dataset.texts(), &cache_dir(), 32, &mut |_, _| {})
-                .map_err(|e| input_error(e, "text.model"))?;
+            let (matrix, _) = transformer::encode_cached(
+                &model,
+                &dataset.texts(),
+                &cache_dir(),
+                32,
+                &mut |_, _| {},
+            )
+            .map_err(|e| input_error(e, "text.model"))?;
             Ok(matrix)
         }
     }
@@ -54,12 +62,15 @@ pub fn text_features(config: &Config, dataset: &Dataset, part: Part) -> InputRes
 /// fine-tuned copy (trained now unless the cache already has it). A sweep's plan calls this
 /// before any job starts, so its workers only ever find the copy.
 fn transformer_model(config: &Config) -> InputResult<PathBuf> {
-    let model = config.text.model.as_deref().ok_or_else(|| InputError::new("required when text.encoder = \"transformer\"").field("text.model"))?;
+    let model = config.text.model.as_deref().ok_or_else(|| {
+        InputError::new("required when text.encoder = \"transformer\"").field("text.model")
+    })?;
     let Some(finetune) = &config.text.finetune else {
         return Ok(model.to_path_buf());
     };
     let texts = finetune_texts(&config.data)?;
-    transformer::finetuned_model(model, &texts, &finetune.settings(), &cache_dir()).map_err(|e| input_error(e, "text.finetune"))
+    transformer::finetuned_model(model, &texts, &finetune.settings(), &cache_dir())
+        .map_err(|e| input_error(e, "text.finetune"))
 }
 
 /// The texts a model is fine-tuned on: the train records' combined texts, then the test
@@ -84,7 +95,9 @@ fn input_error(error: anyhow::Error, field: &str) -> InputError {
 /// Where encoded texts are cached: FOLDSWEEP_CACHE, else `.cache/foldsweep` in the current
 /// directory. Entries are keyed by the model's content and each text, so sharing is safe.
 pub fn cache_dir() -> std::path::PathBuf {
-    std::env::var_os("FOLDSWEEP_CACHE").map(Into::into).unwrap_or_else(|| std::path::PathBuf::from(".cache/foldsweep"))
+    std::env::var_os("FOLDSWEEP_CACHE")
+        .map(Into::into)
+        .unwrap_or_else(|| std::path::PathBuf::from(".cache/foldsweep"))
 }
 
 fn load_precomputed(path: &Path, records: usize) -> InputResult<Matrix> {

@@ -14,7 +14,11 @@ const WEIGHTS: &str = "model.bin";
 const SPEC: &str = "model.json";
 
 /// Saves into `dir` (created if needed); returns the folder.
-pub fn save<B: Backend>(dir: &Path, spec: &ModelSpec, model: &PairModel<B>) -> anyhow::Result<PathBuf> {
+pub fn save<B: Backend>(
+    dir: &Path,
+    spec: &ModelSpec,
+    model: &PairModel<B>,
+) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let spec_json = serde_json::to_string_pretty(spec)?;
     crate::util::write_atomic(&dir.join(SPEC), spec_json.as_bytes())?;
@@ -27,7 +31,10 @@ pub fn save<B: Backend>(dir: &Path, spec: &ModelSpec, model: &PairModel<B>) -> a
     Ok(dir.to_path_buf())
 }
 
-pub fn load<B: Backend>(dir: &Path, device: &B::Device) -> anyhow::Result<(ModelSpec, PairModel<B>)> {
+pub fn load<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+) -> anyhow::Result<(ModelSpec, PairModel<B>)> {
     let spec_path = dir.join(SPEC);
     let spec: ModelSpec = serde_json::from_slice(
         &std::fs::read(&spec_path).with_context(|| format!("reading {}", spec_path.display()))?,

@@ -36,7 +36,11 @@ fn host_matrix<B: Backend>(tensor: Tensor<B, 2>) -> (Vec<f32>, usize, usize) {
 }
 
 impl BilinearBatch {
-    pub fn new<B: Backend>(metric: Tensor<B, 2>, text: Tensor<B, 2>, output_grad: Tensor<B, 2>) -> Self {
+    pub fn new<B: Backend>(
+        metric: Tensor<B, 2>,
+        text: Tensor<B, 2>,
+        output_grad: Tensor<B, 2>,
+    ) -> Self {
         let (metric, batch, d_metric) = host_matrix(metric);
         let (text, _, d_text) = host_matrix(text);
         let (grad, _, d_out) = host_matrix(output_grad);
@@ -57,35 +61,70 @@ impl BilinearBatch {
 
     /// The squared Frobenius norm of the weight gradient, without building it.
     pub fn weight_grad_sum_sq(&self) -> f64 {
-        let (m, t, g) = (self.gram(&self.metric, self.d_metric), self.gram(&self.text, self.d_text), self.gram(&self.grad, self.d_out));
+        let (m, t, g) = (
+            self.gram(&self.metric, self.d_metric),
+            self.gram(&self.text, self.d_text),
+            self.gram(&self.grad, self.d_out),
+        );
         m.iter().zip(&t).zip(&g).map(|((a, b), c)| a * b * c).sum()
     }
 
     /// Applies Adam to the weight (layout of [`crate::model::Bilinear`]: d_metric rows of
     /// d_text * d_out) with the gradient this batch implies.
-    pub fn apply_adam(&self, weight: &mut [f32], first: &mut [f32], second: &mut [f32], coeffs: AdamCoeffs) {
+    pub fn apply_adam(
+        &self,
+        weight: &mut [f32],
+        first: &mut [f32],
+        second: &mut [f32],
+        coeffs: AdamCoeffs,
+    ) {
         let (dm, dt, dout, b) = (self.d_metric, self.d_text, self.d_out, self.batch);
         let cols = dt * dout;
-        assert!(weight.len() == dm * cols && first.len() == weight.len() && second.len() == weight.len(), "bilinear weight shape");
-        let shared = Shared { weight: weight.as_mut_ptr(), first: first.as_mut_ptr(), second: second.as_mut_ptr() };
+        assert!(
+            weight.len() == dm * cols
+                && first.len() == weight.len()
+                && second.len() == weight.len(),
+            "bilinear weight shape"
+        );
+        let shared = Shared {
+            weight: weight.as_mut_ptr(),
+            first: first.as_mut_ptr(),
+            second: second.as_mut_ptr(),
+        };
         (0..dt).into_par_iter().for_each_init(
             || (vec![0.0f32; b * dout], vec![0.0f32; dm * dout]),
             |(scaled_grad, chunk), c| {
                 // diag(t[:, c]) g
                 for row in 0..b {
                     let t = self.text[row * dt + c];
-                    let (src, dst) = (&self.grad[row * dout..(row + 1) * dout], &mut scaled_grad[row * dout..(row + 1) * dout]);
+                    let (src, dst) = (
+                        &self.grad[row * dout..(row + 1) * dout],
+                        &mut scaled_grad[row * dout..(row + 1) * dout],
+                    );
                     dst.iter_mut().zip(src).for_each(|(d, &s)| *d = t * s);
                 }
                 // chunk (dm x dout) = m^T (dm x b) @ scaled_grad (b x dout)
                 // SAFETY: the pointers cover the stated shapes; strides in elements.
                 unsafe {
                     gemm::gemm(
-                        dm, dout, b,
-                        chunk.as_mut_ptr(), 1, dout as isize, false,
-                        self.metric.as_ptr(), dm as isize, 1,
-                        scaled_grad.as_ptr(), 1, dout as isize,
-                        0.0, 1.0, false, false, false,
+                        dm,
+                        dout,
+                        b,
+                        chunk.as_mut_ptr(),
+                        1,
+                        dout as isize,
+                        false,
+                        self.metric.as_ptr(),
+                        dm as isize,
+                        1,
+                        scaled_grad.as_ptr(),
+                        1,
+                        dout as isize,
+                        0.0,
+                        1.0,
+                        false,
+                        false,
+                        false,
                         gemm::Parallelism::None,
                     );
                 }

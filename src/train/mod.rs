@@ -39,7 +39,11 @@ pub struct Features<'a> {
 
 impl Features<'_> {
     /// Host-side gather of one batch into device tensors.
-    pub fn batch<B: Backend>(&self, samples: &[Sample], device: &B::Device) -> (Tensor<B, 2>, Tensor<B, 2>) {
+    pub fn batch<B: Backend>(
+        &self,
+        samples: &[Sample],
+        device: &B::Device,
+    ) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let metric_rows: Vec<usize> = samples.iter().map(|s| s.metric_row).collect();
         let text_rows: Vec<usize> = samples.iter().map(|s| s.text_row).collect();
         (gather(self.metrics, &metric_rows, device), gather(self.texts, &text_rows, device))
@@ -53,7 +57,10 @@ fn gather<B: Backend>(matrix: &Matrix, rows: &[usize], device: &B::Device) -> Te
     for &row in rows {
         data.extend_from_slice(matrix.row(row));
     }
-    Tensor::from_data(TensorData::new(data, [rows.len(), matrix.cols]).convert::<B::FloatElem>(), device)
+    Tensor::from_data(
+        TensorData::new(data, [rows.len(), matrix.cols]).convert::<B::FloatElem>(),
+        device,
+    )
 }
 
 fn targets<B: Backend>(samples: &[Sample], device: &B::Device) -> (Targets<B>, Tensor<B, 1>) {
@@ -86,14 +93,21 @@ pub struct Predictions {
     pub logvars: Option<Vec<f32>>,
 }
 
-pub fn predict<B: Backend>(model: &PairModel<B>, features: Features, samples: &[Sample], device: &B::Device) -> Predictions {
+pub fn predict<B: Backend>(
+    model: &PairModel<B>,
+    features: Features,
+    samples: &[Sample],
+    device: &B::Device,
+) -> Predictions {
     let mut scores = Vec::with_capacity(samples.len());
     let mut logvars: Option<Vec<f32>> = None;
     let interaction = shared_metric_interaction(model, features, samples, device);
     for (c, chunk) in samples.chunks(EVAL_BATCH).enumerate() {
         let (metric, text) = features.batch::<B>(chunk, device);
         let output = match &interaction {
-            Some(all) => model.forward_from(metric, text, all.clone().narrow(0, c * EVAL_BATCH, chunk.len())),
+            Some(all) => {
+                model.forward_from(metric, text, all.clone().narrow(0, c * EVAL_BATCH, chunk.len()))
+            }
             None => model.forward(metric, text),
         };
         if let Some(logvar) = predict_logvar(model.kind(), output.clone()) {
@@ -107,7 +121,12 @@ pub fn predict<B: Backend>(model: &PairModel<B>, features: Features, samples: &[
 /// The full bilinear layer's output for every sample, m @ W computed once per distinct metric
 /// (see [`crate::model::Bilinear::forward_shared_metrics`]); `None` for the low-rank layer or
 /// when no two samples share a metric.
-fn shared_metric_interaction<B: Backend>(model: &PairModel<B>, features: Features, samples: &[Sample], device: &B::Device) -> Option<Tensor<B, 2>> {
+fn shared_metric_interaction<B: Backend>(
+    model: &PairModel<B>,
+    features: Features,
+    samples: &[Sample],
+    device: &B::Device,
+) -> Option<Tensor<B, 2>> {
     let full = model.bilinear.as_ref()?;
     let mut distinct: Vec<usize> = samples.iter().map(|s| s.metric_row).collect();
     distinct.sort_unstable();
@@ -115,9 +134,16 @@ fn shared_metric_interaction<B: Backend>(model: &PairModel<B>, features: Feature
     if distinct.len() >= samples.len() {
         return None;
     }
-    let metric_of: Vec<usize> = samples.iter().map(|s| distinct.binary_search(&s.metric_row).expect("listed above")).collect();
+    let metric_of: Vec<usize> = samples
+        .iter()
+        .map(|s| distinct.binary_search(&s.metric_row).expect("listed above"))
+        .collect();
     let text_rows: Vec<usize> = samples.iter().map(|s| s.text_row).collect();
-    Some(full.forward_shared_metrics(gather(features.metrics, &distinct, device), &metric_of, gather(features.texts, &text_rows, device)))
+    Some(full.forward_shared_metrics(
+        gather(features.metrics, &distinct, device),
+        &metric_of,
+        gather(features.texts, &text_rows, device),
+    ))
 }
 
 fn to_vec<B: Backend>(tensor: Tensor<B, 1>) -> Vec<f32> {
@@ -165,7 +191,8 @@ pub fn train_epoch<B: AutodiffBackend>(
         model = match bilinear_leaf {
             Some(leaf) => {
                 let leaf_grad = leaf.grad(&grads).expect("the bilinear product reaches the loss");
-                let bilinear_batch = fused::BilinearBatch::new(metric.inner(), text.inner(), leaf_grad);
+                let bilinear_batch =
+                    fused::BilinearBatch::new(metric.inner(), text.inner(), leaf_grad);
                 let grads = GradientsParams::from_grads(grads, &model);
                 adam.step_with_fused_bilinear(lr, model, grads, &bilinear_batch).0
             }
@@ -193,7 +220,13 @@ pub fn fit<B: AutodiffBackend>(
     let mut model: PairModel<B> = spec.init(device);
     let clip = (config.grad_clip > 0.0).then_some(config.grad_clip);
     let mut adam = Adam::<B>::new(AdamSettings::torch_default(config.weight_decay, clip));
-    let mut plateau = ReduceLrOnPlateau::new(config.lr, config.lr_factor, config.lr_patience, 1e-4, config.min_lr);
+    let mut plateau = ReduceLrOnPlateau::new(
+        config.lr,
+        config.lr_factor,
+        config.lr_patience,
+        1e-4,
+        config.min_lr,
+    );
     let mut stopping = EarlyStopping::new(config.patience);
     let loss_settings = LossSettings::from_config(config);
     let val_truth: Vec<f32> = val.iter().map(|s| s.target).collect();
@@ -207,7 +240,16 @@ pub fn fit<B: AutodiffBackend>(
         let lr = plateau.lr();
         order.shuffle(&mut rng);
         let train_loss;
-        (model, train_loss) = train_epoch(model, &mut adam, &loss_settings, features, &order, config.batch_size, lr, device);
+        (model, train_loss) = train_epoch(
+            model,
+            &mut adam,
+            &loss_settings,
+            features,
+            &order,
+            config.batch_size,
+            lr,
+            device,
+        );
         let inference = model.valid();
         let predictions = predict(&inference, features, val, device);
         let metrics = EvalMetrics::compute(&val_truth, &predictions.scores);
@@ -229,5 +271,12 @@ pub fn fit<B: AutodiffBackend>(
         }
     }
     let (model, val_metrics, val_predictions) = best.expect("at least one epoch ran");
-    FitOutcome { model, best_epoch: stopping.best_epoch(), epochs_run: log.len(), log, val_metrics, val_predictions }
+    FitOutcome {
+        model,
+        best_epoch: stopping.best_epoch(),
+        epochs_run: log.len(),
+        log,
+        val_metrics,
+        val_predictions,
+    }
 }

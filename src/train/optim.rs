@@ -79,7 +79,10 @@ impl AdamCoeffs {
     #[inline]
     pub fn apply_all(&self, p: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]) {
         let AdamCoeffs { beta1, beta2, eps, weight_decay, step_size, bias2_sqrt, scale } = *self;
-        assert!(grad.len() == p.len() && m.len() == p.len() && v.len() == p.len(), "Adam slices of unequal lengths");
+        assert!(
+            grad.len() == p.len() && m.len() == p.len() && v.len() == p.len(),
+            "Adam slices of unequal lengths"
+        );
         // Zipped iterators: no bounds checks, so the loop is vectorised.
         for (((p, &grad), m), v) in p.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
             let g = grad * scale + weight_decay * *p;
@@ -108,7 +111,12 @@ impl<B: AutodiffBackend> Adam<B> {
     }
 
     /// One update. Returns the new module and the gradients' global norm before clipping.
-    pub fn step<M: AutodiffModule<B>>(&mut self, lr: f64, module: M, grads: GradientsParams) -> (M, f64) {
+    pub fn step<M: AutodiffModule<B>>(
+        &mut self,
+        lr: f64,
+        module: M,
+        grads: GradientsParams,
+    ) -> (M, f64) {
         if self.host {
             return self.step_host(lr, module, grads);
         }
@@ -123,7 +131,12 @@ impl<B: AutodiffBackend> Adam<B> {
         }
     }
 
-    fn step_host<M: AutodiffModule<B>>(&mut self, lr: f64, module: M, grads: GradientsParams) -> (M, f64) {
+    fn step_host<M: AutodiffModule<B>>(
+        &mut self,
+        lr: f64,
+        module: M,
+        grads: GradientsParams,
+    ) -> (M, f64) {
         let (module, norm, _) = self.step_host_with_extra(lr, module, grads, 0.0);
         (module, norm)
     }
@@ -131,13 +144,30 @@ impl<B: AutodiffBackend> Adam<B> {
     /// The host step over every gradient in `grads`, with `extra_sum_sq` (the squared norm of
     /// gradients kept outside `grads`) counted in the global clipping norm. Returns the new
     /// module, the global norm and the coefficients the other gradients must be applied with.
-    fn step_host_with_extra<M: AutodiffModule<B>>(&mut self, lr: f64, module: M, mut grads: GradientsParams, extra_sum_sq: f64) -> (M, f64, AdamCoeffs) {
-        let mut pull = PullGrads::<B> { grads: &mut grads, host: HashMap::new(), _backend: std::marker::PhantomData };
+    fn step_host_with_extra<M: AutodiffModule<B>>(
+        &mut self,
+        lr: f64,
+        module: M,
+        mut grads: GradientsParams,
+        extra_sum_sq: f64,
+    ) -> (M, f64, AdamCoeffs) {
+        let mut pull = PullGrads::<B> {
+            grads: &mut grads,
+            host: HashMap::new(),
+            _backend: std::marker::PhantomData,
+        };
         module.visit(&mut pull);
         let host_grads = pull.host;
         let sum_sq: f64 = host_grads
             .values()
-            .map(|g| host_slice(g).par_chunks(CHUNK).map(sum_sq_f64).collect::<Vec<_>>().iter().sum::<f64>())
+            .map(|g| {
+                host_slice(g)
+                    .par_chunks(CHUNK)
+                    .map(sum_sq_f64)
+                    .collect::<Vec<_>>()
+                    .iter()
+                    .sum::<f64>()
+            })
             .sum();
         let norm = (sum_sq + extra_sum_sq).sqrt();
         self.steps += 1;
@@ -150,23 +180,34 @@ impl<B: AutodiffBackend> Adam<B> {
     /// trained through [`crate::model::PairModel::forward_with_bilinear_leaf`]): the weight's
     /// gradient is computed from `batch` chunk by chunk and applied at once, never stored.
     /// CPU (host path) only.
-    pub fn step_with_fused_bilinear(&mut self, lr: f64, model: PairModel<B>, grads: GradientsParams, batch: &BilinearBatch) -> (PairModel<B>, f64) {
+    pub fn step_with_fused_bilinear(
+        &mut self,
+        lr: f64,
+        model: PairModel<B>,
+        grads: GradientsParams,
+        batch: &BilinearBatch,
+    ) -> (PairModel<B>, f64) {
         assert!(self.host, "the fused bilinear step runs on the host (CPU) path only");
         // The weight has no entry in `grads` (it was detached), so this leaves it as it is.
-        let (mut model, norm, coeffs) = self.step_host_with_extra(lr, model, grads, batch.weight_grad_sum_sq());
+        let (mut model, norm, coeffs) =
+            self.step_host_with_extra(lr, model, grads, batch.weight_grad_sum_sq());
         let full = model.bilinear.take().expect("a full bilinear layer");
         let (id, tensor, mapper) = full.weight.consume();
         let updated = update_on_host(tensor, |weight| {
             let (first, second) = self.moments_of(id, weight.len());
             batch.apply_adam(weight, first, second, coeffs);
         });
-        model.bilinear = Some(Bilinear { weight: Param::from_mapped_value(id, updated, mapper), bias: full.bias });
+        model.bilinear = Some(Bilinear {
+            weight: Param::from_mapped_value(id, updated, mapper),
+            bias: full.bias,
+        });
         (model, norm)
     }
 
     /// The host moments of parameter `id`, zeros on its first step.
     fn moments_of(&mut self, id: ParamId, len: usize) -> (&mut Vec<f32>, &mut Vec<f32>) {
-        let (first, second) = self.host_moments.entry(id).or_insert_with(|| (vec![0.0; len], vec![0.0; len]));
+        let (first, second) =
+            self.host_moments.entry(id).or_insert_with(|| (vec![0.0; len], vec![0.0; len]));
         (first, second)
     }
 
@@ -192,7 +233,12 @@ impl<B: AutodiffBackend> Adam<B> {
             .for_each(|((p, g), (m, v))| coeffs.apply_all(p, g, m, v));
     }
 
-    fn step_tensors<M: AutodiffModule<B>>(&mut self, lr: f64, module: M, mut grads: GradientsParams) -> (M, f64) {
+    fn step_tensors<M: AutodiffModule<B>>(
+        &mut self,
+        lr: f64,
+        module: M,
+        mut grads: GradientsParams,
+    ) -> (M, f64) {
         let norm = global_grad_norm::<B, M>(&module, &grads);
         let scale = self.clip_scale(norm);
         self.steps += 1;
@@ -290,7 +336,10 @@ fn to_host<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> TensorData {
 
 /// Runs `update` on a parameter's values in host memory and returns the parameter rebuilt from
 /// them (no copy on the CPU backend), still tracked by autodiff if it was.
-fn update_on_host<B: AutodiffBackend, const D: usize>(tensor: Tensor<B, D>, update: impl FnOnce(&mut [f32])) -> Tensor<B, D> {
+fn update_on_host<B: AutodiffBackend, const D: usize>(
+    tensor: Tensor<B, D>,
+    update: impl FnOnce(&mut [f32]),
+) -> Tensor<B, D> {
     let require_grad = tensor.is_require_grad();
     let device = tensor.device();
     let mut values = to_host(tensor.inner());
@@ -320,13 +369,18 @@ impl<B: AutodiffBackend> ModuleMapper<B> for HostAdamMapper<'_, B> {
             return Param::from_mapped_value(id, tensor, mapper);
         };
         let coeffs = self.coeffs;
-        let tensor = update_on_host(tensor, |values| self.adam.update_host(id, values, host_slice(&grad), coeffs));
+        let tensor = update_on_host(tensor, |values| {
+            self.adam.update_host(id, values, host_slice(&grad), coeffs)
+        });
         Param::from_mapped_value(id, tensor, mapper)
     }
 }
 
 /// The L2 norm of all gradients together.
-pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M, grads: &GradientsParams) -> f64 {
+pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: &GradientsParams,
+) -> f64 {
     struct SumOfSquares<'a> {
         grads: &'a GradientsParams,
         total: f64,

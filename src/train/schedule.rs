@@ -16,7 +16,15 @@ pub struct ReduceLrOnPlateau {
 
 impl ReduceLrOnPlateau {
     pub fn new(lr: f64, factor: f64, patience: usize, threshold: f64, min_lr: f64) -> Self {
-        ReduceLrOnPlateau { lr, factor, patience, threshold, min_lr, best: f64::INFINITY, bad_epochs: 0 }
+        ReduceLrOnPlateau {
+            lr,
+            factor,
+            patience,
+            threshold,
+            min_lr,
+            best: f64::INFINITY,
+            bad_epochs: 0,
+        }
     }
 
     pub fn lr(&self) -> f64 {

@@ -16,7 +16,11 @@ pub fn shared_dir() -> PathBuf {
     let dir = std::env::var_os("FOLDSWEEP_SHARED")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("..").join("shared"));
-    assert!(dir.join("fixtures").is_dir(), "reference fixtures not found in {} (set FOLDSWEEP_SHARED)", dir.display());
+    assert!(
+        dir.join("fixtures").is_dir(),
+        "reference fixtures not found in {} (set FOLDSWEEP_SHARED)",
+        dir.display()
+    );
     dir
 }
 
@@ -30,7 +34,11 @@ pub fn sample(path: &str) -> PathBuf {
 
 /// Runs the real foldsweep binary in `dir`.
 pub fn foldsweep(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_foldsweep")).args(args).current_dir(dir).output().expect("run foldsweep")
+    Command::new(env!("CARGO_BIN_EXE_foldsweep"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run foldsweep")
 }
 
 pub fn stderr(output: &Output) -> String {
@@ -50,7 +58,10 @@ pub fn assert_close_tol(what: &str, actual: &[f32], expected: &[f64], rel: f64, 
     assert_eq!(actual.len(), expected.len(), "{what}: length");
     for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
         let diff = (a as f64 - e).abs();
-        assert!(diff <= abs.max(rel * e.abs()), "{what}[{i}]: got {a}, expected {e} (diff {diff:.3e})");
+        assert!(
+            diff <= abs.max(rel * e.abs()),
+            "{what}[{i}]: got {a}, expected {e} (diff {diff:.3e})"
+        );
     }
 }
 
@@ -83,7 +94,9 @@ impl Scratch {
     /// Copies the sample data and writes `config.toml` pointing at it.
     pub fn new() -> Scratch {
         let dir = tempfile::tempdir().expect("temp dir");
-        for name in ["train_data.json", "test_data.json", "metric_names.json", "metric_name_embeddings.npy"] {
+        for name in
+            ["train_data.json", "test_data.json", "metric_names.json", "metric_name_embeddings.npy"]
+        {
             std::fs::copy(sample(name), dir.path().join(name)).expect("copy sample");
         }
         let scratch = Scratch { dir };
@@ -180,7 +193,8 @@ pub fn npy_bytes(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
         [n] => format!("({n},)"),
         _ => format!("({})", shape.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")),
     };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }

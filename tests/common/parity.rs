@@ -8,11 +8,11 @@
 //! "f64" run returned f32-rounded results.
 #![allow(dead_code)]
 
+use super::{assert_close_tol, fixture, flatten, values};
 use burn::module::{ModuleMapper, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use super::{assert_close_tol, fixture, flatten, values};
 use foldsweep::config::{LossKind, ModelKind, WeightingConfig};
 use foldsweep::model::import::{from_state_dict, to_state_dict, StateDict, TorchTensor};
 use foldsweep::model::loss::{mean_logvar, per_sample_loss, weighted_loss};
@@ -38,7 +38,8 @@ fn assert_close(what: &str, tol: Tol, actual: &[f32], expected: &[f64]) {
 }
 
 fn parity() -> Value {
-    serde_json::from_slice(&std::fs::read(fixture("parity/parity.json")).expect("parity.json")).expect("valid JSON")
+    serde_json::from_slice(&std::fs::read(fixture("parity/parity.json")).expect("parity.json"))
+        .expect("valid JSON")
 }
 
 fn kind(name: &str) -> ModelKind {
@@ -132,11 +133,26 @@ pub fn check_forward<Cpu: Backend>(tol: Tol) {
         let output = model.forward(x.metric, x.text);
         if spec.kind == ModelKind::Heteroscedastic {
             let (mean, logvar) = mean_logvar(output.clone());
-            assert_close(&format!("{name} mean"), tol, &to_vec(mean), &values(&m["outputs"]["mean"]));
-            assert_close(&format!("{name} logvar"), tol, &to_vec(logvar), &values(&m["outputs"]["logvar"]));
+            assert_close(
+                &format!("{name} mean"),
+                tol,
+                &to_vec(mean),
+                &values(&m["outputs"]["mean"]),
+            );
+            assert_close(
+                &format!("{name} logvar"),
+                tol,
+                &to_vec(logvar),
+                &values(&m["outputs"]["logvar"]),
+            );
         } else {
         }
-        assert_close(&format!("{name} score"), tol, &to_vec(predict_score(spec.kind, output)), &values(&m["score"]));
+        assert_close(
+            &format!("{name} score"),
+            tol,
+            &to_vec(predict_score(spec.kind, output)),
+            &values(&m["score"]),
+        );
     }
 }
 
@@ -154,8 +170,18 @@ pub fn check_losses<Cpu: Backend>(tol: Tol) {
             let output = model.forward(x.metric, x.text);
             let unweighted = per_sample_loss(&settings, output.clone(), &x.targets).mean();
             let weighted = weighted_loss(&settings, output, &x.targets, x.weights);
-            assert_close(&format!("{loss_name} unweighted"), tol, &to_vec(unweighted), &[expected["unweighted"].as_f64().unwrap()]);
-            assert_close(&format!("{loss_name} weighted"), tol, &to_vec(weighted), &[expected["weighted"].as_f64().unwrap()]);
+            assert_close(
+                &format!("{loss_name} unweighted"),
+                tol,
+                &to_vec(unweighted),
+                &[expected["unweighted"].as_f64().unwrap()],
+            );
+            assert_close(
+                &format!("{loss_name} weighted"),
+                tol,
+                &to_vec(weighted),
+                &[expected["weighted"].as_f64().unwrap()],
+            );
             checked += 1;
         }
     }
@@ -188,7 +214,12 @@ pub fn check_gradients<CpuTrain: AutodiffBackend>(tol: Tol) {
         let loss = weighted_loss(&settings, model.forward(x.metric, x.text), &x.targets, x.weights);
         let grads = loss.backward();
         let grad_model = model.map(&mut ParamsToGrads::<CpuTrain> { grads: &grads });
-        assert_state_dict(&format!("{name} gradient"), tol, &to_state_dict(&spec, &grad_model), &m["grads"]["values"]);
+        assert_state_dict(
+            &format!("{name} gradient"),
+            tol,
+            &to_state_dict(&spec, &grad_model),
+            &m["grads"]["values"],
+        );
     }
 }
 
@@ -199,21 +230,37 @@ pub fn check_adam<CpuTrain: AutodiffBackend>(tol: Tol, tensor_ops: bool) {
         let m = &p["models"][name];
         let a = &m["adam"];
         let spec = spec(&p, name);
-        let mut model = from_state_dict::<CpuTrain>(&spec, &state_dict(&m["params"]), &device).unwrap();
+        let mut model =
+            from_state_dict::<CpuTrain>(&spec, &state_dict(&m["params"]), &device).unwrap();
         let settings = LossSettings::report(loss_kind(a["loss"].as_str().unwrap()));
         let clip = a["clip_norm"].as_f64();
-        let mut adam = Adam::<CpuTrain>::new(AdamSettings::torch_default(a["weight_decay"].as_f64().unwrap(), clip)).with_tensor_ops(tensor_ops);
+        let mut adam = Adam::<CpuTrain>::new(AdamSettings::torch_default(
+            a["weight_decay"].as_f64().unwrap(),
+            clip,
+        ))
+        .with_tensor_ops(tensor_ops);
         let mut norms = Vec::new();
         for _ in 0..a["steps"].as_u64().unwrap() {
             let x = inputs::<CpuTrain>(&p, &device);
-            let loss = weighted_loss(&settings, model.forward(x.metric, x.text), &x.targets, x.weights);
+            let loss =
+                weighted_loss(&settings, model.forward(x.metric, x.text), &x.targets, x.weights);
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             let (next, norm) = adam.step(a["lr"].as_f64().unwrap(), model, grads);
             model = next;
             norms.push(norm as f32);
         }
-        assert_close(&format!("{name} grad norms"), tol, &norms, &values(&a["grad_norms_before_clip"]));
-        assert_state_dict(&format!("{name} after Adam"), tol, &to_state_dict(&spec, &model), &a["params_after"]);
+        assert_close(
+            &format!("{name} grad norms"),
+            tol,
+            &norms,
+            &values(&a["grad_norms_before_clip"]),
+        );
+        assert_state_dict(
+            &format!("{name} after Adam"),
+            tol,
+            &to_state_dict(&spec, &model),
+            &a["params_after"],
+        );
     }
 }
 
@@ -221,7 +268,13 @@ pub fn check_plateau() {
     let p = parity();
     let s = &p["plateau"];
     let f = |k: &str| s[k].as_f64().unwrap();
-    let mut plateau = ReduceLrOnPlateau::new(f("lr0"), f("factor"), s["patience"].as_u64().unwrap() as usize, f("threshold_rel"), f("min_lr"));
+    let mut plateau = ReduceLrOnPlateau::new(
+        f("lr0"),
+        f("factor"),
+        s["patience"].as_u64().unwrap() as usize,
+        f("threshold_rel"),
+        f("min_lr"),
+    );
     let lrs: Vec<f32> = values(&s["val_rmse"]).iter().map(|&v| plateau.step(v) as f32).collect();
     assert_close("learning rates", F32, &lrs, &values(&s["lr_after_each_step"]));
 }
@@ -244,4 +297,3 @@ pub fn check_sample_weights() {
         assert_close(&format!("weights {config:?}"), F32, &weights, &values(&case["weights"]));
     }
 }
-

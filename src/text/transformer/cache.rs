@@ -68,12 +68,15 @@ pub fn encode_cached(
     let known: HashSet<TextHash> = entries.iter().map(|(h, _)| *h).collect();
     let missing = missing_texts(&known, texts, &hashes);
     let hits = hashes.iter().filter(|h| known.contains(*h)).count();
-    let stats = CacheStats { requested: texts.len(), hits, computed: missing.len(), discarded, file };
+    let stats =
+        CacheStats { requested: texts.len(), hits, computed: missing.len(), discarded, file };
     if !missing.is_empty() || stats.discarded.is_some() {
         let encoder = SentenceEncoder::load(model_dir)?;
         let missing_texts: Vec<String> = missing.iter().map(|(_, t)| t.clone()).collect();
         let computed = encoder.encode(&missing_texts, batch_size, progress)?;
-        entries.extend(missing.iter().enumerate().map(|(i, (hash, _))| (*hash, computed.row(i).to_vec())));
+        entries.extend(
+            missing.iter().enumerate().map(|(i, (hash, _))| (*hash, computed.row(i).to_vec())),
+        );
         std::fs::create_dir_all(cache_dir)?;
         write_cache(&stats.file, spec.dim(), &entries)?;
     }
@@ -81,7 +84,11 @@ pub fn encode_cached(
 }
 
 /// Distinct texts whose hash the cache lacks, in first-seen order.
-fn missing_texts(known: &HashSet<TextHash>, texts: &[String], hashes: &[TextHash]) -> Vec<(TextHash, String)> {
+fn missing_texts(
+    known: &HashSet<TextHash>,
+    texts: &[String],
+    hashes: &[TextHash],
+) -> Vec<(TextHash, String)> {
     let mut seen = HashSet::new();
     hashes
         .iter()
@@ -114,7 +121,9 @@ pub fn model_hash(spec: &ModelSpec) -> anyhow::Result<String> {
     let key = (files.clone(), stamps);
     static MEMO: OnceLock<Mutex<HashMap<FileStamps, String>>> = OnceLock::new();
     let memo = MEMO.get_or_init(Default::default);
-    if let Some(hash) = memo.lock().map_err(|_| anyhow::anyhow!("model hash memo poisoned"))?.get(&key) {
+    if let Some(hash) =
+        memo.lock().map_err(|_| anyhow::anyhow!("model hash memo poisoned"))?.get(&key)
+    {
         return Ok(hash.clone());
     }
     let hash = hash_files(spec, &files)?;
@@ -123,7 +132,8 @@ pub fn model_hash(spec: &ModelSpec) -> anyhow::Result<String> {
 }
 
 fn file_stamp(path: &Path) -> anyhow::Result<(u64, SystemTime)> {
-    let meta = std::fs::metadata(path).map_err(|e| crate::error::InputError::in_file(path, format!("cannot read: {e}")))?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| crate::error::InputError::in_file(path, format!("cannot read: {e}")))?;
     Ok((meta.len(), meta.modified()?))
 }
 
@@ -132,7 +142,8 @@ fn hash_files(spec: &ModelSpec, files: &[PathBuf]) -> anyhow::Result<String> {
     hasher.update(IMPLEMENTATION_VERSION.as_bytes());
     for path in files {
         let name = path.strip_prefix(&spec.dir).unwrap_or(path).to_string_lossy().into_owned();
-        let mut file = std::fs::File::open(path).map_err(|e| crate::error::InputError::in_file(path, format!("cannot read: {e}")))?;
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| crate::error::InputError::in_file(path, format!("cannot read: {e}")))?;
         hasher.update((name.len() as u64).to_le_bytes());
         hasher.update(name.as_bytes());
         hasher.update(file.metadata()?.len().to_le_bytes());
@@ -179,14 +190,18 @@ fn read_cache(path: &Path, dim: usize) -> Result<Vec<(TextHash, Vec<f32>)>, Stri
 fn parse_entry(chunk: &[u8]) -> (TextHash, Vec<f32>) {
     let mut hash = [0u8; HASH_LEN];
     hash.copy_from_slice(&chunk[..HASH_LEN]);
-    let values = chunk[HASH_LEN..].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    let values = chunk[HASH_LEN..]
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
     (hash, values)
 }
 
 /// Writes the whole file under a temporary name in the same folder, then renames it over
 /// the old one (atomic on one file system).
 fn write_cache(path: &Path, dim: usize, entries: &[(TextHash, Vec<f32>)]) -> anyhow::Result<()> {
-    let mut bytes = Vec::with_capacity(HEADER_LEN + entries.len() * (HASH_LEN + 4 * dim) + HASH_LEN);
+    let mut bytes =
+        Vec::with_capacity(HEADER_LEN + entries.len() * (HASH_LEN + 4 * dim) + HASH_LEN);
     bytes.extend_from_slice(MAGIC);
     bytes.extend_from_slice(&(dim as u32).to_le_bytes());
     bytes.extend_from_slice(&(entries.len() as u64).to_le_bytes());

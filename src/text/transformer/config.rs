@@ -103,7 +103,8 @@ impl ModelSpec {
         let modules = read_modules(&dir.join(Self::MODULES))?;
         let pooling_config_path = dir.join(&modules.pooling_path).join("config.json");
         let pooling = read_pooling(&pooling_config_path, transformer.hidden_size)?;
-        let (max_seq_length, do_lower_case) = read_sbert_config(&dir.join(Self::SBERT_CONFIG), &transformer)?;
+        let (max_seq_length, do_lower_case) =
+            read_sbert_config(&dir.join(Self::SBERT_CONFIG), &transformer)?;
         Ok(ModelSpec {
             dir: dir.to_path_buf(),
             transformer,
@@ -122,7 +123,10 @@ impl ModelSpec {
     /// Every file whose content decides the embeddings (what the cache key is made of).
     pub fn content_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> =
-            [Self::CONFIG, Self::TOKENIZER, Self::WEIGHTS, Self::MODULES, Self::SBERT_CONFIG].iter().map(|n| self.path(n)).collect();
+            [Self::CONFIG, Self::TOKENIZER, Self::WEIGHTS, Self::MODULES, Self::SBERT_CONFIG]
+                .iter()
+                .map(|n| self.path(n))
+                .collect();
         files.push(self.pooling_config_path.clone());
         files
     }
@@ -135,8 +139,10 @@ impl ModelSpec {
 
 /// Reads a JSON file, naming it in any error.
 pub fn read_json(path: &Path) -> InputResult<Value> {
-    let bytes = std::fs::read(path).map_err(|e| InputError::in_file(path, format!("cannot read: {e}")))?;
-    serde_json::from_slice(&bytes).map_err(|e| InputError::in_file(path, format!("not valid JSON: {e}")))
+    let bytes =
+        std::fs::read(path).map_err(|e| InputError::in_file(path, format!("cannot read: {e}")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| InputError::in_file(path, format!("not valid JSON: {e}")))
 }
 
 /// Typed access to the fields of one JSON object, with errors that name file and field.
@@ -148,7 +154,10 @@ struct Fields<'a> {
 impl<'a> Fields<'a> {
     fn new(path: &'a Path, value: &'a Value) -> InputResult<Self> {
         if !value.is_object() {
-            return Err(InputError::in_file(path, format!("expected a JSON object, found {}", json_kind(value))));
+            return Err(InputError::in_file(
+                path,
+                format!("expected a JSON object, found {}", json_kind(value)),
+            ));
         }
         Ok(Fields { path, value })
     }
@@ -169,24 +178,27 @@ impl<'a> Fields<'a> {
         match (self.get(key), default) {
             (None, Some(default)) => Ok(default),
             (None, None) => Err(self.error(key, "missing")),
-            (Some(v), _) => v
-                .as_u64()
-                .map(|n| n as usize)
-                .ok_or_else(|| self.error(key, format!("expected a non-negative integer, found {v}"))),
+            (Some(v), _) => v.as_u64().map(|n| n as usize).ok_or_else(|| {
+                self.error(key, format!("expected a non-negative integer, found {v}"))
+            }),
         }
     }
 
     fn f64_or(&self, key: &str, default: f64) -> InputResult<f64> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.as_f64().ok_or_else(|| self.error(key, format!("expected a number, found {v}"))),
+            Some(v) => {
+                v.as_f64().ok_or_else(|| self.error(key, format!("expected a number, found {v}")))
+            }
         }
     }
 
     fn bool_or(&self, key: &str, default: bool) -> InputResult<bool> {
         match self.get(key) {
             None => Ok(default),
-            Some(v) => v.as_bool().ok_or_else(|| self.error(key, format!("expected true or false, found {v}"))),
+            Some(v) => v
+                .as_bool()
+                .ok_or_else(|| self.error(key, format!("expected true or false, found {v}"))),
         }
     }
 
@@ -205,12 +217,17 @@ fn read_transformer_config(path: &Path) -> InputResult<TransformerConfig> {
     let architecture = read_architecture(&f)?;
     let hidden_act = f.str("hidden_act")?.unwrap_or("gelu");
     if hidden_act != "gelu" {
-        let message = format!("unsupported activation {hidden_act:?}; only the exact (erf) \"gelu\" is implemented");
+        let message = format!(
+            "unsupported activation {hidden_act:?}; only the exact (erf) \"gelu\" is implemented"
+        );
         return Err(f.error("hidden_act", message));
     }
     if let Some(kind) = f.str("position_embedding_type")? {
         if kind != "absolute" {
-            return Err(f.error("position_embedding_type", format!("unsupported {kind:?}; only \"absolute\" is implemented")));
+            return Err(f.error(
+                "position_embedding_type",
+                format!("unsupported {kind:?}; only \"absolute\" is implemented"),
+            ));
         }
     }
     let config = TransformerConfig {
@@ -222,7 +239,10 @@ fn read_transformer_config(path: &Path) -> InputResult<TransformerConfig> {
         intermediate_size: f.usize("intermediate_size")?,
         max_position_embeddings: f.usize("max_position_embeddings")?,
         type_vocab_size: f.usize_or("type_vocab_size", Some(2))?,
-        pad_token_id: f.usize_or("pad_token_id", Some(if architecture == Architecture::Bert { 0 } else { 1 }))?,
+        pad_token_id: f.usize_or(
+            "pad_token_id",
+            Some(if architecture == Architecture::Bert { 0 } else { 1 }),
+        )?,
         layer_norm_eps: f.f64_or("layer_norm_eps", 1e-12)?,
         hidden_dropout: f.f64_or("hidden_dropout_prob", 0.1)?,
         attention_dropout: f.f64_or("attention_probs_dropout_prob", 0.1)?,
@@ -235,17 +255,25 @@ fn read_transformer_config(path: &Path) -> InputResult<TransformerConfig> {
 fn read_architecture(f: &Fields) -> InputResult<Architecture> {
     let supported = "supported: BertModel, XLMRobertaModel";
     if let Some(list) = f.get("architectures") {
-        let names: Vec<&str> = list.as_array().map(|a| a.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+        let names: Vec<&str> = list
+            .as_array()
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
         return match names.as_slice() {
             ["BertModel"] => Ok(Architecture::Bert),
             ["XLMRobertaModel"] => Ok(Architecture::XlmRoberta),
-            _ => Err(f.error("architectures", format!("unsupported architecture {list}; {supported}"))),
+            _ => Err(
+                f.error("architectures", format!("unsupported architecture {list}; {supported}"))
+            ),
         };
     }
     match f.str("model_type")? {
         Some("bert") => Ok(Architecture::Bert),
         Some("xlm-roberta") => Ok(Architecture::XlmRoberta),
-        other => Err(f.error("model_type", format!("unsupported model type {other:?} and no `architectures`; {supported}"))),
+        other => Err(f.error(
+            "model_type",
+            format!("unsupported model type {other:?} and no `architectures`; {supported}"),
+        )),
     }
 }
 
@@ -260,7 +288,10 @@ fn check_transformer_config(f: &Fields, c: &TransformerConfig) -> InputResult<()
         return Err(f.error("type_vocab_size", "must be at least 1 (token type 0 is always added)"));
     }
     if c.max_tokens() < 2 {
-        return Err(f.error("max_position_embeddings", format!("{} leaves no room for tokens", c.max_position_embeddings)));
+        return Err(f.error(
+            "max_position_embeddings",
+            format!("{} leaves no room for tokens", c.max_position_embeddings),
+        ));
     }
     if c.layer_norm_eps.is_nan() || c.layer_norm_eps <= 0.0 {
         return Err(f.error("layer_norm_eps", "must be positive"));
@@ -278,9 +309,12 @@ struct Modules {
 /// would change the output and is refused rather than silently skipped.
 fn read_modules(path: &Path) -> InputResult<Modules> {
     let value = read_json(path)?;
-    let items = value
-        .as_array()
-        .ok_or_else(|| InputError::in_file(path, format!("expected a JSON list of modules, found {}", json_kind(&value))))?;
+    let items = value.as_array().ok_or_else(|| {
+        InputError::in_file(
+            path,
+            format!("expected a JSON list of modules, found {}", json_kind(&value)),
+        )
+    })?;
     let kinds: Vec<(String, String)> = items
         .iter()
         .enumerate()
@@ -288,7 +322,9 @@ fn read_modules(path: &Path) -> InputResult<Modules> {
             let kind = item.get("type").and_then(Value::as_str);
             let module_path = item.get("path").and_then(Value::as_str).unwrap_or("");
             kind.map(|k| (k.rsplit('.').next().unwrap_or(k).to_string(), module_path.to_string()))
-                .ok_or_else(|| InputError::in_file(path, "missing or not a string").record(i).field("type"))
+                .ok_or_else(|| {
+                    InputError::in_file(path, "missing or not a string").record(i).field("type")
+                })
         })
         .collect::<InputResult<_>>()?;
     match kinds.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().as_slice() {
@@ -308,7 +344,10 @@ fn read_pooling(path: &Path, hidden_size: usize) -> InputResult<PoolingConfig> {
     let f = Fields::new(path, &value)?;
     for unsupported in ["pooling_mode_weightedmean_tokens", "pooling_mode_lasttoken"] {
         if f.bool_or(unsupported, false)? {
-            return Err(f.error(unsupported, "this pooling mode is not implemented (supported: cls, max, mean, mean_sqrt_len)"));
+            return Err(f.error(
+                unsupported,
+                "this pooling mode is not implemented (supported: cls, max, mean, mean_sqrt_len)",
+            ));
         }
     }
     let pooling = PoolingConfig {
@@ -322,7 +361,10 @@ fn read_pooling(path: &Path, hidden_size: usize) -> InputResult<PoolingConfig> {
     }
     let width = f.usize_or("word_embedding_dimension", Some(hidden_size))?;
     if width != hidden_size {
-        return Err(f.error("word_embedding_dimension", format!("{width} differs from hidden_size {hidden_size} in config.json")));
+        return Err(f.error(
+            "word_embedding_dimension",
+            format!("{width} differs from hidden_size {hidden_size} in config.json"),
+        ));
     }
     Ok(pooling)
 }

@@ -37,7 +37,11 @@ impl<B: Backend> SentenceEncoder<B> {
         let tokenizer = TextTokenizer::load(&spec)?;
         let weights_path = spec.path(ModelSpec::WEIGHTS);
         if !weights_path.is_file() {
-            return Err(InputError::in_file(&weights_path, "missing (the model folder needs its weights)").into());
+            return Err(InputError::in_file(
+                &weights_path,
+                "missing (the model folder needs its weights)",
+            )
+            .into());
         }
         let mut weights = WeightSource::open(&weights_path)?;
         let encoder = Encoder::load(&mut weights, &spec.transformer, device)?;
@@ -45,7 +49,12 @@ impl<B: Backend> SentenceEncoder<B> {
     }
 
     /// Wraps an encoder that already exists (a fine-tuned one, say).
-    pub fn from_parts(spec: ModelSpec, tokenizer: TextTokenizer, encoder: Encoder<B>, device: B::Device) -> Self {
+    pub fn from_parts(
+        spec: ModelSpec,
+        tokenizer: TextTokenizer,
+        encoder: Encoder<B>,
+        device: B::Device,
+    ) -> Self {
         SentenceEncoder { spec, tokenizer, encoder, device }
     }
 

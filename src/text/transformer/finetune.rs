@@ -72,7 +72,12 @@ pub struct FinetuneReport {
 
 /// Fine-tunes the model in `model_dir` on `texts` (duplicates are dropped: a copy in the
 /// same batch would be a false negative) and writes the result to `out_dir`.
-pub fn finetune(model_dir: &Path, texts: &[String], out_dir: &Path, settings: &FinetuneSettings) -> anyhow::Result<FinetuneReport> {
+pub fn finetune(
+    model_dir: &Path,
+    texts: &[String],
+    out_dir: &Path,
+    settings: &FinetuneSettings,
+) -> anyhow::Result<FinetuneReport> {
     check_settings(model_dir, out_dir, settings)?;
     let device = cpu_device();
     let spec = ModelSpec::load(model_dir)?;
@@ -83,7 +88,10 @@ pub fn finetune(model_dir: &Path, texts: &[String], out_dir: &Path, settings: &F
     let mut encoder = Encoder::<CpuTrain>::load(&mut weights, &spec.transformer, &device)?;
     encoder.seed_dropout(settings.seed);
     let ids = tokenizer.ids(&distinct(texts))?;
-    anyhow::ensure!(ids.len() >= 2, "fine-tuning needs at least two distinct texts (in-batch negatives)");
+    anyhow::ensure!(
+        ids.len() >= 2,
+        "fine-tuning needs at least two distinct texts (in-batch negatives)"
+    );
 
     let mut rng = rand::rngs::StdRng::seed_from_u64(settings.seed);
     let schedule = Schedule::new(settings, ids.len());
@@ -114,7 +122,11 @@ pub fn finetune(model_dir: &Path, texts: &[String], out_dir: &Path, settings: &F
     let trained = encoder.valid();
     save_model(model_dir, out_dir, &weights, &trained)?;
     let steps = losses.len();
-    Ok(FinetuneReport { losses, steps, encoder: SentenceEncoder::from_parts(spec, tokenizer, trained, device) })
+    Ok(FinetuneReport {
+        losses,
+        steps,
+        encoder: SentenceEncoder::from_parts(spec, tokenizer, trained, device),
+    })
 }
 
 /// The number of optimiser steps [`finetune`] will take on `texts` (after dropping duplicates).
@@ -127,20 +139,36 @@ fn report_progress(step: usize, steps: usize, losses: &[f32], started: std::time
     let every = (steps / 10).max(1);
     if step.is_multiple_of(every) || step == steps {
         let seconds = started.elapsed().as_secs_f64();
-        eprintln!("  SimCSE step {step}/{steps}: loss {:.4}, {:.1} s/step", losses[step - 1], seconds / step as f64);
+        eprintln!(
+            "  SimCSE step {step}/{steps}: loss {:.4}, {:.1} s/step",
+            losses[step - 1],
+            seconds / step as f64
+        );
     }
 }
 
-fn check_settings(model_dir: &Path, out_dir: &Path, settings: &FinetuneSettings) -> anyhow::Result<()> {
+fn check_settings(
+    model_dir: &Path,
+    out_dir: &Path,
+    settings: &FinetuneSettings,
+) -> anyhow::Result<()> {
     if settings.batch_size < 2 {
-        return Err(InputError::new("must be at least 2 (the other texts of a batch are the negatives)").field("batch_size").into());
+        return Err(InputError::new(
+            "must be at least 2 (the other texts of a batch are the negatives)",
+        )
+        .field("batch_size")
+        .into());
     }
     let same = match (model_dir.canonicalize(), out_dir.canonicalize()) {
         (Ok(a), Ok(b)) => a == b,
         _ => false,
     };
     if same {
-        return Err(InputError::in_file(out_dir, "the output folder must differ from the model folder").into());
+        return Err(InputError::in_file(
+            out_dir,
+            "the output folder must differ from the model folder",
+        )
+        .into());
     }
     Ok(())
 }
@@ -152,7 +180,12 @@ fn distinct(texts: &[String]) -> Vec<String> {
 
 /// MultipleNegativesRankingLoss on one batch: every text is encoded twice in one padded
 /// batch (rows i and b + i), so the two copies see different dropout masks.
-fn simcse_loss<B: AutodiffBackend>(encoder: &Encoder<B>, spec: &ModelSpec, sequences: &[&[u32]], scale: f64) -> Tensor<B, 1> {
+fn simcse_loss<B: AutodiffBackend>(
+    encoder: &Encoder<B>,
+    spec: &ModelSpec,
+    sequences: &[&[u32]],
+    scale: f64,
+) -> Tensor<B, 1> {
     let b = sequences.len();
     let doubled: Vec<&[u32]> = sequences.iter().chain(sequences).copied().collect();
     let device = encoder.embeddings.word.val().device();
@@ -162,7 +195,10 @@ fn simcse_loss<B: AutodiffBackend>(encoder: &Encoder<B>, spec: &ModelSpec, seque
     let anchors = l2_normalize(pooled.clone().slice([0..b, 0..width]));
     let positives = l2_normalize(pooled.slice([b..2 * b, 0..width]));
     let scores = anchors.matmul(positives.transpose()) * scale;
-    let targets = Tensor::<B, 1, Int>::from_data(TensorData::new((0..b as i64).collect::<Vec<_>>(), [b]), &device);
+    let targets = Tensor::<B, 1, Int>::from_data(
+        TensorData::new((0..b as i64).collect::<Vec<_>>(), [b]),
+        &device,
+    );
     CrossEntropyLossConfig::new().init(&device).forward(scores, targets)
 }
 
@@ -195,7 +231,11 @@ impl Schedule {
 
 /// Scales all gradients together so that their joint L2 norm is at most `max_norm`, as
 /// torch's `clip_grad_norm_` (burn's own clipping works per tensor).
-fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M, grads: &mut GradientsParams, max_norm: f64) {
+fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: &mut GradientsParams,
+    max_norm: f64,
+) {
     let norm = crate::train::optim::global_grad_norm::<B, M>(module, grads);
     let factor = max_norm / (norm + 1e-6);
     if factor >= 1.0 {
@@ -219,14 +259,20 @@ fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M, grads:
 /// A complete model folder: every file of the original (tokenizer, configs, pooling, ...)
 /// except the weights, plus model.safetensors with the trained weights under the original
 /// names and layouts (untrained tensors such as the pooler are passed through).
-fn save_model(model_dir: &Path, out_dir: &Path, original: &WeightSource, trained: &Encoder<Cpu>) -> anyhow::Result<()> {
+fn save_model(
+    model_dir: &Path,
+    out_dir: &Path,
+    original: &WeightSource,
+    trained: &Encoder<Cpu>,
+) -> anyhow::Result<()> {
     copy_model_files(model_dir, out_dir)?;
     original.save_with(&trained.export(), &out_dir.join(ModelSpec::WEIGHTS))
 }
 
 /// Weight files other than model.safetensors are left behind: they would hold the old weights.
 fn copy_model_files(from: &Path, to: &Path) -> anyhow::Result<()> {
-    const STALE: [&str; 3] = [ModelSpec::WEIGHTS, "pytorch_model.bin", "model.safetensors.index.json"];
+    const STALE: [&str; 3] =
+        [ModelSpec::WEIGHTS, "pytorch_model.bin", "model.safetensors.index.json"];
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;

@@ -24,16 +24,31 @@ const FINETUNE_VERSION: &str = "foldsweep-simcse-2";
 
 /// The folder of `model_dir` fine-tuned on `texts` (in this order) with `settings`: the one
 /// already under `cache_dir` if there is one, else a new one trained now.
-pub fn finetuned_model(model_dir: &Path, texts: &[String], settings: &FinetuneSettings, cache_dir: &Path) -> anyhow::Result<PathBuf> {
+pub fn finetuned_model(
+    model_dir: &Path,
+    texts: &[String],
+    settings: &FinetuneSettings,
+    cache_dir: &Path,
+) -> anyhow::Result<PathBuf> {
     let root = cache_dir.join("finetuned");
     let target = root.join(finetune_key(model_dir, texts, settings)?);
     if target.is_dir() {
-        eprintln!("reused the fine-tuned model {} (of {}, {} texts)", target.display(), model_dir.display(), texts.len());
+        eprintln!(
+            "reused the fine-tuned model {} (of {}, {} texts)",
+            target.display(),
+            model_dir.display(),
+            texts.len()
+        );
         return Ok(target);
     }
     let steps = planned_steps(texts, settings);
     let plural = if steps == 1 { "" } else { "s" };
-    eprintln!("fine-tuning {} on {} texts ({steps} step{plural}) into {}", model_dir.display(), texts.len(), target.display());
+    eprintln!(
+        "fine-tuning {} on {} texts ({steps} step{plural}) into {}",
+        model_dir.display(),
+        texts.len(),
+        target.display()
+    );
     std::fs::create_dir_all(&root)?;
     remove_stale_partials(&target);
     let partial = partial_dir(&target);
@@ -48,7 +63,11 @@ pub fn finetuned_model(model_dir: &Path, texts: &[String], settings: &FinetuneSe
 
 /// SHA-256 (hex) of the implementation version, the base model's content hash, the
 /// settings and every text, each length-prefixed so that no two inputs run together.
-pub fn finetune_key(model_dir: &Path, texts: &[String], settings: &FinetuneSettings) -> anyhow::Result<String> {
+pub fn finetune_key(
+    model_dir: &Path,
+    texts: &[String],
+    settings: &FinetuneSettings,
+) -> anyhow::Result<String> {
     let spec = ModelSpec::load(model_dir)?;
     let mut hasher = Sha256::new();
     let mut field = |bytes: &[u8]| {
@@ -86,7 +105,11 @@ fn remove_stale_partials(target: &Path) {
     let Ok(entries) = std::fs::read_dir(parent) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix(&prefix).and_then(|rest| rest.split('-').next()?.parse::<i32>().ok()) else { continue };
+        let Some(pid) =
+            name.strip_prefix(&prefix).and_then(|rest| rest.split('-').next()?.parse::<i32>().ok())
+        else {
+            continue;
+        };
         if !process_alive(pid) && std::fs::remove_dir_all(entry.path()).is_ok() {
             eprintln!("removed {}, left unfinished by process {pid}", entry.path().display());
         }
@@ -95,7 +118,10 @@ fn remove_stale_partials(target: &Path) {
 
 fn process_alive(pid: i32) -> bool {
     // SAFETY: signal 0 only checks that the process exists and may be signalled.
-    unsafe { libc::kill(pid, 0) == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) }
+    unsafe {
+        libc::kill(pid, 0) == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
 }
 
 /// Renames the finished folder into place. A rename onto an existing (non-empty) folder
@@ -116,7 +142,8 @@ fn publish(partial: &Path, target: &Path) -> anyhow::Result<()> {
         }
         Err(error) => {
             let _ = std::fs::remove_dir_all(partial);
-            Err(anyhow::Error::new(error).context(format!("moving the fine-tuned model into {}", target.display())))
+            Err(anyhow::Error::new(error)
+                .context(format!("moving the fine-tuned model into {}", target.display())))
         }
     }
 }
@@ -150,7 +177,9 @@ mod tests {
         let prefix = partial_prefix(&target);
         let dead = root.path().join(format!("{prefix}{dead_pid}-0"));
         let live = partial_dir(&target);
-        let other_key = root.path().join(format!("{}{dead_pid}-0", partial_prefix(&root.path().join("def456"))));
+        let other_key = root
+            .path()
+            .join(format!("{}{dead_pid}-0", partial_prefix(&root.path().join("def456"))));
         let other_host = root.path().join(format!(".partial-abc123-some-other-host-{dead_pid}-0"));
         for dir in [&dead, &live, &other_key, &other_host] {
             std::fs::create_dir_all(dir.join("weights")).unwrap();
@@ -158,6 +187,9 @@ mod tests {
         remove_stale_partials(&target);
         assert!(!dead.exists(), "a dead process's partial folder is removed");
         assert!(live.exists(), "this (live) process's partial folder stays");
-        assert!(other_key.exists() && other_host.exists(), "other keys and other hosts are not touched");
+        assert!(
+            other_key.exists() && other_host.exists(),
+            "other keys and other hosts are not touched"
+        );
     }
 }

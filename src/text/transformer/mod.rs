@@ -80,11 +80,19 @@ pub fn embed_file_with(
 
 /// The texts of an embed input file: a JSON list of strings, or of challenge records.
 pub fn read_texts(path: &Path) -> InputResult<Vec<String>> {
-    let bytes = std::fs::read(path).map_err(|e| InputError::in_file(path, format!("cannot read: {e}")))?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| InputError::in_file(path, format!("not valid JSON at line {}, column {}: {e}", e.line(), e.column())))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| InputError::in_file(path, format!("cannot read: {e}")))?;
+    let value: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        InputError::in_file(
+            path,
+            format!("not valid JSON at line {}, column {}: {e}", e.line(), e.column()),
+        )
+    })?;
     let Value::Array(items) = &value else {
-        return Err(InputError::in_file(path, format!("expected a JSON list of strings or records, found {}", json_kind(&value))));
+        return Err(InputError::in_file(
+            path,
+            format!("expected a JSON list of strings or records, found {}", json_kind(&value)),
+        ));
     };
     if items.iter().any(Value::is_object) {
         let records = parse_records(&bytes, Split::Test).map_err(|e| e.file(path))?;
@@ -95,7 +103,11 @@ pub fn read_texts(path: &Path) -> InputResult<Vec<String>> {
         .enumerate()
         .map(|(i, item)| match item {
             Value::String(text) => Ok(text.clone()),
-            other => Err(InputError::in_file(path, format!("expected a string, found {}", json_kind(other))).record(i)),
+            other => Err(InputError::in_file(
+                path,
+                format!("expected a string, found {}", json_kind(other)),
+            )
+            .record(i)),
         })
         .collect()
 }

@@ -26,7 +26,13 @@ pub struct Dense<B: Backend> {
 }
 
 impl<B: Backend> Dense<B> {
-    fn load(src: &mut WeightSource, name: &str, inputs: usize, outputs: usize, device: &B::Device) -> InputResult<Self> {
+    fn load(
+        src: &mut WeightSource,
+        name: &str,
+        inputs: usize,
+        outputs: usize,
+        device: &B::Device,
+    ) -> InputResult<Self> {
         let weight = src.linear_weight(&format!("{name}.weight"), outputs, inputs)?;
         let bias = src.tensor(&format!("{name}.bias"), &[outputs])?;
         Ok(Dense {
@@ -48,7 +54,10 @@ impl<B: Backend> Dense<B> {
         // broadcast, which flex walks element by element through strided indices (a quarter
         // of encoding time); the two concatenations are plain copies.
         let device = x.device();
-        let x = Tensor::cat(vec![x.reshape([batch * tokens, inputs]), Tensor::ones([batch * tokens, 1], &device)], 1);
+        let x = Tensor::cat(
+            vec![x.reshape([batch * tokens, inputs]), Tensor::ones([batch * tokens, 1], &device)],
+            1,
+        );
         let weight = Tensor::cat(vec![self.weight.val(), self.bias.val().unsqueeze::<2>()], 0);
         x.matmul(weight).reshape([batch, tokens, outputs])
     }
@@ -64,10 +73,22 @@ pub struct Norm<B: Backend> {
 }
 
 impl<B: Backend> Norm<B> {
-    fn load(src: &mut WeightSource, name: &str, width: usize, eps: f64, device: &B::Device) -> InputResult<Self> {
+    fn load(
+        src: &mut WeightSource,
+        name: &str,
+        width: usize,
+        eps: f64,
+        device: &B::Device,
+    ) -> InputResult<Self> {
         Ok(Norm {
-            gamma: param(TensorData::new(src.tensor(&format!("{name}.weight"), &[width])?, [width]), device),
-            beta: param(TensorData::new(src.tensor(&format!("{name}.bias"), &[width])?, [width]), device),
+            gamma: param(
+                TensorData::new(src.tensor(&format!("{name}.weight"), &[width])?, [width]),
+                device,
+            ),
+            beta: param(
+                TensorData::new(src.tensor(&format!("{name}.bias"), &[width])?, [width]),
+                device,
+            ),
             eps,
         })
     }
@@ -103,14 +124,23 @@ pub struct Embeddings<B: Backend> {
 }
 
 impl<B: Backend> Embeddings<B> {
-    fn load(src: &mut WeightSource, c: &TransformerConfig, device: &B::Device) -> InputResult<Self> {
+    fn load(
+        src: &mut WeightSource,
+        c: &TransformerConfig,
+        device: &B::Device,
+    ) -> InputResult<Self> {
         let h = c.hidden_size;
-        let table = |src: &mut WeightSource, name: &str, rows: usize| -> InputResult<Param<Tensor<B, 2>>> {
-            Ok(param(TensorData::new(src.tensor(name, &[rows, h])?, [rows, h]), device))
-        };
+        let table =
+            |src: &mut WeightSource, name: &str, rows: usize| -> InputResult<Param<Tensor<B, 2>>> {
+                Ok(param(TensorData::new(src.tensor(name, &[rows, h])?, [rows, h]), device))
+            };
         Ok(Embeddings {
             word: table(src, "embeddings.word_embeddings.weight", c.vocab_size)?,
-            position: table(src, "embeddings.position_embeddings.weight", c.max_position_embeddings)?,
+            position: table(
+                src,
+                "embeddings.position_embeddings.weight",
+                c.max_position_embeddings,
+            )?,
             token_type: table(src, "embeddings.token_type_embeddings.weight", c.type_vocab_size)?,
             norm: Norm::load(src, "embeddings.LayerNorm", h, c.layer_norm_eps, device)?,
             dropout: HostDropout::new::<B>(c.hidden_dropout, device),
@@ -156,7 +186,12 @@ pub struct Layer<B: Backend> {
 }
 
 impl<B: Backend> Layer<B> {
-    fn load(src: &mut WeightSource, index: usize, c: &TransformerConfig, device: &B::Device) -> InputResult<Self> {
+    fn load(
+        src: &mut WeightSource,
+        index: usize,
+        c: &TransformerConfig,
+        device: &B::Device,
+    ) -> InputResult<Self> {
         let p = |suffix: &str| format!("encoder.layer.{index}.{suffix}");
         let (h, i, eps) = (c.hidden_size, c.intermediate_size, c.layer_norm_eps);
         Ok(Layer {
@@ -200,7 +235,8 @@ impl<B: Backend> Layer<B> {
         let [batch, tokens, hidden] = x.dims();
         let head_dim = hidden / self.heads;
         // (batch, tokens, hidden) -> (batch, heads, tokens, head_dim)
-        let split = |t: Tensor<B, 3>| t.reshape([batch, tokens, self.heads, head_dim]).swap_dims(1, 2);
+        let split =
+            |t: Tensor<B, 3>| t.reshape([batch, tokens, self.heads, head_dim]).swap_dims(1, 2);
         let q = split(self.query.forward(x.clone()));
         let k = split(self.key.forward(x.clone()));
         let v = split(self.value.forward(x));
@@ -238,9 +274,15 @@ impl<B: Backend> Encoder<B> {
     }
 
     /// Builds the encoder from a weight file, checking every weight's shape against `config`.
-    pub fn load(src: &mut WeightSource, config: &TransformerConfig, device: &B::Device) -> InputResult<Self> {
+    pub fn load(
+        src: &mut WeightSource,
+        config: &TransformerConfig,
+        device: &B::Device,
+    ) -> InputResult<Self> {
         let embeddings = Embeddings::load(src, config, device)?;
-        let layers = (0..config.num_layers).map(|i| Layer::load(src, i, config, device)).collect::<InputResult<_>>()?;
+        let layers = (0..config.num_layers)
+            .map(|i| Layer::load(src, i, config, device))
+            .collect::<InputResult<_>>()?;
         Ok(Encoder { embeddings, layers })
     }
 
@@ -257,7 +299,9 @@ impl<B: Backend> Encoder<B> {
     /// The last hidden state, (batch, tokens, hidden).
     pub fn forward(&self, batch: &TokenBatch<B>) -> Tensor<B, 3> {
         let bias = batch.score_bias();
-        self.layers.iter().fold(self.embeddings.forward(batch), |x, layer| layer.forward(x, bias.clone()))
+        self.layers
+            .iter()
+            .fold(self.embeddings.forward(batch), |x, layer| layer.forward(x, bias.clone()))
     }
 
     /// The embeddings output and every layer's output (for layer-by-layer debugging).

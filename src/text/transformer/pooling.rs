@@ -12,7 +12,11 @@ const MAX_POOL_FILL: f32 = -1e9;
 /// One vector per row from the last hidden state (batch, tokens, hidden) and the attention
 /// mask (batch, tokens): the switched-on modes concatenated in sentence-transformers' order.
 /// Special tokens count as tokens; padding does not.
-pub fn pool<B: Backend>(hidden: Tensor<B, 3>, mask: Tensor<B, 2>, config: &PoolingConfig) -> Tensor<B, 2> {
+pub fn pool<B: Backend>(
+    hidden: Tensor<B, 3>,
+    mask: Tensor<B, 2>,
+    config: &PoolingConfig,
+) -> Tensor<B, 2> {
     let [rows, tokens, width] = hidden.dims();
     let mask3 = mask.clone().reshape([rows, tokens, 1]);
     let mut parts = Vec::new();
@@ -20,7 +24,8 @@ pub fn pool<B: Backend>(hidden: Tensor<B, 3>, mask: Tensor<B, 2>, config: &Pooli
         parts.push(hidden.clone().slice([0..rows, 0..1, 0..width]).reshape([rows, width]));
     }
     if config.max {
-        let filled = hidden.clone() * mask3.clone() + (mask3.clone().sub_scalar(1.0) * -MAX_POOL_FILL);
+        let filled =
+            hidden.clone() * mask3.clone() + (mask3.clone().sub_scalar(1.0) * -MAX_POOL_FILL);
         parts.push(filled.max_dim(1).reshape([rows, width]));
     }
     if config.mean || config.mean_sqrt_len {

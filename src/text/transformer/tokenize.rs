@@ -27,11 +27,13 @@ impl TextTokenizer {
         if !path.is_file() {
             return Err(error("missing (the model folder needs its tokenizer.json)".into()));
         }
-        let mut tokenizer = Tokenizer::from_file(&path).map_err(|e| error(format!("cannot load the tokenizer: {e}")))?;
-        let truncation = TruncationParams { max_length: spec.max_seq_length, ..TruncationParams::default() };
-        tokenizer
-            .with_truncation(Some(truncation))
-            .map_err(|e| error(format!("cannot truncate to max_seq_length {}: {e}", spec.max_seq_length)))?;
+        let mut tokenizer = Tokenizer::from_file(&path)
+            .map_err(|e| error(format!("cannot load the tokenizer: {e}")))?;
+        let truncation =
+            TruncationParams { max_length: spec.max_seq_length, ..TruncationParams::default() };
+        tokenizer.with_truncation(Some(truncation)).map_err(|e| {
+            error(format!("cannot truncate to max_seq_length {}: {e}", spec.max_seq_length))
+        })?;
         tokenizer.with_padding(None);
         Ok(TextTokenizer {
             tokenizer,

@@ -35,13 +35,18 @@ pub struct WeightSource {
 
 impl WeightSource {
     pub fn open(path: &Path) -> InputResult<WeightSource> {
-        let bytes = std::fs::read(path).map_err(|e| InputError::in_file(path, format!("cannot read: {e}")))?;
+        let bytes = std::fs::read(path)
+            .map_err(|e| InputError::in_file(path, format!("cannot read: {e}")))?;
         let file = SafeTensors::deserialize(&bytes)
             .map_err(|e| InputError::in_file(path, format!("not a valid safetensors file: {e}")))?;
         let tensors: HashMap<String, RawTensor> = file
             .iter()
             .map(|(name, view)| {
-                let raw = RawTensor { dtype: view.dtype(), shape: view.shape().to_vec(), bytes: view.data().to_vec() };
+                let raw = RawTensor {
+                    dtype: view.dtype(),
+                    shape: view.shape().to_vec(),
+                    bytes: view.data().to_vec(),
+                };
                 (name.to_string(), raw)
             })
             .collect();
@@ -49,7 +54,9 @@ impl WeightSource {
             .keys()
             .find_map(|name| name.strip_suffix(ANCHOR))
             .map(str::to_string)
-            .ok_or_else(|| InputError::in_file(path, "missing weight").field(format!("weight {ANCHOR}")))?;
+            .ok_or_else(|| {
+                InputError::in_file(path, "missing weight").field(format!("weight {ANCHOR}"))
+            })?;
         Ok(WeightSource { path: path.to_path_buf(), prefix, tensors })
     }
 
@@ -69,18 +76,28 @@ impl WeightSource {
     /// A float tensor of exactly `shape`, as f32, row-major.
     pub fn tensor(&mut self, name: &str, shape: &[usize]) -> InputResult<Vec<f32>> {
         let full = format!("{}{name}", self.prefix);
-        let raw = self
-            .tensors
-            .get(&full)
-            .ok_or_else(|| self.error(name, format!("missing (config.json implies shape {shape:?})")))?;
+        let raw = self.tensors.get(&full).ok_or_else(|| {
+            self.error(name, format!("missing (config.json implies shape {shape:?})"))
+        })?;
         if raw.shape != shape {
-            return Err(self.error(name, format!("has shape {:?}, config.json implies {shape:?}", raw.shape)));
+            return Err(self
+                .error(name, format!("has shape {:?}, config.json implies {shape:?}", raw.shape)));
         }
-        to_f32(raw).ok_or_else(|| self.error(name, format!("unsupported dtype {:?} (expected F32, F16, BF16 or F64)", raw.dtype)))
+        to_f32(raw).ok_or_else(|| {
+            self.error(
+                name,
+                format!("unsupported dtype {:?} (expected F32, F16, BF16 or F64)", raw.dtype),
+            )
+        })
     }
 
     /// A linear weight stored (out, in) by PyTorch, returned transposed as (in, out).
-    pub fn linear_weight(&mut self, name: &str, outputs: usize, inputs: usize) -> InputResult<Vec<f32>> {
+    pub fn linear_weight(
+        &mut self,
+        name: &str,
+        outputs: usize,
+        inputs: usize,
+    ) -> InputResult<Vec<f32>> {
         let values = self.tensor(name, &[outputs, inputs])?;
         Ok(transpose(&values, outputs, inputs))
     }
@@ -91,11 +108,19 @@ impl WeightSource {
         let mut out: BTreeMap<String, RawTensor> = self.tensors.clone().into_iter().collect();
         for (name, (shape, values)) in &exported.tensors {
             let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-            out.insert(format!("{}{name}", self.prefix), RawTensor { dtype: Dtype::F32, shape: shape.clone(), bytes });
+            out.insert(
+                format!("{}{name}", self.prefix),
+                RawTensor { dtype: Dtype::F32, shape: shape.clone(), bytes },
+            );
         }
         let views = out
             .iter()
-            .map(|(name, raw)| Ok((name.clone(), safetensors::tensor::TensorView::new(raw.dtype, raw.shape.clone(), &raw.bytes)?)))
+            .map(|(name, raw)| {
+                Ok((
+                    name.clone(),
+                    safetensors::tensor::TensorView::new(raw.dtype, raw.shape.clone(), &raw.bytes)?,
+                ))
+            })
             .collect::<Result<Vec<_>, safetensors::SafeTensorError>>()?;
         // transformers refuses safetensors files whose metadata lacks format = pt.
         let metadata = HashMap::from([("format".to_string(), "pt".to_string())]);
@@ -123,7 +148,8 @@ impl Exported {
     pub fn linear_weight<B: Backend>(&mut self, name: &str, value: Tensor<B, 2>) {
         let [inputs, outputs] = value.dims();
         let values: Vec<f32> = value.into_data().iter::<f32>().collect();
-        self.tensors.insert(name.to_string(), (vec![outputs, inputs], transpose(&values, inputs, outputs)));
+        self.tensors
+            .insert(name.to_string(), (vec![outputs, inputs], transpose(&values, inputs, outputs)));
     }
 }
 
@@ -141,10 +167,20 @@ fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 fn to_f32(raw: &RawTensor) -> Option<Vec<f32>> {
     let b = &raw.bytes;
     let values = match raw.dtype {
-        Dtype::F32 => b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
-        Dtype::F64 => b.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32).collect(),
-        Dtype::BF16 => b.chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect(),
-        Dtype::F16 => b.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect(),
+        Dtype::F32 => {
+            b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+        }
+        Dtype::F64 => b
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as f32)
+            .collect(),
+        Dtype::BF16 => b
+            .chunks_exact(2)
+            .map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16))
+            .collect(),
+        Dtype::F16 => {
+            b.chunks_exact(2).map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]]))).collect()
+        }
         _ => return None,
     };
     Some(values)

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{InputError, InputResult};
+use crate::probe::ValidationConfig;
 use crate::text::transformer::FinetuneSettings;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +22,10 @@ pub struct Config {
     pub cv: CvConfig,
     #[serde(default)]
     pub train: TrainConfig,
+    /// `[validation]`: probes of a shifted test set (see [`crate::probe`]). Left out of the
+    /// serialized config when unset, so configs without it keep their ids.
+    #[serde(default, skip_serializing_if = "ValidationConfig::is_unset")]
+    pub validation: ValidationConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -386,7 +391,8 @@ impl Config {
         if self.cv.folds < 2 {
             return Err(InputError::new("must be at least 2").field("cv.folds"));
         }
-        self.train.validate()
+        self.train.validate()?;
+        self.validation.validate()
     }
 }
 

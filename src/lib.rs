@@ -20,6 +20,7 @@ pub mod data;
 pub mod error;
 pub mod job;
 pub mod model;
+pub mod probe;
 pub mod report;
 pub mod sampling;
 pub mod store;

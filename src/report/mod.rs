@@ -2,6 +2,7 @@
 //! format (table, CSV, JSON), plus `show`, `compare` and the submission export.
 
 pub mod compare;
+pub mod ensemble;
 pub mod export;
 pub mod html;
 pub mod show;

@@ -12,7 +12,8 @@ use crate::config::{line_of, toml_error, Config, TrainConfig};
 use crate::error::{InputError, InputResult};
 
 /// Sections a sweep file may have; anything else is a typo worth an error.
-const SECTIONS: &[&str] = &["name", "data", "text", "cv", "train", "grid", "resources"];
+const SECTIONS: &[&str] =
+    &["name", "data", "text", "cv", "train", "validation", "grid", "resources"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

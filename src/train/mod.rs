@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
 use crate::data::{score_bin, Matrix};
+use crate::probe::{Monitor, ProbeConfig};
 use crate::model::loss::{predict_logvar, weighted_loss};
 use crate::model::{predict_score, LossSettings, ModelSpec, PairModel, Targets};
 use crate::sampling::Sample;
@@ -83,6 +84,38 @@ pub struct EpochLog {
     /// Learning rate used during this epoch.
     pub lr: f64,
     pub seconds: f64,
+    /// With validation probes: the probe rows' RMSE and the shifted RMSE (see [`crate::probe`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_rmse: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shifted_rmse: Option<f64>,
+}
+
+impl EpochLog {
+    /// The figure early stopping and the plateau schedule watch.
+    pub fn monitored(&self, monitor: Monitor) -> f64 {
+        match (monitor, self.shifted_rmse) {
+            (Monitor::Shifted, Some(shifted)) => shifted,
+            _ => self.val_rmse,
+        }
+    }
+}
+
+/// Probe rows of a fold's validation set and how to judge them.
+#[derive(Debug, Clone, Copy)]
+pub struct Probes<'a> {
+    pub rows: &'a [Sample],
+    pub config: &'a ProbeConfig,
+    pub monitor: Monitor,
+}
+
+/// What the probes said at the best epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeOutcome {
+    pub rmse: f64,
+    pub shifted_rmse: f64,
+    /// One per probe row, in the probes' order.
+    pub predictions: Vec<f32>,
 }
 
 /// Predictions for a set of samples, in their order.
@@ -159,6 +192,8 @@ pub struct FitOutcome<B: Backend> {
     pub log: Vec<EpochLog>,
     pub val_metrics: EvalMetrics,
     pub val_predictions: Predictions,
+    /// With probes: their figures and predictions at the best epoch.
+    pub probe: Option<ProbeOutcome>,
 }
 
 /// One pass over `samples` in the given order; returns the model and the mean training loss.
@@ -216,6 +251,22 @@ pub fn fit<B: AutodiffBackend>(
     device: &B::Device,
     on_epoch: &mut dyn FnMut(&EpochLog),
 ) -> FitOutcome<B::InnerBackend> {
+    fit_probed::<B>(spec, config, features, train, val, None, device, on_epoch)
+}
+
+/// [`fit`] that also scores validation probes every epoch; early stopping and the plateau
+/// schedule then watch what `probes.monitor` says (the shifted RMSE by default).
+#[allow(clippy::too_many_arguments)]
+pub fn fit_probed<B: AutodiffBackend>(
+    spec: &ModelSpec,
+    config: &TrainConfig,
+    features: Features,
+    train: &[Sample],
+    val: &[Sample],
+    probes: Option<Probes>,
+    device: &B::Device,
+    on_epoch: &mut dyn FnMut(&EpochLog),
+) -> FitOutcome<B::InnerBackend> {
     B::seed(device, config.seed);
     let mut model: PairModel<B> = spec.init(device);
     let clip = (config.grad_clip > 0.0).then_some(config.grad_clip);
@@ -230,9 +281,13 @@ pub fn fit<B: AutodiffBackend>(
     let mut stopping = EarlyStopping::new(config.patience);
     let loss_settings = LossSettings::from_config(config);
     let val_truth: Vec<f32> = val.iter().map(|s| s.target).collect();
+    // Real rows then probe rows, predicted together (one shared-metric product per epoch).
+    let eval_rows: Vec<Sample> =
+        val.iter().chain(probes.iter().flat_map(|p| p.rows)).copied().collect();
+    let monitor = probes.map_or(Monitor::Rmse, |p| p.monitor);
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut order: Vec<Sample> = train.to_vec();
-    let mut best: Option<(PairModel<B::InnerBackend>, EvalMetrics, Predictions)> = None;
+    let mut best = None;
     let mut log = Vec::new();
 
     for epoch in 1..=config.epochs {
@@ -251,26 +306,31 @@ pub fn fit<B: AutodiffBackend>(
             device,
         );
         let inference = model.valid();
-        let predictions = predict(&inference, features, val, device);
+        let mut predictions = predict(&inference, features, &eval_rows, device);
+        let probe_predictions = split_off_probes(&mut predictions, val.len());
         let metrics = EvalMetrics::compute(&val_truth, &predictions.scores);
+        let probe = probes.map(|p| probe_outcome(p.config, probe_predictions, metrics.rmse));
         let entry = EpochLog {
             epoch,
             train_loss,
             val_rmse: metrics.rmse,
             lr,
             seconds: started.elapsed().as_secs_f64(),
+            probe_rmse: probe.as_ref().map(|p| p.rmse),
+            shifted_rmse: probe.as_ref().map(|p| p.shifted_rmse),
         };
         on_epoch(&entry);
+        let watched = entry.monitored(monitor);
         log.push(entry);
-        if stopping.record(epoch, metrics.rmse) {
-            best = Some((inference, metrics.clone(), predictions));
+        if stopping.record(epoch, watched) {
+            best = Some((inference, metrics.clone(), predictions, probe));
         }
-        plateau.step(metrics.rmse);
+        plateau.step(watched);
         if stopping.should_stop() {
             break;
         }
     }
-    let (model, val_metrics, val_predictions) = best.expect("at least one epoch ran");
+    let (model, val_metrics, val_predictions, probe) = best.expect("at least one epoch ran");
     FitOutcome {
         model,
         best_epoch: stopping.best_epoch(),
@@ -278,5 +338,23 @@ pub fn fit<B: AutodiffBackend>(
         log,
         val_metrics,
         val_predictions,
+        probe,
+    }
+}
+
+/// The predictions of the rows after the first `real_rows` (the probe rows), taken off.
+fn split_off_probes(predictions: &mut Predictions, real_rows: usize) -> Vec<f32> {
+    if let Some(logvars) = predictions.logvars.as_mut() {
+        logvars.truncate(real_rows);
+    }
+    predictions.scores.split_off(real_rows)
+}
+
+fn probe_outcome(config: &ProbeConfig, predictions: Vec<f32>, real_rmse: f64) -> ProbeOutcome {
+    let probe_mse = config.mse(predictions.iter().map(|&p| p as f64));
+    ProbeOutcome {
+        rmse: probe_mse.sqrt(),
+        shifted_rmse: config.shifted_rmse(real_rmse.powi(2), probe_mse),
+        predictions,
     }
 }

@@ -92,7 +92,8 @@ impl TrainingData {
         let texts = text_features(config, &dataset, Part::Train)?;
         let folds =
             FoldAssignment::stratified(&dataset.score_bins(), config.cv.folds, config.cv.seed);
-        let test = config.data.test.as_deref().map(|path| TestData::load(config, path)).transpose()?;
+        let test =
+            config.data.test.as_deref().map(|path| TestData::load(config, path)).transpose()?;
         Ok(TrainingData { dataset, texts, folds, test })
     }
 
@@ -208,9 +209,8 @@ pub fn run_fold<B: AutodiffBackend>(
     }
     let (train, val) = data.fold_samples(config, k);
     let probe_config = config.validation.probe.as_ref();
-    let probe_rows = probe_config
-        .map(|p| p.probe_rows(&val, data.dataset.metrics.len(), k))
-        .unwrap_or_default();
+    let probe_rows =
+        probe_config.map(|p| p.probe_rows(&val, data.dataset.metrics.len(), k)).unwrap_or_default();
     let probes = probe_config.map(|config_probe| Probes {
         rows: &probe_rows,
         config: config_probe,

@@ -20,9 +20,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::TrainConfig;
 use crate::data::{score_bin, Matrix};
-use crate::probe::{Monitor, ProbeConfig};
 use crate::model::loss::{predict_logvar, weighted_loss};
 use crate::model::{predict_score, LossSettings, ModelSpec, PairModel, Targets};
+use crate::probe::{Monitor, ProbeConfig};
 use crate::sampling::Sample;
 pub use metrics::{BinMetric, EvalMetrics};
 use optim::{Adam, AdamSettings};

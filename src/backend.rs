@@ -1,6 +1,11 @@
 //! Backend selection. CPU (burn's flex) is always there; CUDA comes with the `cuda` feature.
 
+use std::sync::{Mutex, PoisonError};
+
 use burn::backend::Autodiff;
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::backend::Backend;
+use burn::tensor::Tensor;
 
 /// The CPU backend: burn's flex, float32, matrix products by the gemm crate on every core
 /// (rayon's pool: RAYON_NUM_THREADS caps it).
@@ -10,6 +15,35 @@ pub type CpuTrain = Autodiff<Cpu>;
 
 pub fn cpu_device() -> burn::backend::flex::FlexDevice {
     burn::backend::flex::FlexDevice
+}
+
+/// Held from `B::seed` to the last draw that must follow from it. burn's CPU backend keeps one
+/// generator for the whole process (and `seed` replaces it), so two runs seeding and drawing at
+/// once (a sweep's parallel jobs, tests in one binary) would take each other's numbers.
+static SEEDED_DRAWS: Mutex<()> = Mutex::new(());
+
+/// Seeds the backend's generator and runs `draw` while no other `seeded` call can seed or draw:
+/// what `draw` takes from the generator depends on `seed` alone. Every draw from the backend's
+/// generator that should be reproducible goes through here, and parameters are drawn lazily by
+/// burn, so `draw` should return modules through [`initialized`].
+pub fn seeded<B: Backend, T>(device: &B::Device, seed: u64, draw: impl FnOnce() -> T) -> T {
+    // A panic inside another `draw` leaves nothing half-done that matters here: `seed` resets.
+    let _lock = SEEDED_DRAWS.lock().unwrap_or_else(PoisonError::into_inner);
+    B::seed(device, seed);
+    draw()
+}
+
+/// The module with every parameter drawn now. burn initialises parameters on first use, which
+/// for a new model would be its first forward pass, long after a [`seeded`] block has ended.
+pub fn initialized<B: Backend, M: Module<B>>(module: M) -> M {
+    struct Draw;
+    impl<B: Backend> ModuleVisitor<B> for Draw {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            param.val();
+        }
+    }
+    module.visit(&mut Draw);
+    module
 }
 
 /// Devices a sweep can schedule on.
@@ -194,4 +228,36 @@ pub fn bench_epoch_on(
         });
     }
     Err(unavailable(device).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::Distribution;
+
+    fn draw(seed: u64) -> Vec<f32> {
+        seeded::<Cpu, _>(&cpu_device(), seed, || {
+            (0..20)
+                .flat_map(|_| {
+                    Tensor::<Cpu, 1>::random([8], Distribution::Default, &cpu_device())
+                        .into_data()
+                        .to_vec::<f32>()
+                        .unwrap()
+                })
+                .collect()
+        })
+    }
+
+    #[test]
+    fn regression_seeded_draws_running_at_once_each_follow_their_own_seed() {
+        let alone: Vec<Vec<f32>> = (0..4).map(draw).collect();
+        let threads: Vec<_> = (0..4)
+            .map(|seed| std::thread::spawn(move || (0..50).map(|_| draw(seed)).collect::<Vec<_>>()))
+            .collect();
+        for (seed, thread) in threads.into_iter().enumerate() {
+            for (i, drawn) in thread.join().unwrap().into_iter().enumerate() {
+                assert_eq!(drawn, alone[seed], "seed {seed}, repetition {i}");
+            }
+        }
+    }
 }

@@ -5,6 +5,7 @@ mod common;
 
 mod bad_input;
 mod encoder;
+mod export;
 mod finetune_sweep;
 mod parity_f32;
 mod parity_f64;

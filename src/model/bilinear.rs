@@ -153,15 +153,21 @@ impl<B: Backend> LowRankBilinear<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::{cpu_device, Cpu};
+    use crate::backend::{cpu_device, initialized, seeded, Cpu};
     use burn::tensor::Distribution;
 
     #[test]
     fn shared_metric_products_match_the_plain_layer_whatever_the_grouping() {
         let device = cpu_device();
-        let layer = Bilinear::<Cpu>::new(5, 4, 3, &device);
-        let metrics = Tensor::<Cpu, 2>::random([7, 5], Distribution::Uniform(-1.0, 1.0), &device);
-        let texts = Tensor::<Cpu, 2>::random([20, 4], Distribution::Uniform(-1.0, 1.0), &device);
+        // Seeded, so that these draws cannot land inside another test's seeded block.
+        let (layer, metrics, texts) = seeded::<Cpu, _>(&device, 1, || {
+            let uniform = Distribution::Uniform(-1.0, 1.0);
+            (
+                initialized(Bilinear::<Cpu>::new(5, 4, 3, &device)),
+                Tensor::<Cpu, 2>::random([7, 5], uniform, &device),
+                Tensor::<Cpu, 2>::random([20, 4], uniform, &device),
+            )
+        });
         let metric_of: Vec<usize> = (0..20).map(|i| (i * 5 + 3) % 7).collect();
         let index = Tensor::from_data(
             TensorData::new(metric_of.iter().map(|&g| g as i64).collect::<Vec<_>>(), [20]),

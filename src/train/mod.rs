@@ -18,6 +18,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 
+use crate::backend::{initialized, seeded};
 use crate::config::TrainConfig;
 use crate::data::{score_bin, Matrix};
 use crate::model::loss::{predict_logvar, weighted_loss};
@@ -267,8 +268,8 @@ pub fn fit_probed<B: AutodiffBackend>(
     device: &B::Device,
     on_epoch: &mut dyn FnMut(&EpochLog),
 ) -> FitOutcome<B::InnerBackend> {
-    B::seed(device, config.seed);
-    let mut model: PairModel<B> = spec.init(device);
+    let mut model: PairModel<B> =
+        seeded::<B, _>(device, config.seed, || initialized(spec.init(device)));
     let clip = (config.grad_clip > 0.0).then_some(config.grad_clip);
     let mut adam = Adam::<B>::new(AdamSettings::torch_default(config.weight_decay, clip));
     let mut plateau = ReduceLrOnPlateau::new(

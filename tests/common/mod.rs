@@ -1,5 +1,5 @@
-//! Helpers shared by the integration tests: where the reference fixtures live, running the
-//! real binary, and comparing numbers.
+//! Helpers shared by the integration tests: where the reference fixtures live (in the
+//! repository, so a bare clone tests itself), running the real binary, and comparing numbers.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -11,21 +11,9 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `shared/` sits beside the repository (in CI too); FOLDSWEEP_SHARED overrides it.
-pub fn shared_dir() -> PathBuf {
-    let dir = std::env::var_os("FOLDSWEEP_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("..").join("shared"));
-    assert!(
-        dir.join("fixtures").is_dir(),
-        "reference fixtures not found in {} (set FOLDSWEEP_SHARED)",
-        dir.display()
-    );
-    dir
-}
-
+/// A reference file committed under tests/fixtures (see its README for where each came from).
 pub fn fixture(path: &str) -> PathBuf {
-    shared_dir().join("fixtures").join(path)
+    repo_root().join("tests").join("fixtures").join(path)
 }
 
 pub fn sample(path: &str) -> PathBuf {

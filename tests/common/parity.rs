@@ -1,5 +1,5 @@
 //! Checks of the report's models, losses, optimiser and schedules against PyTorch's own
-//! numbers (`shared/fixtures/parity/parity.json`, made by make_parity.py in float64),
+//! numbers (`tests/fixtures/parity/parity.json`, made by make_parity.py in float64),
 //! generic over the float type. `parity_f32.rs` and `parity_f64.rs` run them.
 //!
 //! float32 runs on the production CPU backend (flex); float64 on burn-ndarray, because flex
@@ -146,6 +146,12 @@ pub fn check_forward<Cpu: Backend>(tol: Tol) {
                 &values(&m["outputs"]["logvar"]),
             );
         } else {
+            assert_close(
+                &format!("{name} logits"),
+                tol,
+                &to_vec(output.clone()),
+                &values(&m["outputs"]["logits"]),
+            );
         }
         assert_close(
             &format!("{name} score"),

@@ -84,8 +84,9 @@ pub fn finetune(
     let tokenizer = TextTokenizer::load(&spec)?;
     let weights_path = spec.path(ModelSpec::WEIGHTS);
     let mut weights = WeightSource::open(&weights_path)?;
-    CpuTrain::seed(&device, settings.seed);
-    let mut encoder = Encoder::<CpuTrain>::load(&mut weights, &spec.transformer, &device)?;
+    let mut encoder = crate::backend::seeded::<CpuTrain, _>(&device, settings.seed, || {
+        Encoder::<CpuTrain>::load(&mut weights, &spec.transformer, &device)
+    })?;
     encoder.seed_dropout(settings.seed);
     let ids = tokenizer.ids(&distinct(texts))?;
     anyhow::ensure!(

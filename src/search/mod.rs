@@ -12,14 +12,17 @@
 //!
 //! Objective values are always "lower is better" (RMSE-like); the caller negates a score.
 
+mod parzen;
 pub mod random;
 pub mod space;
+pub mod tpe;
 
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 pub use random::RandomSampler;
 pub use space::{Axis, Domain, Point, Space};
+pub use tpe::TpeSampler;
 
 /// One trial of the study as the sampler sees it.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,7 +12,9 @@
 //!
 //! Objective values are always "lower is better" (RMSE-like); the caller negates a score.
 
+pub mod config;
 mod parzen;
+pub mod prune;
 pub mod random;
 pub mod space;
 pub mod tpe;
@@ -20,6 +22,8 @@ pub mod tpe;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+pub use config::{PruneConfig, SearchConfig, Strategy};
+pub use prune::{asha_decision, fold_major, race, rung_epochs, Decision, PruneReason};
 pub use random::RandomSampler;
 pub use space::{Axis, Domain, Point, Space};
 pub use tpe::TpeSampler;

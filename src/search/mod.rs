@@ -13,6 +13,7 @@
 //! Objective values are always "lower is better" (RMSE-like); the caller negates a score.
 
 pub mod config;
+pub mod importance;
 mod parzen;
 pub mod prune;
 pub mod random;

@@ -61,11 +61,11 @@ fn divergence(space: &Space, axis: usize, ranked: &[&Trial], n_top: usize) -> f6
 fn grid(domain: &Domain) -> Vec<f64> {
     match domain {
         Domain::Categorical(choices) => (0..choices.len()).map(|i| i as f64).collect(),
-        Domain::Int { min, max, log: false } if (max - min) < GRID_POINTS as i64 => {
-            (*min..=*max).map(|i| i as f64).collect()
+        Domain::Int { min, max, log } if (max - min) < GRID_POINTS as i64 => {
+            (*min..=*max).map(|i| if *log { (i as f64).ln() } else { i as f64 }).collect()
         }
         _ => {
-            let (low, high, _) = domain.internal_bounds().expect("numeric axis");
+            let (low, high) = domain.internal_range().expect("numeric axis");
             let step = (high - low) / (GRID_POINTS - 1) as f64;
             (0..GRID_POINTS).map(|i| low + step * i as f64).collect()
         }

@@ -60,7 +60,8 @@ pub enum SearchError {
 /// trial it would have proposed before the interruption.
 pub trait Sampler {
     /// The point for trial `trial_number`. `history` holds the finished trials (complete,
-    /// pruned or failed), `running` the points of trials started but not finished. `valid`
+    /// pruned or failed) in trial order (TPE fades the oldest once there are more than 25),
+    /// `running` the points of trials started but not finished, also in trial order. `valid`
     /// rejects combinations that cannot run (invalid model/loss pairs); a rejected point is
     /// resampled a bounded number of times, then [`SearchError::NoValidPoint`].
     fn propose(

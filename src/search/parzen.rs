@@ -1,14 +1,16 @@
-//! One-axis Parzen estimators, built the way Optuna's TPESampler builds them (its
-//! `_ParzenEstimator` with the defaults `consider_prior`, `prior_weight = 1`,
-//! `consider_magic_clip`, no `consider_endpoints`), re-derived here rather than copied:
-//! - numeric axes: a mixture of Gaussians truncated to the axis (on the log line for log
-//!   axes; integers as the probability mass of their unit cell), one kernel per observation
-//!   plus a wide prior kernel at the centre. A kernel's bandwidth is the larger gap to its
-//!   neighbours (endpoints excluded at the ends), clipped to [range / min(100, n + 2), range];
+//! One-axis Parzen estimators, built the way Optuna 5.0's TPESampler builds them (its
+//! `_ParzenEstimator` with the defaults `prior_weight = 1`, `consider_magic_clip`, no
+//! `consider_endpoints`), re-derived here rather than copied:
+//! - numeric axes: a mixture of Gaussians truncated to the axis's kernel line (logs for log
+//!   axes; integers as the probability mass of their cell `[x - 1/2, x + 1/2]`, on the log
+//!   line for log integers), one kernel per observation plus a prior kernel at the centre as
+//!   wide as the line. A kernel's bandwidth is the larger gap to its neighbouring observations
+//!   (the line's ends count as neighbours, except for the outermost kernels), clipped to
+//!   [width / min(100, n + 2), width];
 //! - categorical axes: per observation, a distribution with the prior spread over all
 //!   choices and one extra count at the observed choice, plus a uniform prior kernel.
 //!
-//! Used by TPE (good and bad densities) and by PED-ANOVA importance.
+//! The reference values in the tests come from Optuna 5.0 itself.
 
 use rand::rngs::StdRng;
 use rand::Rng;
@@ -28,16 +30,47 @@ pub(crate) enum Parzen {
         sigmas: Vec<f64>,
         /// Mixture weights, summing to 1 (the prior kernel last).
         weights: Vec<f64>,
+        /// The kernel line (see `Domain::kernel_line`).
         low: f64,
         high: f64,
-        /// 1 for a linear integer axis: the density is the mass of `[x - 1/2, x + 1/2]`.
-        step: Option<f64>,
+        /// Integer axes: draws are rounded, densities are cell masses.
+        int: Option<IntCells>,
     },
     Categorical {
         /// One probability row per kernel (the prior kernel last).
         rows: Vec<Vec<f64>>,
         weights: Vec<f64>,
     },
+}
+
+/// The integer values of an axis and whether its internal line is logarithmic.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IntCells {
+    min: i64,
+    max: i64,
+    log: bool,
+}
+
+impl IntCells {
+    fn to_line(self, x: f64) -> f64 {
+        if self.log {
+            x.ln()
+        } else {
+            x
+        }
+    }
+
+    /// The internal coordinate of the integer nearest to internal coordinate `c`.
+    fn round(self, c: f64) -> f64 {
+        let value = if self.log { c.exp() } else { c };
+        self.to_line((value.round() as i64).clamp(self.min, self.max) as f64)
+    }
+
+    /// The cell of the integer at internal coordinate `c`, on the internal line.
+    fn cell(self, c: f64) -> (f64, f64) {
+        let value = if self.log { c.exp().round() } else { c };
+        (self.to_line(value - 0.5), self.to_line(value + 0.5))
+    }
 }
 
 /// Optuna's default observation weights: equal for the 25 newest, a linear ramp from `1/n`
@@ -79,25 +112,28 @@ impl Parzen {
                 let rows = categorical_rows(choices.len(), observations);
                 Parzen::Categorical { rows, weights }
             }
-            _ => {
-                let (low, high, step) = domain.internal_bounds().expect("numeric axis");
-                let (mus, sigmas) = kernels(observations, low, high, step.unwrap_or(0.0));
-                Parzen::Numeric { mus, sigmas, weights, low, high, step }
+            Domain::Float { .. } | Domain::Int { .. } => {
+                let (low, high) = domain.kernel_line().expect("numeric axis");
+                let (mus, sigmas) = kernels(observations, low, high);
+                let int = match domain {
+                    Domain::Int { min, max, log } => {
+                        Some(IntCells { min: *min, max: *max, log: *log })
+                    }
+                    _ => None,
+                };
+                Parzen::Numeric { mus, sigmas, weights, low, high, int }
             }
         }
     }
 
-    /// One draw (an internal coordinate; integer and categorical draws are whole numbers).
+    /// One draw (an internal coordinate; integer draws are rounded to an integer's
+    /// coordinate, categorical draws are choice indices).
     pub(crate) fn sample(&self, rng: &mut StdRng) -> f64 {
         match self {
-            Parzen::Numeric { mus, sigmas, weights, low, high, step } => {
+            Parzen::Numeric { mus, sigmas, weights, low, high, int } => {
                 let k = pick(weights, rng);
-                let half = step.unwrap_or(0.0) / 2.0;
-                let x = truncated_normal(mus[k], sigmas[k], low - half, high + half, rng);
-                match step {
-                    Some(s) => (low + ((x - low) / s).round() * s).clamp(*low, *high),
-                    None => x,
-                }
+                let x = truncated_normal(mus[k], sigmas[k], *low, *high, rng);
+                int.map_or(x, |cells| cells.round(x))
             }
             Parzen::Categorical { rows, weights } => pick(&rows[pick(weights, rng)], rng) as f64,
         }
@@ -106,14 +142,13 @@ impl Parzen {
     /// The log density (log probability for integer and categorical axes) at `x`.
     pub(crate) fn log_pdf(&self, x: f64) -> f64 {
         match self {
-            Parzen::Numeric { mus, sigmas, weights, low, high, step } => {
-                let half = step.unwrap_or(0.0) / 2.0;
+            Parzen::Numeric { mus, sigmas, weights, low, high, int } => {
                 let terms = mus.iter().zip(sigmas).zip(weights).map(|((&mu, &sigma), &w)| {
-                    let normaliser =
-                        log_normal_mass((low - half - mu) / sigma, (high + half - mu) / sigma);
-                    let kernel = match step {
-                        Some(_) => {
-                            log_normal_mass((x - half - mu) / sigma, (x + half - mu) / sigma)
+                    let normaliser = log_normal_mass((low - mu) / sigma, (high - mu) / sigma);
+                    let kernel = match int {
+                        Some(cells) => {
+                            let (left, right) = cells.cell(x);
+                            log_normal_mass((left - mu) / sigma, (right - mu) / sigma)
                         }
                         None => {
                             let z = (x - mu) / sigma;
@@ -132,34 +167,33 @@ impl Parzen {
     }
 }
 
-/// Kernel centres and bandwidths: the observations, then the prior at the centre.
-fn kernels(observations: &[f64], low: f64, high: f64, step: f64) -> (Vec<f64>, Vec<f64>) {
+/// Kernel centres and bandwidths on the line `[low, high]`: the observations, then the
+/// prior at the centre.
+fn kernels(observations: &[f64], low: f64, high: f64) -> (Vec<f64>, Vec<f64>) {
     let n = observations.len();
-    let range = high - low + step;
-    let prior_mu = 0.5 * (low + high);
-    let mut mus = observations.to_vec();
-    mus.push(prior_mu);
-    let mut order: Vec<usize> = (0..mus.len()).collect();
-    order.sort_by(|&a, &b| mus[a].total_cmp(&mus[b]));
-    let mut padded = vec![low - step / 2.0];
-    padded.extend(order.iter().map(|&i| mus[i]));
-    padded.push(high + step / 2.0);
+    let width = high - low;
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| observations[a].total_cmp(&observations[b]));
+    let mut padded = vec![low];
+    padded.extend(order.iter().map(|&i| observations[i]));
+    padded.push(high);
     let mut sorted_sigmas: Vec<f64> = (1..padded.len() - 1)
         .map(|i| (padded[i] - padded[i - 1]).max(padded[i + 1] - padded[i]))
         .collect();
-    // The endpoints are not neighbours: the outermost kernels take their inner gap.
-    let m = sorted_sigmas.len();
-    if m >= 2 {
+    // The ends of the line are not neighbours of the outermost kernels: they take their
+    // inner gap.
+    if n >= 2 {
         sorted_sigmas[0] = padded[2] - padded[1];
-        sorted_sigmas[m - 1] = padded[m] - padded[m - 1];
+        sorted_sigmas[n - 1] = padded[n] - padded[n - 1];
     }
-    let (min_sigma, max_sigma) = (range / (n as f64 + 2.0).min(100.0), range);
-    let mut sigmas = vec![0.0; mus.len()];
+    let (min_sigma, max_sigma) = (width / (n as f64 + 2.0).min(100.0), width);
+    let mut sigmas = vec![0.0; n];
     for (rank, &i) in order.iter().enumerate() {
         sigmas[i] = sorted_sigmas[rank].clamp(min_sigma, max_sigma);
     }
-    // The prior kernel is always as wide as the axis.
-    sigmas[n] = range;
+    let mut mus = observations.to_vec();
+    mus.push(0.5 * (low + high));
+    sigmas.push(width);
     (mus, sigmas)
 }
 
@@ -278,6 +312,75 @@ mod tests {
         let masses: Vec<f64> = (0..3).map(|c| parzen.log_pdf(c as f64).exp()).collect();
         assert!((masses.iter().sum::<f64>() - 1.0).abs() < 1e-12);
         assert!(masses[0] > masses[2] && masses[2] > masses[1], "{masses:?}");
+    }
+
+    /// log_pdf values of Optuna 5.0's `_ParzenEstimator` (prior_weight 1, magic clip, no
+    /// endpoints, default_weights) for the same observations and points, printed by
+    /// `pe.log_pdf({"x": xs})`; x in Optuna's external values.
+    #[test]
+    fn log_densities_match_optuna() {
+        let ln = |xs: &[f64]| xs.iter().map(|x| x.ln()).collect::<Vec<f64>>();
+        let float = Domain::Float { min: 0.0, max: 10.0, log: false };
+        let thirty: Vec<f64> = (0..30).map(|i| ((i * 37) % 100) as f64 / 10.0).collect();
+        let cases: Vec<(Domain, Vec<f64>, Vec<f64>, Vec<f64>)> = vec![
+            (
+                float.clone(),
+                vec![2.0, 2.5, 7.0],
+                vec![0.0, 2.2, 5.0, 9.9],
+                vec![
+                    -2.3309818137050637,
+                    -1.9978340601856535,
+                    -2.271653992041567,
+                    -2.8479822663946104,
+                ],
+            ),
+            (
+                Domain::Float { min: 1e-4, max: 1e-1, log: true },
+                ln(&[1e-3, 2e-3, 5e-2]),
+                ln(&[1e-4, 1.5e-3, 0.05]),
+                vec![-2.4189105256823233, -1.69206095907148, -2.1365045954051136],
+            ),
+            (
+                Domain::Int { min: 1, max: 6, log: false },
+                vec![2.0, 2.0, 5.0],
+                vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+                vec![
+                    -1.7319199559903442,
+                    -1.525076160716592,
+                    -1.6047469037990651,
+                    -1.831404914585477,
+                    -2.025006354702403,
+                    -2.186319744979521,
+                ],
+            ),
+            (
+                Domain::Int { min: 8, max: 64, log: true },
+                ln(&[8.0, 16.0, 60.0]),
+                ln(&[8.0, 20.0, 64.0]),
+                vec![-2.6899559413900986, -3.7326654872580214, -5.212471884788377],
+            ),
+            (
+                Domain::Categorical(vec![toml::Value::Integer(0); 3]),
+                vec![0.0, 0.0, 2.0],
+                vec![0.0, 1.0, 2.0],
+                vec![-0.7419373447293773, -1.6582280766035324, -1.0986122886681098],
+            ),
+            (
+                float.clone(),
+                thirty,
+                vec![0.5, 3.3, 8.8],
+                vec![-2.4350811327821065, -2.233450862970715, -2.298284973049981],
+            ),
+            (float, vec![], vec![1.0, 5.0], vec![-2.341607292503096, -2.261607292503096]),
+        ];
+        for (domain, observations, xs, expected) in cases {
+            let weights = default_weights(observations.len());
+            let parzen = Parzen::fit(&domain, &observations, &weights);
+            for (x, want) in xs.iter().zip(expected) {
+                let got = parzen.log_pdf(*x);
+                assert!((got - want).abs() < 1e-9, "{domain:?} at {x}: {got} vs Optuna's {want}");
+            }
+        }
     }
 
     #[test]

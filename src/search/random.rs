@@ -40,8 +40,9 @@ pub(crate) fn sample_axis(domain: &Domain, rng: &mut StdRng) -> f64 {
     match domain {
         Domain::Categorical(choices) => rng.random_range(0..choices.len()) as f64,
         Domain::Int { min, max, log: false } => rng.random_range(*min..=*max) as f64,
+        // Floats, and log integers (uniform on the log line, rounded by `from_internal`).
         _ => {
-            let (low, high, _) = domain.internal_bounds().expect("numeric axis");
+            let (low, high) = domain.kernel_line().expect("numeric axis");
             rng.random_range(low..high)
         }
     }

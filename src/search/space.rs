@@ -97,17 +97,28 @@ impl Domain {
         }
     }
 
-    /// Bounds of the internal line of a numeric axis, and its step (1 for a linear integer
-    /// axis). A log integer axis is continuous on `[ln(min - 1/2), ln(max + 1/2)]` and
-    /// rounded afterwards, as Optuna does, so every integer keeps a fair share of the line.
-    pub(crate) fn internal_bounds(&self) -> Option<(f64, f64, Option<f64>)> {
+    /// The line a numeric axis's kernels live on: `[min, max]` (logs for a log axis), and for
+    /// integers `[min - 1/2, max + 1/2]` (or its logs), so each integer owns a cell of it and
+    /// the end values are as likely as the others, as in Optuna.
+    pub(crate) fn kernel_line(&self) -> Option<(f64, f64)> {
+        let ln_if = |log: bool, x: f64| if log { x.ln() } else { x };
         match self {
             Domain::Categorical(_) => None,
-            Domain::Float { min, max, log: false } => Some((*min, *max, None)),
-            Domain::Float { min, max, log: true } => Some((min.ln(), max.ln(), None)),
-            Domain::Int { min, max, log: false } => Some((*min as f64, *max as f64, Some(1.0))),
-            Domain::Int { min, max, log: true } => {
-                Some(((*min as f64 - 0.5).ln(), (*max as f64 + 0.5).ln(), None))
+            Domain::Float { min, max, log } => Some((ln_if(*log, *min), ln_if(*log, *max))),
+            Domain::Int { min, max, log } => {
+                Some((ln_if(*log, *min as f64 - 0.5), ln_if(*log, *max as f64 + 0.5)))
+            }
+        }
+    }
+
+    /// The internal coordinates of `min` and `max` of a numeric axis.
+    pub(crate) fn internal_range(&self) -> Option<(f64, f64)> {
+        let ln_if = |log: bool, x: f64| if log { x.ln() } else { x };
+        match self {
+            Domain::Categorical(_) => None,
+            Domain::Float { min, max, log } => Some((ln_if(*log, *min), ln_if(*log, *max))),
+            Domain::Int { min, max, log } => {
+                Some((ln_if(*log, *min as f64), ln_if(*log, *max as f64)))
             }
         }
     }

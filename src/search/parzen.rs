@@ -369,7 +369,9 @@ mod tests {
         let ln = |xs: &[f64]| xs.iter().map(|x| x.ln()).collect::<Vec<f64>>();
         let float = Domain::Float { min: 0.0, max: 10.0, log: false };
         let thirty: Vec<f64> = (0..30).map(|i| ((i * 37) % 100) as f64 / 10.0).collect();
-        let cases: Vec<(Domain, Vec<f64>, Vec<f64>, Vec<f64>)> = vec![
+        // (domain, observations, points, Optuna's log densities at the points)
+        type Case = (Domain, Vec<f64>, Vec<f64>, Vec<f64>);
+        let cases: Vec<Case> = vec![
             (
                 float.clone(),
                 vec![2.0, 2.5, 7.0],

@@ -9,7 +9,10 @@
 //!
 //! Ranking: complete trials by value, then pruned trials by their last reported value
 //! (those without one last): a pruned trial is only "good" when there are too few complete
-//! trials to fill the good set, as in Optuna. Failed trials are ignored.
+//! trials to fill the good set, as in Optuna. Failed trials (no value) are ignored. A
+//! complete trial with a NaN or infinite value (a diverged run) ranks after every pruned
+//! one: unlike Optuna, which fails such a trial, it stays in the bad set and steers the
+//! search away from, say, a learning rate that diverges.
 //!
 //! Constant liar: running trials join the bad set (as if they had the worst value), so
 //! parallel slots that propose while others run are pushed away from the running points
@@ -78,10 +81,16 @@ fn split<'a>(
     running: &'a [Point],
     n_good: usize,
 ) -> (Vec<&'a Point>, Vec<&'a Point>) {
-    // Sort key: complete before pruned, then by value; NaN and missing values rank last.
+    // Sort key: complete, then pruned, then diverged (a complete trial with a NaN or
+    // infinite value); by value within each; missing and NaN values rank last.
     let key = |t: &Trial| {
         let value = t.value.filter(|v| !v.is_nan()).unwrap_or(f64::INFINITY);
-        (t.pruned, value)
+        let class = match (t.pruned, value.is_finite()) {
+            (false, true) => 0,
+            (true, _) => 1,
+            (false, false) => 2,
+        };
+        (class, value)
     };
     let mut ranked: Vec<usize> =
         (0..history.len()).filter(|&i| history[i].value.is_some() || history[i].pruned).collect();
@@ -241,6 +250,32 @@ mod tests {
         // (here from 2.86 to 0.45), rather than to a nearby candidate.
         let (a, b) = (x_of(&alone), x_of(&beside));
         assert!((b - a).abs() > 0.5, "alone {a}, beside running {b}");
+    }
+
+    #[test]
+    fn split_ranks_complete_before_pruned_and_puts_running_and_failed_aside() {
+        let trial = |x: f64, value: Option<f64>, pruned: bool| Trial {
+            point: vec![("x".to_string(), Value::Float(x))],
+            value,
+            pruned,
+        };
+        let history = vec![
+            trial(0.0, Some(5.0), false),
+            trial(1.0, Some(0.1), true), // pruned: ranks after every complete trial
+            trial(2.0, Some(3.0), false),
+            trial(3.0, None, false),           // failed: in neither set
+            trial(4.0, Some(f64::NAN), false), // diverged: after every pruned trial
+            trial(5.0, None, true),            // pruned without a value: last of all
+            trial(6.0, Some(0.5), true),
+        ];
+        let running = vec![vec![("x".to_string(), Value::Float(7.0))]];
+        let xs = |points: Vec<&Point>| points.iter().map(|p| x_of(p)).collect::<Vec<f64>>();
+        let (good, bad) = split(&history, &running, 2);
+        assert_eq!((xs(good), xs(bad)), (vec![0.0, 2.0], vec![1.0, 4.0, 5.0, 6.0, 7.0]));
+        let (good, bad) = split(&history, &running, 4);
+        assert_eq!((xs(good), xs(bad)), (vec![0.0, 1.0, 2.0, 6.0], vec![4.0, 5.0, 7.0]));
+        let (good, bad) = split(&history, &running, 5);
+        assert_eq!((xs(good), xs(bad)), (vec![0.0, 1.0, 2.0, 5.0, 6.0], vec![4.0, 7.0]));
     }
 
     #[test]

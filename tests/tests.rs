@@ -4,6 +4,7 @@
 mod common;
 
 mod bad_input;
+mod cli_regressions;
 mod encoder;
 mod finetune_sweep;
 mod parity_f32;

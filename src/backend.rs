@@ -86,7 +86,8 @@ impl DeviceChoice {
                 let gpus = detect_gpus();
                 if gpus.is_empty() {
                     eprintln!(
-                        "note: no GPU found (or this build has no `cuda` feature); running on the CPU"
+                        "note: no GPU found (or this build has no `cuda` feature); \
+                         running on the CPU"
                     );
                     return vec![Device::Cpu];
                 }

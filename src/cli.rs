@@ -50,8 +50,8 @@ const FLAGS: &[(&str, &str)] = &[
     about = "Hyperparameter sweeps with k-fold cross-validation for embedding-pair regression",
     long_about = "Hyperparameter sweeps with k-fold cross-validation for embedding-pair regression \
                   (metric embedding x multilingual text -> 0-10 score), built for the DA5401 \
-                  metric-learning challenge.\n\nExit codes: 0 success, 1 failure (some jobs failed, or an I/O \
-                  or internal error), 2 bad input or usage."
+                  metric-learning challenge.\n\nExit codes: 0 success, 1 failure (some jobs failed, \
+                  or an I/O or internal error), 2 bad input or usage."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -430,7 +430,7 @@ pub fn line_of_key(source: &str, key: &str) -> Option<usize> {
     for (i, line) in source.lines().enumerate() {
         let line = line.trim();
         if let Some(header) = line.strip_prefix('[') {
-            section = unquote(header.trim_end_matches(|c| c == ']' || c == ' '));
+            section = unquote(header.trim_end_matches([']', ' ']));
             continue;
         }
         let Some((name, value)) = line.split_once('=') else { continue };

@@ -174,7 +174,7 @@ mod tests {
         };
         let error = create_output_folder(Path::new("/tmp"), &options).unwrap_err().to_string();
         assert!(
-            error.contains("--out-dir")
+            error.contains("`out_dir`")
                 && error.contains("/tmp/sweep out")
                 && error.contains("blanks"),
             "{error}"

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::cv::FoldAssignment;
 use crate::data::{Dataset, Matrix, MetricTable, Split};
-use crate::error::{InputError, InputResult};
+use crate::error::InputError;
 use crate::model::ModelSpec;
 use crate::sampling::{apply_weights, synthetic_negatives, Sample};
 use crate::text::{text_features, Part};
@@ -25,14 +25,15 @@ pub struct TrainingData {
 }
 
 impl TrainingData {
-    pub fn load(config: &Config) -> InputResult<TrainingData> {
+    pub fn load(config: &Config) -> anyhow::Result<TrainingData> {
         let metrics = MetricTable::load(&config.data.metric_names, &config.data.metric_embeddings)?;
         let dataset = Dataset::load(&config.data.train, Split::Train, metrics)?;
         if dataset.len() < config.cv.folds {
             return Err(InputError::in_file(
                 &config.data.train,
                 format!("{} records cannot be split into {} folds", dataset.len(), config.cv.folds),
-            ));
+            )
+            .into());
         }
         let texts = text_features(config, &dataset, Part::Train)?;
         let folds =
@@ -116,7 +117,7 @@ pub fn run_fold<B: AutodiffBackend>(
             "fold {k} does not exist: folds are 0..{}",
             config.cv.folds - 1
         ))
-        .field("--fold")
+        .field("fold")
         .into());
     }
     let (train, val) = data.fold_samples(config, k);

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, TextEncoderKind};
 use crate::cv::FoldAssignment;
 use crate::data::{Dataset, Matrix, MetricTable, Split};
-use crate::error::{InputError, InputResult};
+use crate::error::InputError;
 use crate::model::ModelSpec;
 use crate::sampling::{apply_weights, synthetic_negatives, Sample};
 use crate::text::{text_features, Part};
@@ -80,14 +80,15 @@ pub fn test_fingerprint(config: &Config, path: &Path) -> InputResult<String> {
 }
 
 impl TrainingData {
-    pub fn load(config: &Config) -> InputResult<TrainingData> {
+    pub fn load(config: &Config) -> anyhow::Result<TrainingData> {
         let metrics = MetricTable::load(&config.data.metric_names, &config.data.metric_embeddings)?;
         let dataset = Dataset::load(&config.data.train, Split::Train, metrics)?;
         if dataset.len() < config.cv.folds {
             return Err(InputError::in_file(
                 &config.data.train,
                 format!("{} records cannot be split into {} folds", dataset.len(), config.cv.folds),
-            ));
+            )
+            .into());
         }
         let texts = text_features(config, &dataset, Part::Train)?;
         let folds =
@@ -204,7 +205,7 @@ pub fn run_fold<B: AutodiffBackend>(
             "fold {k} does not exist: folds are 0..{}",
             config.cv.folds - 1
         ))
-        .field("--fold")
+        .field("fold")
         .into());
     }
     let (train, val) = data.fold_samples(config, k);

@@ -8,6 +8,7 @@
 //! - [`model`]: the bilinear + MLP model, heads and losses (burn, backend-generic);
 //! - [`train`]: optimiser, schedules, the training loop, evaluation and checkpoints;
 //! - [`job`]: one resolved config on one fold, end to end;
+//! - [`search`]: random and TPE search, ASHA and racing pruners, parameter importance;
 //! - [`cli`]: the command line on top.
 
 mod alloc;
@@ -23,6 +24,7 @@ pub mod model;
 pub mod probe;
 pub mod report;
 pub mod sampling;
+pub mod search;
 pub mod store;
 pub mod sweep;
 pub mod text;

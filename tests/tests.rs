@@ -4,6 +4,7 @@
 mod common;
 
 mod bad_input;
+mod cli_regressions;
 mod encoder;
 mod export;
 mod finetune_sweep;

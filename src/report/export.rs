@@ -1,11 +1,17 @@
 //! `foldsweep export`: the chosen config's fold ensemble on the test set, as a submission.
+//!
+//! Checks before predicting, since a mismatch would otherwise pass silently or panic inside
+//! burn: a new test file with precomputed text features needs its own embeddings (the
+//! config's belong to its `data.test`), and every checkpoint's input widths must match the
+//! test features.
 
 use std::path::{Path, PathBuf};
 
 use crate::backend::{cpu_device, Cpu};
-use crate::config::Config;
+use crate::config::{Config, TextEncoderKind};
 use crate::data::{Dataset, MetricTable, Split};
 use crate::error::InputError;
+use crate::model::ModelSpec;
 use crate::sampling::{Sample, NUM_BINS};
 use crate::store::Store;
 use crate::text::{text_features, Part};
@@ -15,6 +21,8 @@ use crate::train::{checkpoint, predict, Features};
 pub struct ExportRequest {
     pub config_id: String,
     pub test: Option<PathBuf>,
+    /// Precomputed text embeddings of `test` (with the `precomputed` encoder only).
+    pub test_embeddings: Option<PathBuf>,
     pub out: PathBuf,
     pub round: bool,
     pub allow_partial: bool,
@@ -29,13 +37,13 @@ pub struct ExportReport {
 }
 
 /// Predicts every test record with each finished fold's checkpoint, averages, clamps to
-/// [0, 10], rounds unless asked not to, and writes `ID,score` with IDs 1..N in file order.
+/// [0, 10], rounds when asked to, and writes `ID,score` with IDs 1..N in file order.
 pub fn export(store: &Store, request: &ExportRequest) -> anyhow::Result<ExportReport> {
     let params = store.config_params(&request.config_id).map_err(|_| {
         InputError::new(format!("no config with id {:?} in this database", request.config_id))
-            .field("--config")
+            .field("config")
     })?;
-    let config: Config = serde_json::from_str(&params)?;
+    let mut config: Config = serde_json::from_str(&params)?;
     let folds: Vec<(usize, Option<String>)> = {
         let mut stmt = store.conn().prepare(
             "SELECT j.fold, r.checkpoint FROM jobs j JOIN fold_results r ON r.job_id = j.id
@@ -52,18 +60,18 @@ pub fn export(store: &Store, request: &ExportRequest) -> anyhow::Result<ExportRe
             folds.len(),
             config.cv.folds
         ))
-        .field("--config")
+        .field("config")
         .into());
     }
     if folds.is_empty() {
         return Err(InputError::new(format!("config {} has no finished fold", request.config_id))
-            .field("--config")
+            .field("config")
             .into());
     }
     let test_path = request.test.clone().or_else(|| config.data.test.clone()).ok_or_else(|| {
-        InputError::new("no test file: pass --test PATH or set data.test in the sweep file")
-            .field("--test")
+        InputError::new("no test file: name one, or set data.test in the sweep file").field("test")
     })?;
+    config.text.test_embeddings = test_embeddings(&config, request, &test_path)?;
     let metrics = MetricTable::load(&config.data.metric_names, &config.data.metric_embeddings)?;
     let test = Dataset::load(&test_path, Split::Test, metrics)?;
     let texts = text_features(&config, &test, Part::Test)?;
@@ -84,7 +92,8 @@ pub fn export(store: &Store, request: &ExportRequest) -> anyhow::Result<ExportRe
         let dir = store
             .base_dir()
             .join(path.as_deref().ok_or_else(|| anyhow::anyhow!("fold {fold} has no checkpoint"))?);
-        let (_, model) = checkpoint::load::<Cpu>(&dir, &device)?;
+        let (spec, model) = checkpoint::load::<Cpu>(&dir, &device)?;
+        check_widths(&spec, &dir, test.metrics.dim(), texts.cols)?;
         for (s, p) in sum.iter_mut().zip(predict(&model, features, &samples, &device).scores) {
             *s += p as f64;
         }
@@ -103,6 +112,51 @@ pub fn export(store: &Store, request: &ExportRequest) -> anyhow::Result<ExportRe
         histogram,
         mean: scores.iter().sum::<f64>() / scores.len().max(1) as f64,
     })
+}
+
+/// The text embeddings of `test_path` when the config reads precomputed ones: the config's own
+/// `text.test_embeddings` belong to its `data.test`, so any other test file needs its own.
+fn test_embeddings(
+    config: &Config,
+    request: &ExportRequest,
+    test_path: &Path,
+) -> Result<Option<PathBuf>, InputError> {
+    let precomputed = config.text.encoder == TextEncoderKind::Precomputed;
+    match (&request.test_embeddings, precomputed) {
+        (Some(_), false) => Err(InputError::new(
+            "test embeddings are only read with text.encoder = \"precomputed\"",
+        )
+        .field("test_embeddings")),
+        (Some(path), true) => Ok(Some(path.clone())),
+        (None, true) if config.data.test.as_deref() != Some(test_path) => Err(InputError::in_file(
+            test_path,
+            "this config reads precomputed text embeddings, and the configured ones \
+                 (text.test_embeddings) belong to data.test: give this file's own embeddings",
+        )
+        .field("test_embeddings")),
+        (None, _) => Ok(config.text.test_embeddings.clone()),
+    }
+}
+
+/// A checkpoint only fits features of the widths it was trained on; say so rather than let
+/// burn panic on the shapes.
+fn check_widths(
+    spec: &ModelSpec,
+    checkpoint: &Path,
+    metric_width: usize,
+    text_width: usize,
+) -> Result<(), InputError> {
+    if spec.d_metric == metric_width && spec.d_text == text_width {
+        return Ok(());
+    }
+    Err(InputError::in_file(
+        checkpoint,
+        format!(
+            "the checkpoint was trained on metric width {} and text width {}, but the test \
+             features have metric width {metric_width} and text width {text_width}",
+            spec.d_metric, spec.d_text
+        ),
+    ))
 }
 
 fn write_submission(path: &Path, scores: &[f64], rounded: bool) -> anyhow::Result<()> {

@@ -35,29 +35,55 @@ pub struct ConfigSummary {
     pub oof_rmse: Option<f64>,
     /// Mean of the per-score RMSEs of the pooled out-of-fold predictions (non-empty bins).
     pub macro_rmse: Option<f64>,
+    /// Pooled out-of-fold RMSE of the predictions clamped to [0, 10] and rounded to whole
+    /// scores, as `export --round` would submit them.
+    pub oof_rounded_rmse: Option<f64>,
     pub bin_rmse: Vec<Option<f64>>,
     pub bin_count: Vec<usize>,
     pub fold_hash: String,
     pub position: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the results are sorted by: pooled OOF RMSE, mean fold RMSE or macro RMSE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SortKey {
     Oof,
     Mean,
     Macro,
 }
 
+/// What "best" means when one config is picked (export, compare's reference):
+/// pooled OOF RMSE or macro RMSE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Criterion {
+    Oof,
+    Macro,
+}
+
+impl Criterion {
+    pub fn sort_key(self) -> SortKey {
+        match self {
+            Criterion::Oof => SortKey::Oof,
+            Criterion::Macro => SortKey::Macro,
+        }
+    }
+}
+
+/// The config with the lowest value of `key` (the first of equals), whatever order `rows`
+/// are in; None when no config has a value.
+pub fn best(rows: &[ConfigSummary], key: SortKey) -> Option<&ConfigSummary> {
+    rows.iter()
+        .filter_map(|r| key.value(r).map(|v| (v, r)))
+        .reduce(|best, next| if next.0 < best.0 { next } else { best })
+        .map(|(_, r)| r)
+}
+
 impl SortKey {
-    pub fn parse(text: &str) -> crate::error::InputResult<SortKey> {
-        match text {
-            "oof" => Ok(SortKey::Oof),
-            "mean" => Ok(SortKey::Mean),
-            "macro" => Ok(SortKey::Macro),
-            other => Err(crate::error::InputError::new(format!(
-                "unknown sort key {other:?}; use oof, mean or macro"
-            ))
-            .field("--sort")),
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Oof => "oof",
+            SortKey::Mean => "mean",
+            SortKey::Macro => "macro",
         }
     }
 
@@ -150,6 +176,7 @@ fn summarize(
         .map(|b| (counts[b] > 0).then(|| (sums[b] / counts[b] as f64).sqrt()))
         .collect();
     let filled: Vec<f64> = bin_rmse.iter().flatten().copied().collect();
+    let oof_rounded_rmse = pooled_rmse(oof.iter().map(|(t, p)| (*t, p.clamp(0.0, 10.0).round())));
     Ok(ConfigSummary {
         id: id.to_string(),
         label,
@@ -162,6 +189,7 @@ fn summarize(
         sd_rmse,
         oof_rmse: (!oof.is_empty()).then(|| (sums.iter().sum::<f64>() / oof.len() as f64).sqrt()),
         macro_rmse: (!filled.is_empty()).then(|| filled.iter().sum::<f64>() / filled.len() as f64),
+        oof_rounded_rmse,
         bin_rmse,
         bin_count: counts.to_vec(),
         fold_hash,
@@ -177,6 +205,12 @@ pub fn oof_predictions(store: &Store, config_id: &str) -> anyhow::Result<Vec<(f6
     )?;
     let rows = stmt.query_map(params![config_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// sqrt of the mean squared error over (truth, prediction) pairs; None without pairs.
+fn pooled_rmse(pairs: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
+    let (sum, n) = pairs.fold((0.0, 0usize), |(sum, n), (t, p)| (sum + (p - t).powi(2), n + 1));
+    (n > 0).then(|| (sum / n as f64).sqrt())
 }
 
 /// Mean and sample standard deviation (n - 1).
@@ -196,15 +230,19 @@ pub trait Exporter {
     fn export(&self, rows: &[ConfigSummary], keys: &[String]) -> anyhow::Result<String>;
 }
 
-pub fn exporter(format: &str) -> crate::error::InputResult<Box<dyn Exporter>> {
+/// The output formats of the results table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+pub fn exporter(format: OutputFormat) -> Box<dyn Exporter> {
     match format {
-        "table" => Ok(Box::new(TableExporter)),
-        "csv" => Ok(Box::new(CsvExporter)),
-        "json" => Ok(Box::new(JsonExporter)),
-        other => Err(crate::error::InputError::new(format!(
-            "unknown format {other:?}; use table, csv or json"
-        ))
-        .field("--format")),
+        OutputFormat::Table => Box::new(TableExporter),
+        OutputFormat::Csv => Box::new(CsvExporter),
+        OutputFormat::Json => Box::new(JsonExporter),
     }
 }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use toml::{Table, Value};
 
-use crate::config::{line_of, toml_error, Config, TrainConfig};
+use crate::config::{line_of, toml_error, with_line, Config, TrainConfig};
 use crate::error::{InputError, InputResult};
 
 /// Sections a sweep file may have; anything else is a typo worth an error.
@@ -153,7 +153,7 @@ impl SweepFile {
         // Validates the sections once, with line numbers, before any grid value is applied.
         let stripped = strip_sweep_keys(&sweep.source);
         let base: Config = toml::from_str(&stripped).map_err(|e| toml_error(&stripped, &e))?;
-        base.text.validate_public()?;
+        base.text.validate_public().map_err(|e| with_line(&stripped, e))?;
         Ok(sweep)
     }
 
@@ -187,8 +187,9 @@ impl SweepFile {
                     .find(|a| e.field.as_deref().is_some_and(|f| axis_sets(&a.key, f)))
                 {
                     Some(axis) => self.axis_error(axis, e.message.clone()),
-                    None => e,
+                    None => with_line(&self.source, e),
                 }
+                .file(&self.path)
             })?;
             points.push(GridPoint { config, varying });
         }

@@ -45,8 +45,9 @@ pub fn run_worker(job_file: &Path) -> anyhow::Result<()> {
             std::process::exit(crate::cli::EXIT_FAILED as i32);
         }
     };
+    let device: crate::backend::Device = spec.device.parse()?;
     let result = crate::backend::run_fold_on(
-        &spec.device,
+        &device,
         &spec.config,
         &data,
         spec.fold,

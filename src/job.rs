@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Config, TextEncoderKind};
 use crate::cv::FoldAssignment;
 use crate::data::{Dataset, Matrix, MetricTable, Split};
-use crate::error::InputError;
+use crate::error::{InputError, InputResult};
 use crate::model::ModelSpec;
 use crate::sampling::{apply_weights, synthetic_negatives, Sample};
 use crate::text::{text_features, Part};
@@ -38,7 +38,7 @@ pub struct TestData {
 }
 
 impl TestData {
-    pub fn load(config: &Config, path: &Path) -> InputResult<TestData> {
+    pub fn load(config: &Config, path: &Path) -> anyhow::Result<TestData> {
         let metrics = MetricTable::load(&config.data.metric_names, &config.data.metric_embeddings)?;
         let dataset = Dataset::load(path, Split::Test, metrics)?;
         let texts = text_features(config, &dataset, Part::Test)?;

@@ -13,6 +13,5 @@ mod parity_f64;
 mod reduced_precision;
 mod report_html;
 mod shard;
-mod shift;
 mod sweep;
 mod training;

@@ -11,5 +11,6 @@ mod parity_f64;
 mod reduced_precision;
 mod report_html;
 mod shard;
+mod store_regressions;
 mod sweep;
 mod training;

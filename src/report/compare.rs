@@ -111,20 +111,14 @@ fn fold_metrics(
     config_id: &str,
     by_macro: bool,
 ) -> anyhow::Result<Vec<(usize, f64, f64, f64)>> {
-    let column = if by_macro { "r.macro_rmse" } else { "r.rmse" };
-    let mut stmt = store.conn().prepare(&format!(
-        "SELECT j.fold, {column}, r.val_rows, r.train_rows FROM jobs j JOIN fold_results r ON r.job_id = j.id
-         WHERE j.config_id = ?1 AND j.status = 'done' ORDER BY j.fold"
-    ))?;
-    let rows = stmt.query_map([config_id], |r| {
-        Ok((
-            r.get::<_, i64>(0)? as usize,
-            r.get(1)?,
-            r.get::<_, i64>(2)? as f64,
-            r.get::<_, i64>(3)? as f64,
-        ))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(store
+        .fold_metrics(config_id)?
+        .into_iter()
+        .map(|f| {
+            let value = if by_macro { f.macro_rmse } else { f.rmse };
+            (f.fold, value, f.val_rows as f64, f.train_rows as f64)
+        })
+        .collect())
 }
 
 /// Every config of the sweep against the reference (the baseline, or the best by pooled

@@ -102,8 +102,8 @@ fn merge_one(target: &mut Store, shard: &Path) -> anyhow::Result<(usize, usize)>
                 tx.execute("DELETE FROM jobs WHERE id = ?1", [id])?;
             }
             tx.execute(
-                "INSERT INTO jobs (config_id, fold, status, attempt, device, host, pid, worker_pid, heartbeat, started_at, finished_at, error)
-                 SELECT config_id, fold, status, attempt, device, host, NULL, NULL, heartbeat, started_at, finished_at, error
+                "INSERT INTO jobs (config_id, fold, status, attempt, device, host, pid, worker_pid, heartbeat, started_at, finished_at, error, diverged_epoch)
+                 SELECT config_id, fold, status, attempt, device, host, NULL, NULL, heartbeat, started_at, finished_at, error, diverged_epoch
                  FROM shard.jobs WHERE id = ?1",
                 [shard_job],
             )?;

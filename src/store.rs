@@ -12,6 +12,8 @@ use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRe
 use rusqlite::{params, Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior};
 use serde::Serialize;
 
+mod merge;
+
 use crate::job::FoldResult;
 use crate::train::EpochLog;
 
@@ -169,7 +171,7 @@ fn schema_version(conn: &Connection) -> anyhow::Result<Option<i64>> {
 }
 
 /// Where a job stands. Stored as its lower-case name (the `jobs.status` CHECK lists them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum JobStatus {
     Pending,
@@ -190,6 +192,11 @@ impl JobStatus {
         JobStatus::Interrupted,
         JobStatus::Diverged,
     ];
+
+    /// Done or diverged: the job has its outcome and is never run again.
+    pub fn is_result(self) -> bool {
+        matches!(self, JobStatus::Done | JobStatus::Diverged)
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -667,7 +674,7 @@ impl Store {
     pub fn status_counts(
         &self,
         sweep_id: i64,
-    ) -> anyhow::Result<std::collections::BTreeMap<String, usize>> {
+    ) -> anyhow::Result<std::collections::BTreeMap<JobStatus, usize>> {
         let mut stmt = self.conn.prepare(
             "SELECT j.status, COUNT(*) FROM jobs j JOIN sweep_configs s ON s.config_id = j.config_id
              WHERE s.sweep_id = ?1 AND s.retired_at IS NULL GROUP BY j.status",
@@ -813,33 +820,48 @@ fn job_row(r: &rusqlite::Row) -> rusqlite::Result<JobRow> {
     })
 }
 
+/// Who holds a running job.
+struct Claim {
+    job_id: i64,
+    host: Option<String>,
+    pid: Option<i64>,
+    owner_start: Option<i64>,
+    heartbeat: Option<f64>,
+}
+
 /// Requeues the sweep's jobs left `running` by a coordinator that is gone. On this machine the
 /// owner is identified by pid and start time, so a reused pid (PID 1 of a restarted container)
 /// does not keep a dead coordinator's jobs alive; another machine's jobs count as alive while
 /// their heartbeat is under ten minutes old.
 fn requeue_stale(tx: &Transaction, sweep_id: i64) -> anyhow::Result<usize> {
     let host = hostname();
-    let running: Vec<(i64, Option<String>, Option<i64>, Option<i64>, Option<f64>)> = {
+    let running: Vec<Claim> = {
         let mut stmt = tx.prepare(
             "SELECT j.id, j.host, j.pid, j.owner_start, j.heartbeat FROM jobs j
              JOIN sweep_configs s ON s.config_id = j.config_id
              WHERE s.sweep_id = ?1 AND j.status = ?2",
         )?;
         let rows = stmt.query_map(params![sweep_id, JobStatus::Running], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok(Claim {
+                job_id: r.get(0)?,
+                host: r.get(1)?,
+                pid: r.get(2)?,
+                owner_start: r.get(3)?,
+                heartbeat: r.get(4)?,
+            })
         })?;
         rows.collect::<Result<_, _>>()?
     };
     let mut requeued = 0;
-    for (id, job_host, pid, owner_start, heartbeat) in running {
-        let owner_alive = match (job_host.as_deref(), pid) {
-            (Some(h), Some(pid)) if h == host => owner_running(pid, owner_start),
-            _ => heartbeat.is_some_and(|hb| now() - hb < 600.0),
+    for claim in running {
+        let owner_alive = match (claim.host.as_deref(), claim.pid) {
+            (Some(h), Some(pid)) if h == host => owner_running(pid, claim.owner_start),
+            _ => claim.heartbeat.is_some_and(|hb| now() - hb < 600.0),
         };
         if !owner_alive {
             requeued += tx.execute(
                 "UPDATE jobs SET status = ?2, pid = NULL, owner_start = NULL, worker_pid = NULL WHERE id = ?1",
-                params![id, JobStatus::Pending],
+                params![claim.job_id, JobStatus::Pending],
             )?;
         }
     }

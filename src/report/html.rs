@@ -14,7 +14,7 @@ use plotters::prelude::*;
 use super::{oof_predictions, summaries, varying_keys, ConfigSummary, SortKey};
 use crate::data::score_bin;
 use crate::sampling::NUM_BINS;
-use crate::store::Store;
+use crate::store::{JobStatus, Store};
 
 /// How many of the best configs the per-score chart compares: more bars per score stop being readable.
 const TOP: usize = 5;
@@ -75,7 +75,7 @@ pub fn escape(text: &str) -> String {
 struct SweepHead {
     name: String,
     folds: usize,
-    jobs: BTreeMap<String, usize>,
+    jobs: BTreeMap<JobStatus, usize>,
 }
 
 impl SweepHead {
@@ -85,8 +85,8 @@ impl SweepHead {
         Ok(SweepHead { name, folds, jobs })
     }
 
-    fn count(&self, status: &str) -> usize {
-        self.jobs.get(status).copied().unwrap_or(0)
+    fn count(&self, status: JobStatus) -> usize {
+        self.jobs.get(&status).copied().unwrap_or(0)
     }
 }
 
@@ -185,7 +185,7 @@ fn page(head: &SweepHead, rows: &[ConfigSummary], keys: &[String], figures: &[Fi
 /// "8 configs × 5 folds = 40 jobs: 38 done, 2 failed".
 fn facts(head: &SweepHead, rows: &[ConfigSummary]) -> String {
     let total: usize = head.jobs.values().sum();
-    let (done, failed) = (head.count("done"), head.count("failed"));
+    let (done, failed) = (head.count(JobStatus::Done), head.count(JobStatus::Failed));
     let mut text = format!(
         "{} × {} = {}: {done} done, {failed} failed",
         plural(rows.len(), "config"),

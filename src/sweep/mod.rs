@@ -264,14 +264,22 @@ pub fn interrupted() -> bool {
     INTERRUPTS.load(Ordering::SeqCst) > 0
 }
 
-/// Registers the sweep's current definition; returns its id and the (config, fold) jobs this
-/// run is responsible for (the shard's slice, or all).
+/// A sweep as registered for this run.
+struct Registered {
+    sweep_id: i64,
+    /// The (config, fold) jobs this run is responsible for (the shard's slice, or all).
+    selected: Vec<(String, usize)>,
+    /// How many jobs the whole sweep has.
+    all_jobs: usize,
+}
+
+/// Registers the sweep's current definition.
 fn register(
     store: &mut Store,
     sweep: &SweepFile,
     plan: &Plan,
     options: &RunOptions,
-) -> anyhow::Result<(i64, Vec<(String, usize)>, usize)> {
+) -> anyhow::Result<Registered> {
     let points = &plan.expansion.points;
     let labels: Vec<String> = points.iter().map(GridPoint::label).collect();
     let params: Vec<String> =
@@ -301,7 +309,7 @@ fn register(
         folds,
     };
     let (sweep_id, _added) = store.register_sweep(&definition, &configs, &selected)?;
-    Ok((sweep_id, selected, all_jobs.len()))
+    Ok(Registered { sweep_id, selected, all_jobs: all_jobs.len() })
 }
 
 /// Runs the sweep's pending jobs, reporting progress to `on_event`.
@@ -313,7 +321,7 @@ pub fn run_sweep(
 ) -> anyhow::Result<RunSummary> {
     install_interrupt_handler();
     let mut store = Store::open(&options.db)?;
-    let (sweep_id, selected, all_jobs) = register(&mut store, sweep, plan, options)?;
+    let Registered { sweep_id, selected, all_jobs } = register(&mut store, sweep, plan, options)?;
     store.requeue_for_rerun(sweep_id)?;
     let slice: Option<HashSet<(String, usize)>> =
         options.shard.map(|_| selected.iter().cloned().collect());

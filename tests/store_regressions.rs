@@ -90,6 +90,9 @@ fn configs_removed_from_the_grid_leave_the_sweep_and_are_neither_run_nor_ranked(
     assert_eq!(retired[0]["id"], ordinal[0].as_str());
     let table = stdout(&s.run(&["results", "--db", "results.db", "--all"]));
     assert!(table.contains("retired"), "{table}");
+    let export = s.run(&["export", "--db", "results.db", "--best", "--out", "best.csv"]);
+    assert!(export.status.success(), "{}", stderr(&export));
+    assert!(stdout(&export).contains(current[0]["id"].as_str().unwrap()), "{}", stdout(&export));
 
     // Putting the value back brings the config (and its results) back.
     s.write("sweep.toml", TINY_SWEEP);

@@ -384,7 +384,6 @@ pub fn run_sweep(
     run.run(&mut store, on_event)?;
     let mut summary = final_summary(&store, sweep_id, &filter, jobs_total)?;
     summary.ran = run.summary.ran;
-    summary.failed = run.summary.failed;
     summary.interrupted = run.summary.interrupted;
     if INTERRUPTS.load(Ordering::SeqCst) > run.interrupts_at_start {
         summary.not_started = store.count_jobs(sweep_id, JobStatus::Pending, &filter)?;
@@ -393,7 +392,9 @@ pub fn run_sweep(
     Ok(summary)
 }
 
-/// Done and diverged as the database has them when the run ends.
+/// Done, failed and diverged as the database has them when the run ends. A rerun first
+/// requeues failed jobs, so every failed one failed in this run (here or in another
+/// coordinator): the exit code speaks for the whole sweep.
 fn final_summary(
     store: &Store,
     sweep_id: i64,
@@ -403,6 +404,7 @@ fn final_summary(
     Ok(RunSummary {
         jobs_total,
         done: store.count_jobs(sweep_id, JobStatus::Done, filter)?,
+        failed: store.count_jobs(sweep_id, JobStatus::Failed, filter)?,
         diverged: store.count_jobs(sweep_id, JobStatus::Diverged, filter)?,
         ..Default::default()
     })
@@ -621,9 +623,6 @@ impl SweepLoop<'_> {
                 let retry = attempt < max_attempts
                     && INTERRUPTS.load(Ordering::SeqCst) == self.interrupts_at_start;
                 store.record_failure(running.job.id, &error, retry)?;
-                if !retry {
-                    self.summary.failed += 1;
-                }
                 let counts = self.counts(store)?;
                 Ok(if retry {
                     SweepEvent::JobRetried { job, attempt, max_attempts, error, counts }

@@ -1024,6 +1024,60 @@ mod tests {
         assert!(error.contains("schema version 3"), "{error}");
     }
 
+    fn one_job_sweep(path: &Path, config_id: &str) -> (Store, i64) {
+        let mut store = Store::open(path).unwrap();
+        let sweep = SweepDefinition {
+            name: "s",
+            definition: "name = \"s\"",
+            data_fingerprint: "fp",
+            fold_hash: "fh",
+            folds: 1,
+        };
+        let config = NewConfig {
+            id: config_id,
+            params_json: "{}",
+            varying_json: "{}",
+            label: "",
+            data_fingerprint: "fp",
+        };
+        let (sweep_id, _) =
+            store.register_sweep(&sweep, &[config], &[(config_id.to_string(), 0)]).unwrap();
+        (store, sweep_id)
+    }
+
+    #[test]
+    fn a_shards_diverged_job_merges_as_a_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut shard, sweep_id) = one_job_sweep(&dir.path().join("shard.db"), "c1");
+        let job = shard.claim_next(sweep_id, "cpu", &|_, _| true).unwrap().expect("a job");
+        shard.record_diverged(job.id, 2, &[], "diverged").unwrap();
+        drop(shard);
+        let (mut target, _) = one_job_sweep(&dir.path().join("target.db"), "c1");
+        assert_eq!(target.merge_shard(&dir.path().join("shard.db")).unwrap(), (1, 0));
+        assert_eq!(target.config_jobs_in("c1", JobStatus::Diverged).unwrap(), 1);
+        assert_eq!(target.merge_shard(&dir.path().join("shard.db")).unwrap(), (0, 1), "idempotent");
+    }
+
+    #[test]
+    fn registering_a_definition_without_a_config_retires_it_and_listing_it_again_restores_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, sweep_id) = one_job_sweep(&dir.path().join("r.db"), "c1");
+        let sweep = SweepDefinition {
+            name: "s",
+            definition: "",
+            data_fingerprint: "fp",
+            fold_hash: "fh",
+            folds: 1,
+        };
+        store.register_sweep(&sweep, &[], &[]).unwrap();
+        assert!(store.sweep_configs(sweep_id, false).unwrap().is_empty());
+        assert!(store.claim_next(sweep_id, "cpu", &|_, _| true).unwrap().is_none(), "never run");
+        assert!(store.sweep_configs(sweep_id, true).unwrap()[0].retired);
+        drop(store);
+        let (store, _) = one_job_sweep(&dir.path().join("r.db"), "c1");
+        assert!(!store.sweep_configs(sweep_id, false).unwrap()[0].retired);
+    }
+
     #[test]
     fn job_status_round_trips_through_its_stored_name() {
         for status in JobStatus::ALL {

@@ -330,7 +330,6 @@ pub fn run_sweep(
     };
     let jobs_total = selected.len();
     let to_run = store.count_jobs(sweep_id, JobStatus::Pending, &filter)?;
-    let already_done = store.count_jobs(sweep_id, JobStatus::Done, &filter)?;
     if to_run == 0 {
         let running = store.count_jobs(sweep_id, JobStatus::Running, &filter)?;
         on_event(&SweepEvent::NothingToDo { sweep: sweep.name.clone(), jobs_total, running });
@@ -351,30 +350,20 @@ pub fn run_sweep(
             configs: plan.expansion.points.len(),
             folds: plan.folds.folds,
             jobs_total,
-            already_done,
+            already_done: store.count_jobs(sweep_id, JobStatus::Done, &filter)?,
             to_run,
             slots: slot_devices.len(),
             devices: options.devices.iter().map(ToString::to_string).collect(),
             shard: options.shard.map(|s| (s, all_jobs)),
         });
     }
-    let worker_exe = match &options.worker_exe {
-        Some(exe) => exe.clone(),
-        None => std::env::current_exe().context("locating the foldsweep binary")?,
-    };
-    let work_dir = options.db.with_extension("jobs");
-    std::fs::create_dir_all(&work_dir)
-        .with_context(|| format!("creating {}", work_dir.display()))?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cpu_threads =
-        cpu_thread_share(&slot_devices, std::env::var_os("RAYON_NUM_THREADS").is_some(), cores);
-    let checkpoint_root = store.base_dir().join("checkpoints");
+    let launcher = Launcher::new(options, &store, &slot_devices)?;
     let mut run = SweepLoop {
         sweep_id,
         plan,
         options,
         filter: &filter,
-        launcher: Launcher { work_dir, checkpoint_root, worker_exe, cpu_threads },
+        launcher,
         slots: (0..slot_devices.len()).map(|_| None).collect(),
         slot_devices,
         summary: RunSummary { jobs_total, ..Default::default() },
@@ -529,8 +518,12 @@ impl SweepLoop<'_> {
             };
             let index = self.plan.ids.iter().position(|id| *id == job.config_id);
             let Some(index) = index else {
-                // Only current configs are claimed, and the plan is the current definition.
-                anyhow::bail!("claimed job of config {} that is not in the plan", job.config_id);
+                // Only current configs are claimed: another run registered another definition
+                // of this sweep meanwhile. Hand the job back and stop, rather than run it
+                // with settings this run does not know.
+                let why = "the sweep's definition changed while this run was going";
+                store.record_failure(job.id, why, true)?;
+                anyhow::bail!("{why} (config {} is not in this run's grid)", job.config_id);
             };
             let point = &self.plan.expansion.points[index];
             let job_ref =
@@ -684,6 +677,24 @@ fn cpu_thread_share(
 }
 
 impl Launcher {
+    fn new(options: &RunOptions, store: &Store, slot_devices: &[Device]) -> anyhow::Result<Self> {
+        let worker_exe = match &options.worker_exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe().context("locating the foldsweep binary")?,
+        };
+        let work_dir = options.db.with_extension("jobs");
+        std::fs::create_dir_all(&work_dir)
+            .with_context(|| format!("creating {}", work_dir.display()))?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let user_set_threads = std::env::var_os("RAYON_NUM_THREADS").is_some();
+        Ok(Launcher {
+            work_dir,
+            checkpoint_root: store.base_dir().join("checkpoints"),
+            worker_exe,
+            cpu_threads: cpu_thread_share(slot_devices, user_set_threads, cores),
+        })
+    }
+
     fn spawn(
         &self,
         job: JobRow,

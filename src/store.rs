@@ -1,8 +1,12 @@
 //! The results database (SQLite): sweeps, configs, jobs and everything a job reports.
 //!
-//! One process writes it (the sweep coordinator). WAL mode lets `results` read while a sweep
-//! runs; every job's results go in with one transaction, so a crash never leaves half a job.
-//! The schema is documented in docs/schema.md; `meta.schema_version` says which one a file has.
+//! The store owns the SQL: the rest of foldsweep reads and writes through its typed methods.
+//! Sweep coordinators write it (one or several on one machine: every write transaction is
+//! BEGIN IMMEDIATE, so they queue on the lock instead of failing with "database is locked").
+//! WAL mode lets `results` read while a sweep runs; every job's results go in with one
+//! transaction, so a crash never leaves half a job. The schema is documented in
+//! docs/schema.md; `meta.schema_version` says which one a file has, and an older file is
+//! migrated in place when it is opened.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

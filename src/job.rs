@@ -123,7 +123,8 @@ pub fn run_fold<B: AutodiffBackend>(
     let (train, val) = data.fold_samples(config, k);
     let spec = ModelSpec::from_config(&config.train, data.dataset.metrics.dim(), data.texts.cols);
     let started = Instant::now();
-    let outcome = fit::<B>(&spec, &config.train, data.features(), &train, &val, device, on_epoch);
+    // A diverged fold is an error value the worker reports as a result (crate::train::Diverged).
+    let outcome = fit::<B>(&spec, &config.train, data.features(), &train, &val, device, on_epoch)?;
     let train_seconds = started.elapsed().as_secs_f64();
     let checkpoint = match checkpoint_dir {
         Some(dir) => Some(checkpoint::save(dir, &spec, &outcome.model)?),

@@ -79,11 +79,19 @@ fn targets<B: Backend>(samples: &[Sample], device: &B::Device) -> (Targets<B>, T
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochLog {
     pub epoch: usize,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub train_loss: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub val_rmse: f64,
     /// Learning rate used during this epoch.
     pub lr: f64,
     pub seconds: f64,
+}
+
+/// JSON has no NaN or infinity (serde_json writes null): a diverged epoch's loss reads back
+/// as NaN.
+fn f64_or_nan<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
 }
 
 /// Predictions for a set of samples, in their order.
@@ -151,6 +159,31 @@ fn to_vec<B: Backend>(tensor: Tensor<B, 1>) -> Vec<f32> {
     tensor.into_data().convert::<f32>().into_vec().expect("f32 data")
 }
 
+/// Training reached a non-finite loss or validation RMSE (a learning rate far too high, say).
+/// That is a result of the config, not a failure: rerunning it diverges the same way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diverged {
+    /// The epoch whose loss or RMSE was not finite (1-based).
+    pub epoch: usize,
+    /// The learning curve up to and including that epoch.
+    pub log: Vec<EpochLog>,
+}
+
+impl std::fmt::Display for Diverged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let last = self.log.last();
+        write!(
+            f,
+            "training diverged at epoch {} (train loss {}, validation RMSE {})",
+            self.epoch,
+            last.map_or(f64::NAN, |e| e.train_loss),
+            last.map_or(f64::NAN, |e| e.val_rmse)
+        )
+    }
+}
+
+impl std::error::Error for Diverged {}
+
 /// What training one fold produced.
 pub struct FitOutcome<B: Backend> {
     /// The weights of the best validation epoch.
@@ -207,7 +240,8 @@ pub fn train_epoch<B: AutodiffBackend>(
 }
 
 /// Trains with Adam, plateau schedule and early stopping, keeping the best epoch.
-/// `on_epoch` sees each epoch as it ends (progress output, heartbeats).
+/// `on_epoch` sees each epoch as it ends (progress output, heartbeats). A non-finite training
+/// loss or validation RMSE ends training with [`Diverged`].
 pub fn fit<B: AutodiffBackend>(
     spec: &ModelSpec,
     config: &TrainConfig,
@@ -216,7 +250,7 @@ pub fn fit<B: AutodiffBackend>(
     val: &[Sample],
     device: &B::Device,
     on_epoch: &mut dyn FnMut(&EpochLog),
-) -> FitOutcome<B::InnerBackend> {
+) -> Result<FitOutcome<B::InnerBackend>, Diverged> {
     let mut model: PairModel<B> =
         seeded::<B, _>(device, config.seed, || initialized(spec.init(device)));
     let clip = (config.grad_clip > 0.0).then_some(config.grad_clip);
@@ -252,17 +286,22 @@ pub fn fit<B: AutodiffBackend>(
             device,
         );
         let inference = model.valid();
-        let predictions = predict(&inference, features, val, device);
-        let metrics = EvalMetrics::compute(&val_truth, &predictions.scores);
-        let entry = EpochLog {
-            epoch,
-            train_loss,
-            val_rmse: metrics.rmse,
-            lr,
-            seconds: started.elapsed().as_secs_f64(),
+        // Weights that are no longer numbers predict nothing worth evaluating.
+        let (predictions, metrics) = if train_loss.is_finite() {
+            let predictions = predict(&inference, features, val, device);
+            let metrics = EvalMetrics::compute(&val_truth, &predictions.scores);
+            (predictions, Some(metrics))
+        } else {
+            (Predictions::default(), None)
         };
+        let val_rmse = metrics.as_ref().map_or(f64::NAN, |m| m.rmse);
+        let entry =
+            EpochLog { epoch, train_loss, val_rmse, lr, seconds: started.elapsed().as_secs_f64() };
         on_epoch(&entry);
         log.push(entry);
+        let Some(metrics) = metrics.filter(|m| m.rmse.is_finite()) else {
+            return Err(Diverged { epoch, log });
+        };
         if stopping.record(epoch, metrics.rmse) {
             best = Some((inference, metrics.clone(), predictions));
         }
@@ -271,13 +310,14 @@ pub fn fit<B: AutodiffBackend>(
             break;
         }
     }
+    // Every epoch's RMSE was finite, so the first one at least was the best so far.
     let (model, val_metrics, val_predictions) = best.expect("at least one epoch ran");
-    FitOutcome {
+    Ok(FitOutcome {
         model,
         best_epoch: stopping.best_epoch(),
         epochs_run: log.len(),
         log,
         val_metrics,
         val_predictions,
-    }
+    })
 }

@@ -1,6 +1,8 @@
 //! The command line: argument parsing, progress output and exit codes. Thin on purpose:
 //! all real work lives in the library modules.
 
+mod progress;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -225,6 +227,10 @@ struct ResultsArgs {
     top: Option<usize>,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     format: OutputFormat,
+    /// Also list the configs that left the sweep's definition (marked retired), after the
+    /// current ones.
+    #[arg(long)]
+    all: bool,
 }
 
 #[derive(Debug, Args)]
@@ -420,14 +426,22 @@ fn run_sweep(args: RunArgs) -> CommandResult {
         jobs_per_device,
         max_attempts: sweep.resources.max_attempts.max(1),
         shard,
+        worker_exe: None,
     };
-    let summary = crate::sweep::run_sweep(&sweep, &plan, &options)?;
+    let mut progress = progress::Progress::new();
+    let summary =
+        crate::sweep::run_sweep(&sweep, &plan, &options, &mut |event| progress.render(event))?;
     println!(
-        "sweep {:?}: {} of {} jobs done, {} failed{}; results in {}",
+        "sweep {:?}: {} of {} jobs done, {} failed{}{}; results in {}",
         sweep.name,
         summary.done,
         summary.jobs_total,
         summary.failed,
+        if summary.diverged > 0 {
+            format!(", {} diverged", summary.diverged)
+        } else {
+            String::new()
+        },
         if summary.interrupted + summary.not_started > 0 {
             format!(
                 ", {} interrupted, {} not started (run the same command again to resume)",
@@ -566,7 +580,7 @@ fn results(args: ResultsArgs) -> CommandResult {
     let store = Store::open_existing(&args.db)?;
     let (sweep_id, name) = store.resolve_sweep(args.sweep.as_deref())?;
     let exporter = report::exporter(args.format);
-    let mut rows = report::summaries(&store, sweep_id, args.sort)?;
+    let mut rows = report::summaries_with(&store, sweep_id, args.sort, args.all)?;
     let keys = report::varying_keys(&rows);
     if let Some(top) = args.top {
         rows.truncate(top);
@@ -597,8 +611,7 @@ fn export(args: ExportArgs) -> CommandResult {
         (Some(id), _) => id.clone(),
         (None, true) => {
             let (sweep_id, _) = store.resolve_sweep(args.sweep.as_deref())?;
-            let rows = report::summaries(&store, sweep_id, args.by.sort_key())?;
-            report::best(&rows, args.by.sort_key())
+            report::best_config(&store, sweep_id, args.by.sort_key())?
                 .ok_or_else(|| {
                     InputError::new("no config of this sweep has results yet").field("--best")
                 })?
@@ -620,9 +633,12 @@ fn export(args: ExportArgs) -> CommandResult {
         allow_partial: args.allow_partial,
     };
     let done = report::export::export(&store, &request)?;
-    let summary = report::summaries(&store, sweep_of(&store, &config_id)?, SortKey::Oof)?
-        .into_iter()
-        .find(|r| r.id == config_id);
+    let summary = match store.sweep_of_config(&config_id)? {
+        Some(sweep_id) => report::summaries_with(&store, sweep_id, SortKey::Oof, true)?
+            .into_iter()
+            .find(|r| r.id == config_id),
+        None => None,
+    };
     println!(
         "config {config_id}: {} test rows from {} fold checkpoint(s) -> {}",
         done.rows,
@@ -645,14 +661,6 @@ fn export(args: ExportArgs) -> CommandResult {
         done.mean
     );
     Ok(ExitCode::SUCCESS)
-}
-
-fn sweep_of(store: &Store, config_id: &str) -> rusqlite::Result<i64> {
-    store.conn().query_row(
-        "SELECT sweep_id FROM sweep_configs WHERE config_id = ?1 LIMIT 1",
-        [config_id],
-        |r| r.get(0),
-    )
 }
 
 fn train(args: TrainArgs) -> CommandResult {

@@ -220,8 +220,9 @@ pub fn run_fold<B: AutodiffBackend>(
     let spec = ModelSpec::from_config(&config.train, data.dataset.metrics.dim(), data.texts.cols);
     let started = Instant::now();
     let features = data.features();
+    // A diverged fold is an error value the worker reports as a result (crate::train::Diverged).
     let outcome =
-        fit_probed::<B>(&spec, &config.train, features, &train, &val, probes, device, on_epoch);
+        fit_probed::<B>(&spec, &config.train, features, &train, &val, probes, device, on_epoch)?;
     let train_seconds = started.elapsed().as_secs_f64();
     let test = data.test.as_ref().map(|test| TestPredictions {
         fingerprint: test.fingerprint.clone(),

@@ -13,5 +13,6 @@ mod parity_f64;
 mod reduced_precision;
 mod report_html;
 mod shard;
+mod store_regressions;
 mod sweep;
 mod training;

@@ -106,7 +106,7 @@ mod tests {
             bin_rmse: Vec::new(),
             bin_count: Vec::new(),
             fold_hash: "h".into(),
-            position: 0,
+            ..Default::default()
         }
     }
 
@@ -145,23 +145,17 @@ fn fold_metrics(
     config_id: &str,
     by: Criterion,
 ) -> anyhow::Result<Vec<(usize, f64, f64, f64)>> {
-    let column = match by {
-        Criterion::Macro => "r.macro_rmse",
-        Criterion::Oof => "r.rmse",
-    };
-    let mut stmt = store.conn().prepare(&format!(
-        "SELECT j.fold, {column}, r.val_rows, r.train_rows FROM jobs j JOIN fold_results r ON r.job_id = j.id
-         WHERE j.config_id = ?1 AND j.status = 'done' ORDER BY j.fold"
-    ))?;
-    let rows = stmt.query_map([config_id], |r| {
-        Ok((
-            r.get::<_, i64>(0)? as usize,
-            r.get(1)?,
-            r.get::<_, i64>(2)? as f64,
-            r.get::<_, i64>(3)? as f64,
-        ))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(store
+        .fold_metrics(config_id)?
+        .into_iter()
+        .map(|f| {
+            let value = match by {
+                Criterion::Macro => f.macro_rmse,
+                Criterion::Oof => f.rmse,
+            };
+            (f.fold, value, f.val_rows as f64, f.train_rows as f64)
+        })
+        .collect())
 }
 
 /// The config everything is compared with: the baseline when given, else the best config by

@@ -39,20 +39,16 @@ pub struct ExportReport {
 /// Predicts every test record with each finished fold's checkpoint, averages, clamps to
 /// [0, 10], rounds when asked to, and writes `ID,score` with IDs 1..N in file order.
 pub fn export(store: &Store, request: &ExportRequest) -> anyhow::Result<ExportReport> {
-    let params = store.config_params(&request.config_id).map_err(|_| {
+    let params = store.config_params(&request.config_id)?.ok_or_else(|| {
         InputError::new(format!("no config with id {:?} in this database", request.config_id))
             .field("config")
     })?;
     let mut config: Config = serde_json::from_str(&params)?;
-    let folds: Vec<(usize, Option<String>)> = {
-        let mut stmt = store.conn().prepare(
-            "SELECT j.fold, r.checkpoint FROM jobs j JOIN fold_results r ON r.job_id = j.id
-             WHERE j.config_id = ?1 AND j.status = 'done' ORDER BY j.fold",
-        )?;
-        let rows = stmt
-            .query_map([&request.config_id], |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)))?;
-        rows.collect::<Result<_, _>>()?
-    };
+    let folds: Vec<(usize, Option<String>)> = store
+        .fold_metrics(&request.config_id)?
+        .into_iter()
+        .map(|f| (f.fold, f.checkpoint))
+        .collect();
     if folds.len() < config.cv.folds && !request.allow_partial {
         return Err(InputError::new(format!(
             "config {} has {} of {} folds finished; finish the sweep or pass --allow-partial",

@@ -10,15 +10,14 @@ pub mod show;
 use std::collections::BTreeMap;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
-use rusqlite::params;
 use serde::Serialize;
 
 use crate::data::score_bin;
 use crate::sampling::NUM_BINS;
-use crate::store::Store;
+use crate::store::{JobStatus, Store, SweepConfigRow};
 
 /// Everything the results table says about one config.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct ConfigSummary {
     pub id: String,
     pub label: String,
@@ -27,6 +26,10 @@ pub struct ConfigSummary {
     pub folds_done: usize,
     pub folds_total: usize,
     pub folds_failed: usize,
+    /// Folds whose training diverged (non-finite loss or RMSE): such a config ranks last.
+    pub diverged: usize,
+    /// No longer in the sweep's current definition (shown by `results --all` only).
+    pub retired: bool,
     /// Validation RMSE of each finished fold, in fold order.
     pub fold_rmse: Vec<(usize, f64)>,
     pub mean_rmse: Option<f64>,
@@ -73,6 +76,7 @@ impl Criterion {
 /// are in; None when no config has a value.
 pub fn best(rows: &[ConfigSummary], key: SortKey) -> Option<&ConfigSummary> {
     rows.iter()
+        .filter(|r| r.diverged == 0)
         .filter_map(|r| key.value(r).map(|v| (v, r)))
         .reduce(|best, next| if next.0 < best.0 { next } else { best })
         .map(|(_, r)| r)
@@ -96,75 +100,67 @@ impl SortKey {
     }
 }
 
-/// Summaries of every config of a sweep, best first by `sort` (configs without results last).
+/// Summaries of the current configs of a sweep, best first by `sort`: configs without
+/// results, then configs with a diverged fold, come last.
 pub fn summaries(
     store: &Store,
     sweep_id: i64,
     sort: SortKey,
 ) -> anyhow::Result<Vec<ConfigSummary>> {
-    let conn = store.conn();
-    let folds_total: usize =
-        conn.query_row("SELECT folds FROM sweeps WHERE id = ?1", [sweep_id], |r| {
-            r.get::<_, i64>(0)
-        })? as usize;
-    let mut stmt = conn.prepare(
-        "SELECT s.config_id, s.label, s.varying, s.position, c.fold_hash FROM sweep_configs s
-         JOIN configs c ON c.id = s.config_id WHERE s.sweep_id = ?1 ORDER BY s.position",
-    )?;
-    let configs: Vec<(String, String, String, i64, String)> = stmt
-        .query_map([sweep_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
-        .collect::<Result<_, _>>()?;
-    let mut out = Vec::with_capacity(configs.len());
-    for (id, label, varying, position, fold_hash) in configs {
-        out.push(summarize(
-            store,
-            &id,
-            label,
-            &varying,
-            position as usize,
-            fold_hash,
-            folds_total,
-        )?);
-    }
-    out.sort_by(|a, b| match (sort.value(a), sort.value(b)) {
-        (Some(x), Some(y)) => x.total_cmp(&y),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => a.position.cmp(&b.position),
+    summaries_with(store, sweep_id, sort, false)
+}
+
+/// [`summaries`], with the configs that left the sweep (after the current ones) when
+/// `include_retired`.
+pub fn summaries_with(
+    store: &Store,
+    sweep_id: i64,
+    sort: SortKey,
+    include_retired: bool,
+) -> anyhow::Result<Vec<ConfigSummary>> {
+    let (_, folds_total) = store.sweep_head(sweep_id)?;
+    let mut out = store
+        .sweep_configs(sweep_id, include_retired)?
+        .into_iter()
+        .map(|row| summarize(store, row, folds_total))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    out.sort_by(|a, b| {
+        let rank = |s: &ConfigSummary| (s.retired, s.diverged > 0, sort.value(s).is_none());
+        rank(a).cmp(&rank(b)).then_with(|| match (sort.value(a), sort.value(b)) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            _ => a.position.cmp(&b.position),
+        })
     });
     Ok(out)
 }
 
+/// The best current config of a sweep by `key`: the first with a value and no diverged fold.
+pub fn best_config(
+    store: &Store,
+    sweep_id: i64,
+    key: SortKey,
+) -> anyhow::Result<Option<ConfigSummary>> {
+    Ok(best(&summaries(store, sweep_id, key)?, key).cloned())
+}
+
 fn summarize(
     store: &Store,
-    id: &str,
-    label: String,
-    varying: &str,
-    position: usize,
-    fold_hash: String,
+    row: SweepConfigRow,
     folds_total: usize,
 ) -> anyhow::Result<ConfigSummary> {
-    let conn = store.conn();
+    let id = row.config_id.as_str();
     let varying: BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(varying).unwrap_or_default();
+        serde_json::from_str(&row.varying_json).unwrap_or_default();
     let varying = varying
         .into_iter()
         .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
         .collect();
-    let mut stmt = conn.prepare(
-        "SELECT j.fold, r.rmse FROM jobs j JOIN fold_results r ON r.job_id = j.id
-         WHERE j.config_id = ?1 AND j.status = 'done' ORDER BY j.fold",
-    )?;
-    let fold_rmse: Vec<(usize, f64)> = stmt
-        .query_map([id], |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    let folds_failed: usize = conn.query_row(
-        "SELECT COUNT(*) FROM jobs WHERE config_id = ?1 AND status = 'failed'",
-        [id],
-        |r| r.get::<_, i64>(0),
-    )? as usize;
+    let fold_rmse: Vec<(usize, f64)> =
+        store.fold_metrics(id)?.iter().map(|f| (f.fold, f.rmse)).collect();
+    let folds_failed = store.config_jobs_in(id, JobStatus::Failed)?;
+    let diverged = store.config_jobs_in(id, JobStatus::Diverged)?;
     let (mean_rmse, sd_rmse) = mean_sd(&fold_rmse.iter().map(|(_, r)| *r).collect::<Vec<_>>());
-    let oof = oof_predictions(store, id)?;
+    let oof = store.oof_predictions(id)?;
     let mut sums = [0.0f64; NUM_BINS];
     let mut counts = [0usize; NUM_BINS];
     for (truth, prediction) in &oof {
@@ -179,11 +175,13 @@ fn summarize(
     let oof_rounded_rmse = pooled_rmse(oof.iter().map(|(t, p)| (*t, p.clamp(0.0, 10.0).round())));
     Ok(ConfigSummary {
         id: id.to_string(),
-        label,
+        label: row.label,
         varying,
         folds_done: fold_rmse.len(),
         folds_total,
         folds_failed,
+        diverged,
+        retired: row.retired,
         fold_rmse,
         mean_rmse,
         sd_rmse,
@@ -192,19 +190,14 @@ fn summarize(
         oof_rounded_rmse,
         bin_rmse,
         bin_count: counts.to_vec(),
-        fold_hash,
-        position,
+        fold_hash: row.fold_hash,
+        position: row.position,
     })
 }
 
 /// (truth, prediction) of every finished fold's validation rows.
 pub fn oof_predictions(store: &Store, config_id: &str) -> anyhow::Result<Vec<(f64, f64)>> {
-    let mut stmt = store.conn().prepare(
-        "SELECT o.truth, o.prediction FROM oof_predictions o JOIN jobs j ON j.id = o.job_id
-         WHERE j.config_id = ?1 AND j.status = 'done'",
-    )?;
-    let rows = stmt.query_map(params![config_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    store.oof_predictions(config_id)
 }
 
 /// sqrt of the mean squared error over (truth, prediction) pairs; None without pairs.
@@ -261,6 +254,23 @@ pub fn varying_keys(rows: &[ConfigSummary]) -> Vec<String> {
     keys
 }
 
+/// `5/5`, `3/5 (2 failed)`, `0/5 (5 diverged)`.
+fn folds_text(r: &ConfigSummary) -> String {
+    let mut notes = Vec::new();
+    if r.folds_failed > 0 {
+        notes.push(format!("{} failed", r.folds_failed));
+    }
+    if r.diverged > 0 {
+        notes.push(format!("{} diverged", r.diverged));
+    }
+    let done = format!("{}/{}", r.folds_done, r.folds_total);
+    if notes.is_empty() {
+        done
+    } else {
+        format!("{done} ({})", notes.join(", "))
+    }
+}
+
 fn fmt(value: Option<f64>) -> String {
     value.map_or("-".into(), |v| format!("{v:.4}"))
 }
@@ -282,15 +292,12 @@ impl Exporter for TableExporter {
         header.extend(bins.iter().map(|b| format!("@{b}")));
         table.set_header(header);
         for (rank, r) in rows.iter().enumerate() {
-            let mut cells: Vec<Cell> = vec![Cell::new(rank + 1), Cell::new(&r.id)];
+            let id = if r.retired { format!("{} (retired)", r.id) } else { r.id.clone() };
+            let mut cells: Vec<Cell> = vec![Cell::new(rank + 1), Cell::new(id)];
             cells.extend(
                 keys.iter().map(|k| Cell::new(r.varying.get(k).map_or("", String::as_str))),
             );
-            let folds = if r.folds_failed > 0 {
-                format!("{}/{} ({} failed)", r.folds_done, r.folds_total, r.folds_failed)
-            } else {
-                format!("{}/{}", r.folds_done, r.folds_total)
-            };
+            let folds = folds_text(r);
             let mean_sd = match (r.mean_rmse, r.sd_rmse) {
                 (Some(m), Some(s)) => format!("{m:.4} ± {s:.4}"),
                 (Some(m), None) => format!("{m:.4}"),

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use toml::{Table, Value};
 
-use crate::config::{line_of, toml_error, with_line, Config, TrainConfig};
+use crate::config::{line_of, toml_error, with_line, Config, TextEncoderKind, TrainConfig};
 use crate::error::{InputError, InputResult};
 
 /// Sections a sweep file may have; anything else is a typo worth an error.
@@ -377,16 +377,16 @@ pub fn config_id(config: &Config, data_fingerprint: &str, fold_hash: &str) -> St
     crate::cv::hex16(&hasher.finalize())[..12].to_string()
 }
 
-/// Content hash of everything a config reads: train records, metric table, precomputed text,
-/// and the test records when a fine-tuned model learns from them (only then, so that the
-/// ids of other configs do not change).
-pub fn data_fingerprint(config: &Config) -> InputResult<String> {
+/// Content hash of everything a config reads: train records, metric table, precomputed text
+/// (train and test), the files of a transformer model folder, and the test records when a
+/// fine-tuned model learns from them (only then, so that the ids of other configs do not
+/// change). Each config of a grid has its own: a grid may vary any of these.
+pub fn data_fingerprint(config: &Config) -> anyhow::Result<String> {
     let mut hasher = Sha256::new();
     let mut files: Vec<&Path> =
         vec![&config.data.train, &config.data.metric_names, &config.data.metric_embeddings];
-    if let Some(path) = &config.text.train_embeddings {
-        files.push(path);
-    }
+    files.extend(config.text.train_embeddings.as_deref());
+    files.extend(config.text.test_embeddings.as_deref());
     if let (Some(_), Some(test)) = (&config.text.finetune, &config.data.test) {
         files.push(test);
     }
@@ -396,7 +396,25 @@ pub fn data_fingerprint(config: &Config) -> InputResult<String> {
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(&bytes);
     }
+    if let (TextEncoderKind::Transformer, Some(dir)) = (config.text.encoder, &config.text.model) {
+        // The embedding cache's content hash of the model, edits in place included.
+        let spec = crate::text::transformer::ModelSpec::load(dir)?;
+        hasher.update(crate::text::transformer::cache::model_hash(&spec)?.as_bytes());
+    }
     Ok(crate::cv::hex16(&hasher.finalize()))
+}
+
+/// The sweep's fingerprint (for merge's "same sweep" check): a hash of its configs' sorted,
+/// distinct fingerprints.
+pub fn sweep_fingerprint(config_fingerprints: &[String]) -> String {
+    let mut sorted: Vec<&String> = config_fingerprints.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut hasher = Sha256::new();
+    for fingerprint in sorted {
+        hasher.update(fingerprint.as_bytes());
+    }
+    crate::cv::hex16(&hasher.finalize())
 }
 
 /// Varying keys as a JSON object, for the database.

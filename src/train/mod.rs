@@ -80,7 +80,9 @@ fn targets<B: Backend>(samples: &[Sample], device: &B::Device) -> (Targets<B>, T
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochLog {
     pub epoch: usize,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub train_loss: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub val_rmse: f64,
     /// Learning rate used during this epoch.
     pub lr: f64,
@@ -117,6 +119,12 @@ pub struct ProbeOutcome {
     pub shifted_rmse: f64,
     /// One per probe row, in the probes' order.
     pub predictions: Vec<f32>,
+}
+
+/// JSON has no NaN or infinity (serde_json writes null): a diverged epoch's loss reads back
+/// as NaN.
+fn f64_or_nan<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
 }
 
 /// Predictions for a set of samples, in their order.
@@ -184,6 +192,31 @@ fn to_vec<B: Backend>(tensor: Tensor<B, 1>) -> Vec<f32> {
     tensor.into_data().convert::<f32>().into_vec().expect("f32 data")
 }
 
+/// Training reached a non-finite loss or validation RMSE (a learning rate far too high, say).
+/// That is a result of the config, not a failure: rerunning it diverges the same way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diverged {
+    /// The epoch whose loss or RMSE was not finite (1-based).
+    pub epoch: usize,
+    /// The learning curve up to and including that epoch.
+    pub log: Vec<EpochLog>,
+}
+
+impl std::fmt::Display for Diverged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let last = self.log.last();
+        write!(
+            f,
+            "training diverged at epoch {} (train loss {}, validation RMSE {})",
+            self.epoch,
+            last.map_or(f64::NAN, |e| e.train_loss),
+            last.map_or(f64::NAN, |e| e.val_rmse)
+        )
+    }
+}
+
+impl std::error::Error for Diverged {}
+
 /// What training one fold produced.
 pub struct FitOutcome<B: Backend> {
     /// The weights of the best validation epoch.
@@ -242,7 +275,8 @@ pub fn train_epoch<B: AutodiffBackend>(
 }
 
 /// Trains with Adam, plateau schedule and early stopping, keeping the best epoch.
-/// `on_epoch` sees each epoch as it ends (progress output, heartbeats).
+/// `on_epoch` sees each epoch as it ends (progress output, heartbeats). A non-finite training
+/// loss or validation RMSE ends training with [`Diverged`].
 pub fn fit<B: AutodiffBackend>(
     spec: &ModelSpec,
     config: &TrainConfig,
@@ -251,7 +285,7 @@ pub fn fit<B: AutodiffBackend>(
     val: &[Sample],
     device: &B::Device,
     on_epoch: &mut dyn FnMut(&EpochLog),
-) -> FitOutcome<B::InnerBackend> {
+) -> Result<FitOutcome<B::InnerBackend>, Diverged> {
     fit_probed::<B>(spec, config, features, train, val, None, device, on_epoch)
 }
 
@@ -267,7 +301,7 @@ pub fn fit_probed<B: AutodiffBackend>(
     probes: Option<Probes>,
     device: &B::Device,
     on_epoch: &mut dyn FnMut(&EpochLog),
-) -> FitOutcome<B::InnerBackend> {
+) -> Result<FitOutcome<B::InnerBackend>, Diverged> {
     let mut model: PairModel<B> =
         seeded::<B, _>(device, config.seed, || initialized(spec.init(device)));
     let clip = (config.grad_clip > 0.0).then_some(config.grad_clip);
@@ -307,14 +341,21 @@ pub fn fit_probed<B: AutodiffBackend>(
             device,
         );
         let inference = model.valid();
-        let mut predictions = predict(&inference, features, &eval_rows, device);
-        let probe_predictions = split_off_probes(&mut predictions, val.len());
-        let metrics = EvalMetrics::compute(&val_truth, &predictions.scores);
-        let probe = probes.map(|p| probe_outcome(p.config, probe_predictions, metrics.rmse));
+        // Weights that are no longer numbers predict nothing worth evaluating.
+        let (predictions, metrics, probe) = if train_loss.is_finite() {
+            let mut predictions = predict(&inference, features, &eval_rows, device);
+            let probe_predictions = split_off_probes(&mut predictions, val.len());
+            let metrics = EvalMetrics::compute(&val_truth, &predictions.scores);
+            let probe = probes.map(|p| probe_outcome(p.config, probe_predictions, metrics.rmse));
+            (predictions, Some(metrics), probe)
+        } else {
+            (Predictions::default(), None, None)
+        };
+        let val_rmse = metrics.as_ref().map_or(f64::NAN, |m| m.rmse);
         let entry = EpochLog {
             epoch,
             train_loss,
-            val_rmse: metrics.rmse,
+            val_rmse,
             lr,
             seconds: started.elapsed().as_secs_f64(),
             probe_rmse: probe.as_ref().map(|p| p.rmse),
@@ -323,6 +364,9 @@ pub fn fit_probed<B: AutodiffBackend>(
         on_epoch(&entry);
         let watched = entry.monitored(monitor);
         log.push(entry);
+        let Some(metrics) = metrics.filter(|m| m.rmse.is_finite() && watched.is_finite()) else {
+            return Err(Diverged { epoch, log });
+        };
         if stopping.record(epoch, watched) {
             best = Some((inference, metrics.clone(), predictions, probe));
         }
@@ -331,8 +375,9 @@ pub fn fit_probed<B: AutodiffBackend>(
             break;
         }
     }
+    // Every epoch's RMSE was finite, so the first one at least was the best so far.
     let (model, val_metrics, val_predictions, probe) = best.expect("at least one epoch ran");
-    FitOutcome {
+    Ok(FitOutcome {
         model,
         best_epoch: stopping.best_epoch(),
         epochs_run: log.len(),
@@ -340,7 +385,7 @@ pub fn fit_probed<B: AutodiffBackend>(
         val_metrics,
         val_predictions,
         probe,
-    }
+    })
 }
 
 /// The predictions of the rows after the first `real_rows` (the probe rows), taken off.

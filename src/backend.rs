@@ -183,7 +183,7 @@ pub fn run_fold_on(
     config: &crate::config::Config,
     data: &crate::job::TrainingData,
     fold: usize,
-    checkpoint_dir: &std::path::Path,
+    checkpoint_dir: Option<&std::path::Path>,
     on_epoch: &mut dyn FnMut(&crate::train::EpochLog),
 ) -> anyhow::Result<crate::job::FoldResult> {
     if *device == Device::Cpu {
@@ -191,7 +191,7 @@ pub fn run_fold_on(
             config,
             data,
             fold,
-            Some(checkpoint_dir),
+            checkpoint_dir,
             &cpu_device(),
             on_epoch,
         );
@@ -201,7 +201,7 @@ pub fn run_fold_on(
     if let Device::Cuda(index) = *device {
         use crate::config::Precision;
         let dev = gpu::device(index);
-        let dir = Some(checkpoint_dir);
+        let dir = checkpoint_dir;
         return match config.train.precision {
             Precision::F32 => {
                 crate::job::run_fold::<gpu::GpuF32>(config, data, fold, dir, &dev, on_epoch)

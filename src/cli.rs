@@ -15,7 +15,7 @@ use crate::config::{Config, Precision};
 use crate::error::{Error, InputError};
 pub use crate::error::{EXIT_BAD_INPUT, EXIT_FAILED};
 use crate::job::{FoldResult, TrainingData};
-use crate::report::{self, Criterion, OutputFormat, SortKey};
+use crate::report::{self, ConfigSummary, Criterion, OutputFormat, SortKey};
 use crate::store::Store;
 use crate::sweep::shard::Shard;
 use crate::sweep::{RunOptions, SweepFile};
@@ -219,9 +219,11 @@ struct ResultsArgs {
     /// Sweep name [default: the most recently run sweep].
     #[arg(long)]
     sweep: Option<String>,
-    /// Sort by pooled out-of-fold RMSE (oof), mean fold RMSE (mean) or macro RMSE (macro).
-    #[arg(long, value_enum, default_value_t = SortKey::Oof)]
-    sort: SortKey,
+    /// Sort by pooled out-of-fold RMSE (oof), mean fold RMSE (mean), macro RMSE (macro), and
+    /// with validation probes the probe rows' RMSE (probe) or the shifted RMSE (shifted)
+    /// [default: shifted when the sweep has probes, else oof].
+    #[arg(long, value_enum)]
+    sort: Option<SortKey>,
     /// Show only the best N configs.
     #[arg(long)]
     top: Option<usize>,
@@ -250,10 +252,11 @@ struct CompareArgs {
     /// Compare against this config instead of the best by the criterion compared.
     #[arg(long)]
     baseline: Option<String>,
-    /// What is compared: per-fold RMSE (oof) or per-fold macro RMSE (macro); the reference is
-    /// the best config by the same criterion (pooled OOF RMSE or macro RMSE).
-    #[arg(long, value_enum, default_value_t = Criterion::Oof)]
-    by: Criterion,
+    /// What is compared: per-fold RMSE (oof), macro RMSE (macro) or shifted RMSE (shifted);
+    /// the reference is the best config by the same criterion, pooled
+    /// [default: shifted when the sweep has probes, else oof].
+    #[arg(long, value_enum)]
+    by: Option<Criterion>,
     /// The old spelling of `--by macro`.
     #[arg(long, hide = true, conflicts_with = "by")]
     by_macro: bool,
@@ -273,9 +276,14 @@ struct ExportArgs {
     /// Export the best config (by --by).
     #[arg(long)]
     best: bool,
-    /// What "best" means: pooled OOF RMSE (oof) or macro RMSE (macro).
-    #[arg(long, value_enum, default_value_t = Criterion::Oof)]
-    by: Criterion,
+    /// What "best" means: pooled OOF RMSE (oof), macro RMSE (macro) or shifted RMSE (shifted)
+    /// [default: shifted when the sweep has probes, else oof].
+    #[arg(long, value_enum)]
+    by: Option<Criterion>,
+    /// Export a greedy ensemble of N rounds over the sweep's complete configs instead of one
+    /// config (forward selection with replacement on out-of-fold and probe rows, by --by).
+    #[arg(long, value_name = "N", conflicts_with_all = ["config", "best"])]
+    ensemble: Option<usize>,
     /// Test records [default: the config's data.test].
     #[arg(long)]
     test: Option<PathBuf>,
@@ -427,6 +435,7 @@ fn run_sweep(args: RunArgs) -> CommandResult {
         max_attempts: sweep.resources.max_attempts.max(1),
         shard,
         worker_exe: None,
+        keep_checkpoints: sweep.resources.checkpoints == crate::sweep::spec::Checkpoints::All,
     };
     let mut progress = progress::Progress::new();
     let summary =
@@ -580,13 +589,14 @@ fn results(args: ResultsArgs) -> CommandResult {
     let store = Store::open_existing(&args.db)?;
     let (sweep_id, name) = store.resolve_sweep(args.sweep.as_deref())?;
     let exporter = report::exporter(args.format);
-    let mut rows = report::summaries_with(&store, sweep_id, args.sort, args.all)?;
+    let (mut rows, sort) = report::summaries_by(&store, sweep_id, args.sort, args.all)?;
+    require_probes(&rows, sort == SortKey::Probe || sort == SortKey::Shifted, "--sort")?;
     let keys = report::varying_keys(&rows);
     if let Some(top) = args.top {
         rows.truncate(top);
     }
     if args.format == OutputFormat::Table {
-        println!("sweep {name:?}: {} configs, sorted by {}", rows.len(), args.sort.name());
+        println!("sweep {name:?}: {} configs, sorted by {}", rows.len(), sort.name());
     }
     print!("{}", exporter.export(&rows, &keys)?);
     Ok(ExitCode::SUCCESS)
@@ -595,8 +605,10 @@ fn results(args: ResultsArgs) -> CommandResult {
 fn compare(args: CompareArgs) -> CommandResult {
     let store = Store::open_existing(&args.db)?;
     let (sweep_id, _) = store.resolve_sweep(args.sweep.as_deref())?;
-    let by = if args.by_macro { Criterion::Macro } else { args.by };
-    let rows = report::summaries(&store, sweep_id, by.sort_key())?;
+    let by = if args.by_macro { Some(Criterion::Macro) } else { args.by };
+    let (rows, key) = report::summaries_by(&store, sweep_id, by.map(Criterion::sort_key), false)?;
+    let by = by.unwrap_or_else(|| Criterion::default_for(&rows));
+    require_probes(&rows, key == SortKey::Shifted, "--by")?;
     let report = report::compare::compare(&store, &rows, args.baseline.as_deref(), by)?;
     match args.format {
         CompareFormat::Table => print!("{}", report::compare::render(&report)),
@@ -605,13 +617,32 @@ fn compare(args: CompareArgs) -> CommandResult {
     Ok(ExitCode::SUCCESS)
 }
 
+/// A criterion that needs probes on a sweep without them is a usage error.
+fn require_probes(rows: &[ConfigSummary], needed: bool, flag: &str) -> Result<(), Error> {
+    if needed && !report::has_probes(rows) {
+        return Err(InputError::new(
+            "this sweep has no validation probes: add [validation] probe = { fraction, \
+             score_min, score_max } to the sweep file and rerun it",
+        )
+        .field(flag)
+        .into());
+    }
+    Ok(())
+}
+
 fn export(args: ExportArgs) -> CommandResult {
     let store = Store::open_existing(&args.db)?;
+    if let Some(rounds) = args.ensemble {
+        return export_ensemble(&store, &args, rounds);
+    }
     let config_id = match (&args.config, args.best) {
         (Some(id), _) => id.clone(),
         (None, true) => {
             let (sweep_id, _) = store.resolve_sweep(args.sweep.as_deref())?;
-            report::best_config(&store, sweep_id, args.by.sort_key())?
+            let (rows, key) =
+                report::summaries_by(&store, sweep_id, args.by.map(Criterion::sort_key), false)?;
+            require_probes(&rows, key == SortKey::Shifted, "--by")?;
+            report::best(&rows, key)
                 .ok_or_else(|| {
                     InputError::new("no config of this sweep has results yet").field("--best")
                 })?
@@ -639,20 +670,34 @@ fn export(args: ExportArgs) -> CommandResult {
             .find(|r| r.id == config_id),
         None => None,
     };
+    let source = match done.source {
+        report::export::Source::Stored => "stored fold prediction(s)",
+        report::export::Source::Checkpoints => "fold checkpoint(s)",
+    };
     println!(
-        "config {config_id}: {} test rows from {} fold checkpoint(s) -> {}",
+        "config {config_id}: {} test rows from {} {source} -> {}",
         done.rows,
         done.folds_used,
         args.out.display()
     );
     if let Some(s) = summary {
-        println!(
-            "pooled OOF RMSE {}  macro {}  [{}]",
-            s.oof_rmse.map_or("-".into(), |v| format!("{v:.4}")),
-            s.macro_rmse.map_or("-".into(), |v| format!("{v:.4}")),
-            s.label
-        );
+        println!("{}  [{}]", figures(&s), s.label);
     }
+    print_distribution(&done);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Pooled OOF, macro and (with probes) shifted RMSE of a config, on one line.
+fn figures(s: &ConfigSummary) -> String {
+    let value = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.4}"));
+    let mut line = format!("pooled OOF RMSE {}  macro {}", value(s.oof_rmse), value(s.macro_rmse));
+    if s.probe.is_some() {
+        line += &format!("  probe {}  shifted {}", value(s.probe_rmse), value(s.shifted_rmse));
+    }
+    line
+}
+
+fn print_distribution(done: &report::export::ExportReport) {
     let histogram: Vec<String> =
         done.histogram.iter().enumerate().map(|(s, n)| format!("{s}:{n}")).collect();
     println!(
@@ -660,6 +705,35 @@ fn export(args: ExportArgs) -> CommandResult {
         histogram.join(" "),
         done.mean
     );
+}
+
+fn export_ensemble(store: &Store, args: &ExportArgs, rounds: usize) -> CommandResult {
+    let (sweep_id, _) = store.resolve_sweep(args.sweep.as_deref())?;
+    let (rows, key) =
+        report::summaries_by(store, sweep_id, args.by.map(Criterion::sort_key), false)?;
+    require_probes(&rows, key == SortKey::Shifted, "--by")?;
+    let by = args.by.unwrap_or_else(|| Criterion::default_for(&rows));
+    let done = report::ensemble::export_ensemble(store, &rows, by, rounds, &args.out, args.round)?;
+    println!(
+        "ensemble of {} config(s), {rounds} rounds of greedy selection by {} RMSE:",
+        done.picks.len(),
+        key.name()
+    );
+    for (id, label, weight) in &done.picks {
+        println!("  {id}  weight {weight:.3}  [{label}]");
+    }
+    println!(
+        "  in-sample {} RMSE (weights chosen on these rows)  {:.4}",
+        key.name(),
+        done.in_sample
+    );
+    println!(
+        "  nested {} RMSE (weights chosen on the other folds)  {:.4}",
+        key.name(),
+        done.nested
+    );
+    println!("{} test rows -> {}", done.export.rows, args.out.display());
+    print_distribution(&done.export);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -681,7 +755,7 @@ fn train(args: TrainArgs) -> CommandResult {
         &config,
         &data,
         args.fold,
-        &out.join("checkpoint"),
+        Some(&out.join("checkpoint")),
         &mut on_epoch,
     )?;
     let json = serde_json::to_string_pretty(&result)?;

@@ -18,7 +18,7 @@ use serde::Serialize;
 
 mod merge;
 
-use crate::job::FoldResult;
+use crate::job::{FoldResult, ProbeResult, TestPredictions};
 use crate::train::EpochLog;
 
 pub const SCHEMA_VERSION: i64 = 2;
@@ -75,7 +75,11 @@ CREATE TABLE IF NOT EXISTS fold_results (
     mean_predictor_rmse REAL NOT NULL,
     train_rows INTEGER NOT NULL, synthetic_rows INTEGER NOT NULL, val_rows INTEGER NOT NULL,
     train_seconds REAL NOT NULL,
-    checkpoint TEXT                    -- relative to the database's folder
+    checkpoint TEXT,                   -- relative to the database's folder; NULL when not kept
+    probe_rmse REAL,                   -- with [validation] probe: the probe rows' RMSE
+    shifted_rmse REAL,                 -- sqrt((1 - F) MSE(real rows) + F MSE(probe rows))
+    mean_predictor_shifted_rmse REAL,  -- the train-mean predictor's shifted RMSE
+    test_fingerprint TEXT              -- with data.test: hash of the test files predicted
 );
 CREATE TABLE IF NOT EXISTS bin_results (
     job_id INTEGER NOT NULL REFERENCES jobs(id),
@@ -85,12 +89,27 @@ CREATE TABLE IF NOT EXISTS bin_results (
 CREATE TABLE IF NOT EXISTS epochs (
     job_id INTEGER NOT NULL REFERENCES jobs(id),
     epoch INTEGER NOT NULL, train_loss REAL NOT NULL, val_rmse REAL NOT NULL, lr REAL NOT NULL, seconds REAL NOT NULL,
+    probe_rmse REAL, shifted_rmse REAL,
     PRIMARY KEY (job_id, epoch)
 );
 CREATE TABLE IF NOT EXISTS oof_predictions (
     job_id INTEGER NOT NULL REFERENCES jobs(id),
     record INTEGER NOT NULL, truth REAL NOT NULL, prediction REAL NOT NULL, logvar REAL,
     PRIMARY KEY (job_id, record)
+);
+CREATE TABLE IF NOT EXISTS probe_predictions (
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    probe INTEGER NOT NULL,            -- 0-based, in the fold's probe order
+    record INTEGER NOT NULL,           -- the validation record whose text it pairs
+    metric_row INTEGER NOT NULL,       -- the other metric (row of the metric table)
+    prediction REAL NOT NULL,
+    PRIMARY KEY (job_id, probe)
+);
+CREATE TABLE IF NOT EXISTS test_predictions (
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    row INTEGER NOT NULL,              -- 0-based, in the test file's order
+    prediction REAL NOT NULL,
+    PRIMARY KEY (job_id, row)
 );
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status);
 "#;
@@ -104,6 +123,26 @@ fn migrate_v1_to_v2(tx: &Transaction) -> rusqlite::Result<()> {
     tx.execute_batch(
         r#"
 ALTER TABLE sweep_configs ADD COLUMN retired_at REAL;
+ALTER TABLE fold_results ADD COLUMN probe_rmse REAL;
+ALTER TABLE fold_results ADD COLUMN shifted_rmse REAL;
+ALTER TABLE fold_results ADD COLUMN mean_predictor_shifted_rmse REAL;
+ALTER TABLE fold_results ADD COLUMN test_fingerprint TEXT;
+ALTER TABLE epochs ADD COLUMN probe_rmse REAL;
+ALTER TABLE epochs ADD COLUMN shifted_rmse REAL;
+CREATE TABLE IF NOT EXISTS probe_predictions (
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    probe INTEGER NOT NULL,            -- 0-based, in the fold's probe order
+    record INTEGER NOT NULL,           -- the validation record whose text it pairs
+    metric_row INTEGER NOT NULL,       -- the other metric (row of the metric table)
+    prediction REAL NOT NULL,
+    PRIMARY KEY (job_id, probe)
+);
+CREATE TABLE IF NOT EXISTS test_predictions (
+    job_id INTEGER NOT NULL REFERENCES jobs(id),
+    row INTEGER NOT NULL,              -- 0-based, in the test file's order
+    prediction REAL NOT NULL,
+    PRIMARY KEY (job_id, row)
+);
 CREATE TABLE jobs_v2 (
     id INTEGER PRIMARY KEY,
     config_id TEXT NOT NULL REFERENCES configs(id),
@@ -310,9 +349,33 @@ pub struct FoldMetrics {
     pub fold: usize,
     pub rmse: f64,
     pub macro_rmse: f64,
+    /// With probes: the fold's probe and shifted RMSE.
+    pub probe_rmse: Option<f64>,
+    pub shifted_rmse: Option<f64>,
+    /// With data.test: the fingerprint of the test files the fold predicted.
+    pub test_fingerprint: Option<String>,
     pub val_rows: usize,
     pub train_rows: usize,
     pub checkpoint: Option<String>,
+}
+
+/// A validation row's out-of-fold prediction.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OofRow {
+    pub fold: usize,
+    pub record: usize,
+    pub truth: f64,
+    pub prediction: f64,
+}
+
+/// A probe row's prediction (a validation record's text with another metric).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeRow {
+    pub fold: usize,
+    pub probe: usize,
+    pub record: usize,
+    pub metric_row: usize,
+    pub prediction: f64,
 }
 
 /// One job of a config with its result, if it has one (for `show`).
@@ -699,7 +762,8 @@ impl Store {
     /// The finished folds of a config, in fold order.
     pub fn fold_metrics(&self, config_id: &str) -> anyhow::Result<Vec<FoldMetrics>> {
         let mut stmt = self.conn.prepare(
-            "SELECT j.fold, r.rmse, r.macro_rmse, r.val_rows, r.train_rows, r.checkpoint
+            "SELECT j.fold, r.rmse, r.macro_rmse, r.val_rows, r.train_rows, r.checkpoint,
+                    r.probe_rmse, r.shifted_rmse, r.test_fingerprint
              FROM jobs j JOIN fold_results r ON r.job_id = j.id
              WHERE j.config_id = ?1 AND j.status = ?2 ORDER BY j.fold",
         )?;
@@ -711,6 +775,9 @@ impl Store {
                 val_rows: r.get::<_, i64>(3)? as usize,
                 train_rows: r.get::<_, i64>(4)? as usize,
                 checkpoint: r.get(5)?,
+                probe_rmse: r.get(6)?,
+                shifted_rmse: r.get(7)?,
+                test_fingerprint: r.get(8)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -725,6 +792,64 @@ impl Store {
         let rows =
             stmt.query_map(params![config_id, JobStatus::Done], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every finished fold's validation rows of a config, in record order.
+    pub fn oof_rows(&self, config_id: &str) -> anyhow::Result<Vec<OofRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT j.fold, o.record, o.truth, o.prediction FROM oof_predictions o
+             JOIN jobs j ON j.id = o.job_id WHERE j.config_id = ?1 AND j.status = ?2
+             ORDER BY o.record",
+        )?;
+        let rows = stmt.query_map(params![config_id, JobStatus::Done], |r| {
+            Ok(OofRow {
+                fold: r.get::<_, i64>(0)? as usize,
+                record: r.get::<_, i64>(1)? as usize,
+                truth: r.get(2)?,
+                prediction: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every finished fold's probe rows of a config, in fold then probe order (the same rows
+    /// for every config of a sweep).
+    pub fn probe_rows(&self, config_id: &str) -> anyhow::Result<Vec<ProbeRow>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT j.fold, p.probe, p.record, p.metric_row, p.prediction FROM probe_predictions p
+             JOIN jobs j ON j.id = p.job_id WHERE j.config_id = ?1 AND j.status = ?2
+             ORDER BY j.fold, p.probe",
+        )?;
+        let rows = stmt.query_map(params![config_id, JobStatus::Done], |r| {
+            Ok(ProbeRow {
+                fold: r.get::<_, i64>(0)? as usize,
+                probe: r.get::<_, i64>(1)? as usize,
+                record: r.get::<_, i64>(2)? as usize,
+                metric_row: r.get::<_, i64>(3)? as usize,
+                prediction: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Each finished fold's test predictions of a config: (fold, predictions in test order).
+    pub fn test_predictions(&self, config_id: &str) -> anyhow::Result<Vec<(usize, Vec<f64>)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT j.fold, t.prediction FROM test_predictions t JOIN jobs j ON j.id = t.job_id
+             WHERE j.config_id = ?1 AND j.status = ?2 ORDER BY j.fold, t.row",
+        )?;
+        let rows = stmt.query_map(params![config_id, JobStatus::Done], |r| {
+            Ok((r.get::<_, i64>(0)? as usize, r.get::<_, f64>(1)?))
+        })?;
+        let mut folds: Vec<(usize, Vec<f64>)> = Vec::new();
+        for row in rows {
+            let (fold, prediction) = row?;
+            match folds.last_mut() {
+                Some((last, predictions)) if *last == fold => predictions.push(prediction),
+                _ => folds.push((fold, vec![prediction])),
+            }
+        }
+        Ok(folds)
     }
 
     /// (fold, epoch, validation RMSE) of a config's finished folds, in fold then epoch order.
@@ -885,7 +1010,14 @@ fn owner_running(pid: i64, owner_start: Option<i64>) -> bool {
 
 /// A rerun of a job replaces what an earlier attempt may have left.
 fn clear_results(tx: &Transaction, job_id: i64) -> anyhow::Result<()> {
-    for table in ["fold_results", "bin_results", "epochs", "oof_predictions"] {
+    for table in [
+        "fold_results",
+        "bin_results",
+        "epochs",
+        "oof_predictions",
+        "probe_predictions",
+        "test_predictions",
+    ] {
         tx.execute(&format!("DELETE FROM {table} WHERE job_id = ?1"), [job_id])?;
     }
     Ok(())
@@ -915,12 +1047,60 @@ fn insert_result(
     for o in &r.oof {
         oof.execute(params![job_id, o.record as i64, o.truth, o.prediction, o.logvar])?;
     }
+    if let Some(probe) = &r.probe {
+        insert_probe_result(tx, job_id, probe)?;
+    }
+    if let Some(test) = &r.test {
+        insert_test_predictions(tx, job_id, test)?;
+    }
+    Ok(())
+}
+
+fn insert_probe_result(tx: &Transaction, job_id: i64, probe: &ProbeResult) -> anyhow::Result<()> {
+    tx.execute(
+        "UPDATE fold_results SET probe_rmse = ?2, shifted_rmse = ?3, mean_predictor_shifted_rmse = ?4
+         WHERE job_id = ?1",
+        params![job_id, probe.rmse, probe.shifted_rmse, probe.mean_predictor_shifted_rmse],
+    )?;
+    let mut stmt = tx.prepare(
+        "INSERT INTO probe_predictions (job_id, probe, record, metric_row, prediction)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (i, row) in probe.rows.iter().enumerate() {
+        stmt.execute(params![
+            job_id,
+            i as i64,
+            row.record as i64,
+            row.metric_row as i64,
+            row.prediction
+        ])?;
+    }
+    Ok(())
+}
+
+fn insert_test_predictions(
+    tx: &Transaction,
+    job_id: i64,
+    test: &TestPredictions,
+) -> anyhow::Result<()> {
+    tx.execute(
+        "UPDATE fold_results SET test_fingerprint = ?2 WHERE job_id = ?1",
+        params![job_id, test.fingerprint],
+    )?;
+    let mut stmt =
+        tx.prepare("INSERT INTO test_predictions (job_id, row, prediction) VALUES (?1, ?2, ?3)")?;
+    for (row, prediction) in test.predictions.iter().enumerate() {
+        stmt.execute(params![job_id, row as i64, prediction])?;
+    }
     Ok(())
 }
 
 /// The learning curve, one row per epoch.
 fn insert_epochs(tx: &Transaction, job_id: i64, epochs: &[EpochLog]) -> anyhow::Result<()> {
-    let mut stmt = tx.prepare("INSERT INTO epochs (job_id, epoch, train_loss, val_rmse, lr, seconds) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+    let mut stmt = tx.prepare(
+        "INSERT INTO epochs (job_id, epoch, train_loss, val_rmse, lr, seconds, probe_rmse, shifted_rmse)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
     for e in epochs {
         stmt.execute(params![
             job_id,
@@ -928,7 +1108,9 @@ fn insert_epochs(tx: &Transaction, job_id: i64, epochs: &[EpochLog]) -> anyhow::
             storable(e.train_loss),
             storable(e.val_rmse),
             e.lr,
-            e.seconds
+            e.seconds,
+            e.probe_rmse.map(storable),
+            e.shifted_rmse.map(storable),
         ])?;
     }
     Ok(())

@@ -37,6 +37,8 @@ epochs = 1
 
 [resources]
 devices = "cpu"
+# Exporting another test file than data.test predicts from the checkpoints.
+checkpoints = "all"
 "#;
 
 fn text_npy(rows: usize, cols: usize) -> Vec<u8> {

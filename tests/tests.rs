@@ -13,6 +13,7 @@ mod parity_f64;
 mod reduced_precision;
 mod report_html;
 mod shard;
+mod shift;
 mod store_regressions;
 mod sweep;
 mod training;

@@ -139,7 +139,8 @@ pub struct CompareReport {
     pub refused: Vec<(String, String)>,
 }
 
-/// Per-fold (RMSE or macro RMSE, val rows, train rows) of a config's finished folds.
+/// Per-fold (RMSE, macro RMSE or shifted RMSE; val rows, train rows) of a config's finished
+/// folds; a fold without the figure (no probes) is left out.
 fn fold_metrics(
     store: &crate::store::Store,
     config_id: &str,
@@ -148,12 +149,13 @@ fn fold_metrics(
     Ok(store
         .fold_metrics(config_id)?
         .into_iter()
-        .map(|f| {
+        .filter_map(|f| {
             let value = match by {
-                Criterion::Macro => f.macro_rmse,
-                Criterion::Oof => f.rmse,
+                Criterion::Macro => Some(f.macro_rmse),
+                Criterion::Oof => Some(f.rmse),
+                Criterion::Shifted => f.shifted_rmse,
             };
-            (f.fold, value, f.val_rows as f64, f.train_rows as f64)
+            Some((f.fold, value?, f.val_rows as f64, f.train_rows as f64))
         })
         .collect())
 }
@@ -236,6 +238,7 @@ pub fn compare(
         metric: match by {
             Criterion::Macro => "macro RMSE".into(),
             Criterion::Oof => "RMSE".into(),
+            Criterion::Shifted => "shifted RMSE".into(),
         },
         comparisons,
         refused,

@@ -278,3 +278,111 @@ mod tests {
         assert_eq!(blended, vec![3.0, 7.0]);
     }
 }
+
+/// What `export --ensemble` did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EnsembleExport {
+    /// (config id, label, weight), heaviest first.
+    pub picks: Vec<(String, String, f64)>,
+    /// The criterion on the rows the weights were chosen on (optimistic).
+    pub in_sample: f64,
+    /// Weights chosen on the other folds' rows, scored on each fold's own (honest).
+    pub nested: f64,
+    pub export: super::export::ExportReport,
+}
+
+/// Greedy ensemble selection over the sweep's complete configs, by `criterion`, and its
+/// weighted average of their stored test predictions written as a submission.
+pub fn export_ensemble(
+    store: &crate::store::Store,
+    summaries: &[super::ConfigSummary],
+    criterion: super::Criterion,
+    rounds: usize,
+    out: &std::path::Path,
+    round: bool,
+) -> anyhow::Result<EnsembleExport> {
+    use crate::error::InputError;
+    let complete: Vec<&super::ConfigSummary> = summaries
+        .iter()
+        .filter(|s| !s.retired && s.diverged == 0 && s.folds_done == s.folds_total)
+        .collect();
+    if complete.is_empty() || rounds == 0 {
+        return Err(InputError::new("no complete config to ensemble (or zero rounds)")
+            .field("ensemble")
+            .into());
+    }
+    let (rows, candidates) = candidates(store, &complete)?;
+    let criterion = match criterion {
+        super::Criterion::Oof => Criterion::Oof,
+        super::Criterion::Macro => Criterion::Macro,
+        super::Criterion::Shifted => {
+            Criterion::Shifted(complete[0].probe.clone().ok_or_else(|| {
+                InputError::new("shifted RMSE needs [validation] probe in the sweep").field("by")
+            })?)
+        }
+    };
+    let (selection, in_sample) = select(&candidates, &rows, &criterion, rounds);
+    let nested = nested(&candidates, &rows, &criterion, rounds);
+    let mut tests = Vec::with_capacity(complete.len());
+    for summary in &complete {
+        let request = super::export::ExportRequest {
+            config_id: summary.id.clone(),
+            test: None,
+            test_embeddings: None,
+            out: out.to_path_buf(),
+            round,
+            allow_partial: false,
+        };
+        tests.push(super::export::fold_mean(store, &request)?.0);
+    }
+    let blended = selection.blend(&tests.iter().map(Vec::as_slice).collect::<Vec<_>>());
+    let scores = super::export::finish(&blended, round);
+    super::export::write_submission(out, &scores, round)?;
+    let picks = selection
+        .weights()
+        .into_iter()
+        .map(|(i, w)| (complete[i].id.clone(), complete[i].label.clone(), w))
+        .collect();
+    let folds = complete[0].folds_total;
+    let export = super::export::report(&scores, folds, super::export::Source::Stored);
+    Ok(EnsembleExport { picks, in_sample, nested, export })
+}
+
+/// The rows and every config's predictions of them, checked to be the same rows.
+fn candidates(
+    store: &crate::store::Store,
+    configs: &[&super::ConfigSummary],
+) -> anyhow::Result<(Rows, Vec<Candidate>)> {
+    let mut rows: Option<Rows> = None;
+    let mut keys: Option<(Vec<usize>, Vec<(usize, usize, usize)>)> = None;
+    let mut out = Vec::with_capacity(configs.len());
+    for summary in configs {
+        let oof = store.oof_rows(&summary.id)?;
+        let probes = store.probe_rows(&summary.id)?;
+        let these = (
+            oof.iter().map(|r| r.record).collect::<Vec<_>>(),
+            probes.iter().map(|p| (p.fold, p.record, p.metric_row)).collect::<Vec<_>>(),
+        );
+        match &keys {
+            Some(first) if *first != these => anyhow::bail!(
+                "config {} was evaluated on other rows than {} (other folds or probes): \
+                 ensembles need configs of one fold assignment",
+                summary.id,
+                configs[0].id
+            ),
+            Some(_) => {}
+            None => keys = Some(these),
+        }
+        rows.get_or_insert_with(|| Rows {
+            truth: oof.iter().map(|r| r.truth).collect(),
+            real_fold: oof.iter().map(|r| r.fold).collect(),
+            probe_fold: probes.iter().map(|p| p.fold).collect(),
+        });
+        out.push(Candidate {
+            id: summary.id.clone(),
+            real: oof.iter().map(|r| r.prediction).collect(),
+            probes: probes.iter().map(|p| p.prediction).collect(),
+        });
+    }
+    Ok((rows.unwrap_or_default(), out))
+}

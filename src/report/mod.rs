@@ -13,6 +13,7 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 use serde::Serialize;
 
 use crate::data::score_bin;
+use crate::probe::ProbeConfig;
 use crate::sampling::NUM_BINS;
 use crate::store::{JobStatus, Store, SweepConfigRow};
 
@@ -41,26 +42,37 @@ pub struct ConfigSummary {
     /// Pooled out-of-fold RMSE of the predictions clamped to [0, 10] and rounded to whole
     /// scores, as `export --round` would submit them.
     pub oof_rounded_rmse: Option<f64>,
+    /// With `[validation] probe`: the pooled probe rows' RMSE and the shifted RMSE,
+    /// `sqrt((1 - F) * MSE(real rows) + F * MSE(probe rows))` over every finished fold.
+    pub probe_rmse: Option<f64>,
+    pub shifted_rmse: Option<f64>,
+    /// The probe settings the config was judged on (the same for a whole sweep).
+    #[serde(skip)]
+    pub probe: Option<ProbeConfig>,
     pub bin_rmse: Vec<Option<f64>>,
     pub bin_count: Vec<usize>,
     pub fold_hash: String,
     pub position: usize,
 }
 
-/// What the results are sorted by: pooled OOF RMSE, mean fold RMSE or macro RMSE.
+/// What the results are sorted by: pooled OOF RMSE, mean fold RMSE, macro RMSE, and with
+/// validation probes the probe rows' RMSE or the shifted RMSE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SortKey {
     Oof,
     Mean,
     Macro,
+    Probe,
+    Shifted,
 }
 
-/// What "best" means when one config is picked (export, compare's reference):
-/// pooled OOF RMSE or macro RMSE.
+/// What "best" means when one config is picked (export, compare's reference, ensembles):
+/// pooled OOF RMSE, macro RMSE or (with probes) shifted RMSE.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Criterion {
     Oof,
     Macro,
+    Shifted,
 }
 
 impl Criterion {
@@ -68,8 +80,24 @@ impl Criterion {
         match self {
             Criterion::Oof => SortKey::Oof,
             Criterion::Macro => SortKey::Macro,
+            Criterion::Shifted => SortKey::Shifted,
         }
     }
+
+    /// The default: shifted RMSE when the sweep has probes (validation rows alone cannot see
+    /// the test set's shift), else pooled OOF RMSE.
+    pub fn default_for(rows: &[ConfigSummary]) -> Criterion {
+        if has_probes(rows) {
+            Criterion::Shifted
+        } else {
+            Criterion::Oof
+        }
+    }
+}
+
+/// Whether the sweep's configs are judged on validation probes.
+pub fn has_probes(rows: &[ConfigSummary]) -> bool {
+    rows.iter().any(|r| r.probe.is_some())
 }
 
 /// The config with the lowest value of `key` (the first of equals), whatever order `rows`
@@ -88,6 +116,8 @@ impl SortKey {
             SortKey::Oof => "oof",
             SortKey::Mean => "mean",
             SortKey::Macro => "macro",
+            SortKey::Probe => "probe",
+            SortKey::Shifted => "shifted",
         }
     }
 
@@ -96,6 +126,8 @@ impl SortKey {
             SortKey::Oof => s.oof_rmse,
             SortKey::Mean => s.mean_rmse,
             SortKey::Macro => s.macro_rmse,
+            SortKey::Probe => s.probe_rmse,
+            SortKey::Shifted => s.shifted_rmse,
         }
     }
 }
@@ -124,14 +156,34 @@ pub fn summaries_with(
         .into_iter()
         .map(|row| summarize(store, row, folds_total))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    out.sort_by(|a, b| {
+    sort_summaries(&mut out, sort);
+    Ok(out)
+}
+
+/// Summaries sorted by `sort`, or when None by the sweep's default criterion (shifted RMSE
+/// with probes, else pooled OOF RMSE); returns the key used.
+pub fn summaries_by(
+    store: &Store,
+    sweep_id: i64,
+    sort: Option<SortKey>,
+    include_retired: bool,
+) -> anyhow::Result<(Vec<ConfigSummary>, SortKey)> {
+    let mut rows = summaries_with(store, sweep_id, sort.unwrap_or(SortKey::Oof), include_retired)?;
+    let key = sort.unwrap_or_else(|| Criterion::default_for(&rows).sort_key());
+    sort_summaries(&mut rows, key);
+    Ok((rows, key))
+}
+
+/// Best first by `sort`: retired configs, configs with a diverged fold and configs without a
+/// value come last.
+pub fn sort_summaries(rows: &mut [ConfigSummary], sort: SortKey) {
+    rows.sort_by(|a, b| {
         let rank = |s: &ConfigSummary| (s.retired, s.diverged > 0, sort.value(s).is_none());
         rank(a).cmp(&rank(b)).then_with(|| match (sort.value(a), sort.value(b)) {
             (Some(x), Some(y)) => x.total_cmp(&y),
             _ => a.position.cmp(&b.position),
         })
     });
-    Ok(out)
 }
 
 /// The best current config of a sweep by `key`: the first with a value and no diverged fold.
@@ -141,6 +193,16 @@ pub fn best_config(
     key: SortKey,
 ) -> anyhow::Result<Option<ConfigSummary>> {
     Ok(best(&summaries(store, sweep_id, key)?, key).cloned())
+}
+
+/// The probe settings a config was judged on, from its stored params.
+pub fn probe_config(store: &Store, config_id: &str) -> anyhow::Result<Option<ProbeConfig>> {
+    let Some(params) = store.config_params(config_id)? else { return Ok(None) };
+    let params: serde_json::Value = serde_json::from_str(&params)?;
+    match params.pointer("/validation/probe") {
+        Some(probe) => Ok(Some(serde_json::from_value(probe.clone())?)),
+        None => Ok(None),
+    }
 }
 
 fn summarize(
@@ -173,6 +235,19 @@ fn summarize(
         .collect();
     let filled: Vec<f64> = bin_rmse.iter().flatten().copied().collect();
     let oof_rounded_rmse = pooled_rmse(oof.iter().map(|(t, p)| (*t, p.clamp(0.0, 10.0).round())));
+    let probe = probe_config(store, id)?;
+    let real_mse = (!oof.is_empty()).then(|| sums.iter().sum::<f64>() / oof.len() as f64);
+    let probe_mse = match &probe {
+        Some(config) => {
+            let rows = store.probe_rows(id)?;
+            (!rows.is_empty()).then(|| config.mse(rows.iter().map(|r| r.prediction)))
+        }
+        None => None,
+    };
+    let shifted_rmse = probe
+        .as_ref()
+        .zip(real_mse.zip(probe_mse))
+        .map(|(config, (real, probe))| config.shifted_rmse(real, probe));
     Ok(ConfigSummary {
         id: id.to_string(),
         label: row.label,
@@ -188,6 +263,9 @@ fn summarize(
         oof_rmse: (!oof.is_empty()).then(|| (sums.iter().sum::<f64>() / oof.len() as f64).sqrt()),
         macro_rmse: (!filled.is_empty()).then(|| filled.iter().sum::<f64>() / filled.len() as f64),
         oof_rounded_rmse,
+        probe_rmse: probe_mse.map(f64::sqrt),
+        shifted_rmse,
+        probe,
         bin_rmse,
         bin_count: counts.to_vec(),
         fold_hash: row.fold_hash,

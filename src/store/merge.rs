@@ -12,10 +12,12 @@ use crate::sweep::merge::same_file;
 
 /// Columns of the per-job result tables, after `job_id`.
 const RESULT_TABLES: &[(&str, &str)] = &[
-    ("fold_results", "best_epoch, epochs_run, rmse, rounded_rmse, macro_rmse, mean_predictor_rmse, train_rows, synthetic_rows, val_rows, train_seconds, checkpoint"),
+    ("fold_results", "best_epoch, epochs_run, rmse, rounded_rmse, macro_rmse, mean_predictor_rmse, train_rows, synthetic_rows, val_rows, train_seconds, checkpoint, probe_rmse, shifted_rmse, mean_predictor_shifted_rmse, test_fingerprint"),
     ("bin_results", "score, count, rmse"),
-    ("epochs", "epoch, train_loss, val_rmse, lr, seconds"),
+    ("epochs", "epoch, train_loss, val_rmse, lr, seconds, probe_rmse, shifted_rmse"),
     ("oof_predictions", "record, truth, prediction, logvar"),
+    ("probe_predictions", "probe, record, metric_row, prediction"),
+    ("test_predictions", "row, prediction"),
 ];
 
 impl Store {

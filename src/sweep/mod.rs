@@ -50,6 +50,8 @@ pub struct RunOptions {
     pub shard: Option<shard::Shard>,
     /// The `foldsweep` executable that runs each job [default: this process's own].
     pub worker_exe: Option<PathBuf>,
+    /// Keep every finished fold's best weights (`[resources] checkpoints = "all"`).
+    pub keep_checkpoints: bool,
 }
 
 /// A sweep's configs with their ids, ready to register.
@@ -412,7 +414,8 @@ struct Running {
 /// Where and how workers start.
 struct Launcher {
     work_dir: PathBuf,
-    checkpoint_root: PathBuf,
+    /// Where checkpoints go; None when the sweep keeps none.
+    checkpoint_root: Option<PathBuf>,
     worker_exe: PathBuf,
     cpu_threads: Option<usize>,
 }
@@ -587,8 +590,12 @@ impl SweepLoop<'_> {
         let seconds = running.started.elapsed().as_secs_f64();
         match outcome {
             Ok(WorkerOutcome::Done(result)) => {
-                let checkpoint = format!("checkpoints/{}/fold{}", job.config_id, job.fold);
-                store.record_success(running.job.id, &result, Some(&checkpoint))?;
+                // Stored relative to the database's folder, so a shard folder can move.
+                let checkpoint = result
+                    .checkpoint
+                    .as_ref()
+                    .map(|_| format!("checkpoints/{}/fold{}", job.config_id, job.fold));
+                store.record_success(running.job.id, &result, checkpoint.as_deref())?;
                 self.durations.push(seconds);
                 Ok(SweepEvent::JobDone {
                     job,
@@ -689,7 +696,7 @@ impl Launcher {
         let user_set_threads = std::env::var_os("RAYON_NUM_THREADS").is_some();
         Ok(Launcher {
             work_dir,
-            checkpoint_root: store.base_dir().join("checkpoints"),
+            checkpoint_root: options.keep_checkpoints.then(|| store.base_dir().join("checkpoints")),
             worker_exe,
             cpu_threads: cpu_thread_share(slot_devices, user_set_threads, cores),
         })
@@ -714,8 +721,8 @@ impl Launcher {
             device: device.to_string(),
             checkpoint_dir: self
                 .checkpoint_root
-                .join(&job.config_id)
-                .join(format!("fold{}", job.fold)),
+                .as_ref()
+                .map(|root| root.join(&job.config_id).join(format!("fold{}", job.fold))),
             result_path: result_path.clone(),
         };
         crate::util::write_atomic(&job_file, serde_json::to_string(&spec)?.as_bytes())?;

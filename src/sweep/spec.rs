@@ -24,6 +24,22 @@ pub struct Resources {
     pub jobs_per_device: usize,
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
+    /// Which folds keep their best epoch's weights on disk. Every job stores its test
+    /// predictions, so `export` needs checkpoints only for another test file; the full
+    /// model's is 1.8 GB, which a report-sized grid would multiply into hundreds of GB.
+    #[serde(default)]
+    pub checkpoints: Checkpoints,
+}
+
+/// `[resources] checkpoints = "none" | "all"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Checkpoints {
+    /// No weights on disk (the default): exports come from stored test predictions.
+    #[default]
+    None,
+    /// Every finished fold's best epoch.
+    All,
 }
 
 fn default_devices() -> String {
@@ -42,6 +58,7 @@ impl Default for Resources {
             devices: default_devices(),
             jobs_per_device: 1,
             max_attempts: default_attempts(),
+            checkpoints: Checkpoints::None,
         }
     }
 }

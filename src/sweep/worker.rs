@@ -24,7 +24,9 @@ pub struct JobSpec {
     pub config: Config,
     pub fold: usize,
     pub device: String,
-    pub checkpoint_dir: PathBuf,
+    /// Where the best epoch's weights go; None when the sweep keeps no checkpoints.
+    #[serde(default)]
+    pub checkpoint_dir: Option<PathBuf>,
     pub result_path: PathBuf,
 }
 
@@ -61,7 +63,7 @@ pub fn run_worker(job_file: &Path) -> anyhow::Result<()> {
         &spec.config,
         &data,
         spec.fold,
-        &spec.checkpoint_dir,
+        spec.checkpoint_dir.as_deref(),
         &mut on_epoch,
     ) {
         Ok(result) => WorkerOutcome::Done(Box::new(result)),

@@ -367,6 +367,10 @@ impl Exporter for TableExporter {
         let mut header: Vec<String> = vec!["#".into(), "config".into()];
         header.extend(keys.iter().cloned());
         header.extend(["folds".into(), "mean ± sd".into(), "OOF RMSE".into(), "macro".into()]);
+        let probes = has_probes(rows);
+        if probes {
+            header.extend(["probe".into(), "shifted".into()]);
+        }
         header.extend(bins.iter().map(|b| format!("@{b}")));
         table.set_header(header);
         for (rank, r) in rows.iter().enumerate() {
@@ -387,6 +391,9 @@ impl Exporter for TableExporter {
                 Cell::new(fmt(r.oof_rmse)),
                 Cell::new(fmt(r.macro_rmse)),
             ]);
+            if probes {
+                cells.extend([Cell::new(fmt(r.probe_rmse)), Cell::new(fmt(r.shifted_rmse))]);
+            }
             cells.extend(bins.iter().map(|&b| {
                 Cell::new(r.bin_rmse[b].map_or("-".into(), |v| format!("{v:.2}")))
                     .set_alignment(CellAlignment::Right)
@@ -397,7 +404,18 @@ impl Exporter for TableExporter {
             .iter()
             .map(|&b| format!("@{b}: n={}", rows.iter().map(|r| r.bin_count[b]).max().unwrap_or(0)))
             .collect();
-        Ok(format!("{table}\nper-score columns (@s) are the RMSE of pooled out-of-fold predictions on records scored s ({})\n", counts.join(", ")))
+        let mut text = format!("{table}\nper-score columns (@s) are the RMSE of pooled out-of-fold predictions on records scored s ({})\n", counts.join(", "));
+        if let Some(probe) = rows.iter().find_map(|r| r.probe.as_ref()) {
+            text += &format!(
+                "probe: RMSE on validation texts paired with another metric, as if scored {}-{}; \
+                 shifted = sqrt({:.2} x OOF MSE + {:.2} x probe MSE)\n",
+                probe.score_min,
+                probe.score_max,
+                1.0 - probe.fraction,
+                probe.fraction
+            );
+        }
+        Ok(text)
     }
 }
 
@@ -413,6 +431,7 @@ impl Exporter for CsvExporter {
             ["folds_done", "folds_total", "mean_rmse", "sd_rmse", "oof_rmse", "macro_rmse"]
                 .map(String::from),
         );
+        header.extend(["probe_rmse", "shifted_rmse"].map(String::from));
         header.extend(bins.iter().map(|b| format!("rmse_{b}")));
         w.write_record(&header)?;
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
@@ -426,6 +445,8 @@ impl Exporter for CsvExporter {
                 opt(r.sd_rmse),
                 opt(r.oof_rmse),
                 opt(r.macro_rmse),
+                opt(r.probe_rmse),
+                opt(r.shifted_rmse),
             ]);
             record.extend(bins.iter().map(|&b| opt(r.bin_rmse[b])));
             w.write_record(&record)?;

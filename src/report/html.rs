@@ -11,7 +11,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{oof_predictions, summaries, varying_keys, ConfigSummary, SortKey};
+use super::{has_probes, oof_predictions, summaries_by, varying_keys, ConfigSummary, Criterion};
 use crate::data::score_bin;
 use crate::sampling::NUM_BINS;
 use crate::store::{JobStatus, Store};
@@ -42,17 +42,62 @@ type Chart<'a, 's> = ChartContext<'a, SVGBackend<'s>, Cartesian2d<TickedAxis, Ra
 /// The report of one sweep as a complete HTML document.
 pub fn render(store: &Store, sweep_id: i64) -> anyhow::Result<String> {
     let head = SweepHead::load(store, sweep_id)?;
-    let rows = summaries(store, sweep_id, SortKey::Oof)?;
+    // Sorted by the sweep's default criterion: shifted RMSE with validation probes.
+    let (rows, key) = summaries_by(store, sweep_id, None, false)?;
     let keys = varying_keys(&rows);
-    // summaries() sorts configs without results last, so the first row is the best if any has results.
-    let best = rows.first().filter(|r| r.oof_rmse.is_some());
+    // Configs without results sort last, so the first row is the best if any has results.
+    let best = rows.first().filter(|r| key.value(r).is_some());
     let mut figures = vec![per_score_figure(&rows)?];
     for key in &keys {
         figures.push(axis_figure(&rows, key)?);
     }
     figures.push(learning_curve_figure(store, best)?);
     figures.push(histogram_figure(store, best)?);
-    Ok(page(&head, &rows, &keys, &figures))
+    if has_probes(&rows) {
+        figures.push(probe_histogram_figure(store, best)?);
+    }
+    Ok(page(&head, &rows, &keys, &figures).replace(SORTED_BY_PLACEHOLDER, key.name()))
+}
+
+/// Filled in by `render` with the criterion the results are sorted by.
+const SORTED_BY_PLACEHOLDER: &str = "{sorted-by}";
+
+/// Where the best config puts probe rows (a validation text with another metric) next to
+/// real validation rows: a model that ignores the metric predicts 9 for both.
+fn probe_histogram_figure(store: &Store, best: Option<&ConfigSummary>) -> anyhow::Result<Figure> {
+    let (real, probes) = match best {
+        Some(b) => super::show::prediction_histograms(store, &b.id)?,
+        None => Default::default(),
+    };
+    let share = |counts: &[usize; NUM_BINS]| {
+        let total = counts.iter().sum::<usize>().max(1) as f64;
+        counts.iter().map(|&n| Some(n as f64 / total)).collect::<Vec<_>>()
+    };
+    let svg = if real.iter().sum::<usize>() == 0 {
+        None
+    } else {
+        Some(grouped_bars(&GroupedBars {
+            categories: (0..NUM_BINS).map(|s| s.to_string()).collect(),
+            series: vec![share(&real), share(&probes)],
+            counts: false,
+            x_desc: "predicted score (rounded)",
+            y_desc: "share of rows",
+        })?)
+    };
+    let who = best.map_or(String::new(), |b| format!(" {}", b.id));
+    Ok(Figure {
+        title: "Predictions on probe rows and real rows".into(),
+        svg,
+        legend: vec![
+            (color(0), "real validation rows".into()),
+            (color(1), "probe rows (text with another metric)".into()),
+        ],
+        caption: format!(
+            "Where the best config{who} puts its out-of-fold predictions of real validation rows \
+             and of probe rows (a validation text paired with another metric). A model that \
+             ignores the metric predicts the same for both."
+        ),
+    })
 }
 
 /// Escapes text for HTML element content and double- or single-quoted attribute values.
@@ -196,8 +241,10 @@ fn facts(head: &SweepHead, rows: &[ConfigSummary]) -> String {
     if other > 0 {
         text += &format!(", {other} not finished");
     }
-    if let Some(best) = rows.first().filter(|r| r.oof_rmse.is_some()) {
-        text += &format!(". Best by pooled OOF RMSE: {} ({})", best.id, num(best.oof_rmse, 4));
+    let key = Criterion::default_for(rows).sort_key();
+    if let Some(best) = rows.first().filter(|r| key.value(r).is_some()) {
+        text +=
+            &format!(". Best by {} RMSE: {} ({})", key.name(), best.id, num(key.value(best), 4));
     }
     text
 }
@@ -225,6 +272,10 @@ fn results_table(rows: &[ConfigSummary], keys: &[String]) -> String {
     let mut header: Vec<String> = vec!["#".into(), "config".into()];
     header.extend(keys.iter().cloned());
     header.extend(["folds", "mean ± sd", "OOF RMSE", "macro"].map(String::from));
+    let probes = has_probes(rows);
+    if probes {
+        header.extend(["probe", "shifted"].map(String::from));
+    }
     header.extend(scores.iter().map(|b| format!("@{b}")));
     let mut html = String::from("<table>\n<thead><tr>");
     for h in &header {
@@ -232,7 +283,7 @@ fn results_table(rows: &[ConfigSummary], keys: &[String]) -> String {
     }
     html += "</tr></thead>\n<tbody>\n";
     for (rank, r) in rows.iter().enumerate() {
-        html += &table_row(rank, r, keys, &scores);
+        html += &table_row(rank, r, keys, &scores, probes);
     }
     let counts: Vec<String> = scores
         .iter()
@@ -240,14 +291,20 @@ fn results_table(rows: &[ConfigSummary], keys: &[String]) -> String {
         .collect();
     let _ = write!(
         html,
-        "</tbody>\n</table>\n<p class=\"note\">Sorted by pooled out-of-fold RMSE. Per-score columns (@s) are the RMSE of \
+        "</tbody>\n</table>\n<p class=\"note\">Sorted by {{sorted-by}} RMSE. Per-score columns (@s) are the RMSE of \
          pooled out-of-fold predictions on records scored s ({}); macro is their mean.</p>\n",
         counts.join(", ")
     );
     html
 }
 
-fn table_row(rank: usize, r: &ConfigSummary, keys: &[String], scores: &[usize]) -> String {
+fn table_row(
+    rank: usize,
+    r: &ConfigSummary,
+    keys: &[String],
+    scores: &[usize],
+    probes: bool,
+) -> String {
     let folds = if r.folds_failed > 0 {
         format!("{}/{} ({} failed)", r.folds_done, r.folds_total, r.folds_failed)
     } else {
@@ -261,6 +318,9 @@ fn table_row(rank: usize, r: &ConfigSummary, keys: &[String], scores: &[usize]) 
     let mut cells = vec![(rank + 1).to_string(), r.id.clone()];
     cells.extend(keys.iter().map(|k| r.varying.get(k).cloned().unwrap_or_default()));
     cells.extend([folds, mean_sd, num(r.oof_rmse, 4), num(r.macro_rmse, 4)]);
+    if probes {
+        cells.extend([num(r.probe_rmse, 4), num(r.shifted_rmse, 4)]);
+    }
     cells.extend(scores.iter().map(|&b| num(r.bin_rmse[b], 2)));
     // Grid-value and id columns are text; rank and everything from the folds column on are numbers.
     let numeric_from = 2 + keys.len();
@@ -451,8 +511,8 @@ fn per_score_figure(rows: &[ConfigSummary]) -> anyhow::Result<Figure> {
         },
         svg,
         legend: top.iter().enumerate().map(|(i, r)| (color(i), format!("#{} {} {}", i + 1, r.id, r.label))).collect(),
-        caption: "RMSE of the pooled out-of-fold predictions on the records of each true score, for the best configs by \
-                  pooled OOF RMSE (lower is better). Scores without any training record are left out."
+        caption: "RMSE of the pooled out-of-fold predictions on the records of each true score, for the best configs in \
+                  the results table's order (lower is better). Scores without any training record are left out."
             .into(),
     })
 }
@@ -631,7 +691,7 @@ fn learning_curve_figure(store: &Store, best: Option<&ConfigSummary>) -> anyhow:
         svg,
         legend: curves.keys().map(|&fold| (color(fold), format!("fold {fold}"))).collect(),
         caption: format!(
-            "Validation RMSE after each epoch of the best config by pooled OOF RMSE{who}, one line per fold. \
+            "Validation RMSE after each epoch of the best config{who} (the first of the results table), one line per fold. \
              Early stopping can end a fold's line before the others."
         ),
     })

@@ -3,6 +3,7 @@
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 
 use crate::error::InputError;
+use crate::sampling::NUM_BINS;
 use crate::store::Store;
 
 /// A learning curve as a one-line sparkline of validation RMSE (lower is a lower bar).
@@ -38,7 +39,70 @@ pub fn show(store: &Store, config_id: &str) -> anyhow::Result<String> {
         out += &format!("error {e}\n");
     }
     out += &format!("\n{}\n", bins_table(store, config_id)?);
+    if let Some(probe) = super::probe_config(store, config_id)? {
+        out += &probe_section(store, config_id, &probe)?;
+    }
     Ok(out)
+}
+
+/// What the probes say: per-fold probe and shifted RMSE, and where the model puts the probe
+/// rows next to the real rows. A model that ignores the metric predicts 9 for both.
+fn probe_section(
+    store: &Store,
+    config_id: &str,
+    probe: &crate::probe::ProbeConfig,
+) -> anyhow::Result<String> {
+    let mut out = format!(
+        "\nprobes: validation texts paired with another metric, believed to be {:.0}% of the test \
+         set and scored {}-{}\n",
+        probe.fraction * 100.0,
+        probe.score_min,
+        probe.score_max
+    );
+    for fold in store.fold_metrics(config_id)? {
+        let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+        out += &format!(
+            "  fold {}: RMSE {:.4}  probe {}  shifted {}\n",
+            fold.fold,
+            fold.rmse,
+            f(fold.probe_rmse),
+            f(fold.shifted_rmse)
+        );
+    }
+    let (real, probes) = prediction_histograms(store, config_id)?;
+    out += &format!("{}\n", histogram_table(&real, &probes));
+    Ok(out)
+}
+
+/// How many real and probe rows' predictions round to each score 0..10.
+pub fn prediction_histograms(
+    store: &Store,
+    config_id: &str,
+) -> anyhow::Result<([usize; NUM_BINS], [usize; NUM_BINS])> {
+    let bin = |p: f64| p.clamp(0.0, 10.0).round() as usize;
+    let mut real = [0; NUM_BINS];
+    let mut probes = [0; NUM_BINS];
+    store.oof_rows(config_id)?.iter().for_each(|r| real[bin(r.prediction)] += 1);
+    store.probe_rows(config_id)?.iter().for_each(|r| probes[bin(r.prediction)] += 1);
+    Ok((real, probes))
+}
+
+fn histogram_table(real: &[usize; NUM_BINS], probes: &[usize; NUM_BINS]) -> Table {
+    let share = |counts: &[usize; NUM_BINS], i: usize| {
+        let total = counts.iter().sum::<usize>().max(1) as f64;
+        let fraction = counts[i] as f64 / total;
+        format!("{:>5.1}% {}", fraction * 100.0, "█".repeat((fraction * 30.0).round() as usize))
+    };
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "predicted",
+        "real validation rows",
+        "probe rows",
+    ]);
+    for i in 0..NUM_BINS {
+        table.add_row(vec![i.to_string(), share(real, i), share(probes, i)]);
+    }
+    table
 }
 
 /// One row per job (status, result, learning curve) and the last line of each job's error.

@@ -5,7 +5,8 @@
 #   scripts/bench_search.sh                     everything (about an hour on 2 cores)
 #   STRATEGIES=grid scripts/bench_search.sh     the grid only (no [search] section needed)
 # Settings (environment): PROBLEMS ("sample synthetic"), STRATEGIES ("grid random tpe"),
-# SEEDS ("0 1 2"), TRIALS (trials of random and tpe, default 12), OUT (target/bench_search).
+# SEEDS ("0 1 2"), TRIALS (trials of random and tpe, default 12), OUT (target/bench_search),
+# BIN (the foldsweep binary; default: target/release/foldsweep, built first).
 # Problems: `sample` is data/sample (400 records, 5 folds); `synthetic` is the larger problem of
 # scripts/make_search_data.py (3000 records, 4 folds), generated into $OUT/data.
 # Each run gets its own database; job-epochs are read from it (python3's sqlite3 module): the
@@ -21,9 +22,9 @@ strategies=${STRATEGIES:-grid random tpe}
 seeds=${SEEDS:-0 1 2}
 trials=${TRIALS:-12}
 out=${OUT:-target/bench_search}
-bin=target/release/foldsweep
+bin=${BIN:-target/release/foldsweep}
 mkdir -p "$out"
-cargo build --release -q
+[[ -n ${BIN:-} ]] || cargo build --release -q
 python3 scripts/make_search_data.py --out "$out/data" >/dev/null
 
 # The data and model sections of a problem's sweep file (lr, hidden_dims and synthetic.ratio
@@ -94,7 +95,10 @@ search() { # strategy seed
     case $1 in
         grid) ;;
         random) printf '[search]\nstrategy = "random"\ntrials = %s\nseed = %s\n' "$trials" "$2" ;;
-        tpe) printf '[search]\nstrategy = "tpe"\ntrials = %s\nseed = %s\nprune = true\n' "$trials" "$2" ;;
+        # Five start-up trials (not TPE's default ten): with a dozen trials, ten random ones
+        # would leave TPE almost nothing to decide.
+        tpe) printf '[search]\nstrategy = "tpe"\ntrials = %s\nseed = %s\nstartup_trials = 5\nprune = true\n' \
+            "$trials" "$2" ;;
     esac
 }
 

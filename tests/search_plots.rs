@@ -89,8 +89,11 @@ fn history_has_one_marker_per_trial_and_pruned_trials_are_triangles() {
     assert_eq!(history_figure.matches("<circle").count(), complete);
     assert_eq!(history_figure.matches("<polygon").count(), pruned);
     assert!(history_figure.contains("pruned trial, its last value (triangle)"));
-    assert!(history_figure.contains("1 trials without a value"), "trial 7 failed");
-    assert!(html.contains(&format!("40 trials: {complete} complete, {pruned} pruned, 1 failed")));
+    assert!(history_figure.contains("1 trial without a value"), "trial 7 failed");
+    assert!(html.contains(&format!(
+        "40 trials: {complete} complete, {pruned} pruned, 1 without a value (failed, diverged \
+         or not finished)"
+    )));
 }
 
 #[test]

@@ -79,13 +79,17 @@ pub fn render_search_section(
     Ok(html)
 }
 
-/// "40 trials: 31 complete, 7 pruned, 2 failed. Best: trial 17 (0.8123)".
+/// "40 trials: 31 complete, 7 pruned, 2 without a value. Best: trial 17 (0.8123)".
+/// "Without a value" rather than "failed": the caller may hand in running or diverged
+/// trials with no value, and this module cannot tell them apart.
 fn facts(trials: &[TrialPoint]) -> String {
     let complete = trials.iter().filter(|t| t.is_complete()).count();
     let pruned = trials.iter().filter(|t| t.pruned).count();
-    let failed = trials.len() - complete - pruned;
-    let mut text =
-        format!("{} trials: {complete} complete, {pruned} pruned, {failed} failed", trials.len());
+    let other = trials.len() - complete - pruned;
+    let mut text = format!("{} trials: {complete} complete, {pruned} pruned", trials.len());
+    if other > 0 {
+        text += &format!(", {other} without a value (failed, diverged or not finished)");
+    }
     if let Some(best) = best_trial(trials) {
         text += &format!(". Best: trial {} ({:.4})", best.number, best.value.unwrap_or(f64::NAN));
     }
@@ -182,10 +186,15 @@ fn history_figure(trials: &[TrialPoint]) -> anyhow::Result<NotedFigure> {
     } else {
         Some(history_chart(&history)?)
     };
-    let unplotted = if unplotted > 0 {
-        format!(" {unplotted} trials without a value (failed, or pruned before reporting one) are not shown.")
-    } else {
-        String::new()
+    let unplotted = match unplotted {
+        0 => String::new(),
+        1 => " 1 trial without a value (failed, not finished, or pruned before it had one) is \
+               not shown."
+            .into(),
+        n => format!(
+            " {n} trials without a value (failed, not finished, or pruned before they had one) \
+             are not shown."
+        ),
     };
     let figure = Figure {
         title: "Optimisation history".into(),

@@ -262,6 +262,7 @@ fn render_with_trials_adds_the_search_section_after_the_results_table() {
         std::fs::write(path, &html).unwrap();
     }
     assert_eq!(html.matches("<h2>Search</h2>").count(), 1);
+    crate::report_html::assert_self_contained(&html);
     let (results, search, charts) = (
         html.find("<h2>Results</h2>").unwrap(),
         html.find("<h2>Search</h2>").unwrap(),

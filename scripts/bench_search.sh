@@ -2,7 +2,7 @@
 # The search benchmark of issue 12: on one search space per problem, the exhaustive grid, random
 # search and TPE with pruning, each with three seeds; for each run the best objective found, the
 # compute it used (job-epochs and wall time on this machine) and the trials pruned.
-#   scripts/bench_search.sh                     everything (about an hour on 2 cores)
+#   scripts/bench_search.sh                     everything (about six minutes on 2 cores)
 #   STRATEGIES=grid scripts/bench_search.sh     the grid only (no [search] section needed)
 # Settings (environment): PROBLEMS ("sample synthetic"), STRATEGIES ("grid random tpe"),
 # SEEDS ("0 1 2"), TRIALS (trials of random and tpe, default 12), OUT (target/bench_search),

@@ -40,7 +40,7 @@ fn without_svg_namespaces(html: &str) -> String {
     out + rest
 }
 
-fn assert_self_contained(html: &str) {
+pub(crate) fn assert_self_contained(html: &str) {
     let stripped = without_svg_namespaces(html);
     for external in
         ["http://", "https://", "<script", "<link", "<img", "<iframe", "url(", "@import"]

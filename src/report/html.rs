@@ -11,9 +11,11 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::search_plots::{render_search_section, TrialPoint};
 use super::{has_probes, oof_predictions, summaries_by, varying_keys, ConfigSummary, Criterion};
 use crate::data::score_bin;
 use crate::sampling::NUM_BINS;
+use crate::search::Space;
 use crate::store::{JobStatus, Store};
 
 /// How many of the best configs the per-score chart compares: more bars per score stop being readable.
@@ -37,10 +39,23 @@ const PALETTE: [RGBColor; 10] = [
 type Area<'s> = DrawingArea<SVGBackend<'s>, Shift>;
 /// Every chart uses one coordinate type: f64 on both axes, x ticks only where we put them
 /// (category centres, grid values, epochs), so one helper sets up all of them.
-type Chart<'a, 's> = ChartContext<'a, SVGBackend<'s>, Cartesian2d<TickedAxis, RangedCoordf64>>;
+pub(super) type Chart<'a, 's> =
+    ChartContext<'a, SVGBackend<'s>, Cartesian2d<TickedAxis, RangedCoordf64>>;
 
 /// The report of one sweep as a complete HTML document.
 pub fn render(store: &Store, sweep_id: i64) -> anyhow::Result<String> {
+    render_with_trials(store, sweep_id, &[], None)
+}
+
+/// The report with a search section (optimisation history, importance, slice plots) for
+/// `trials`, placed after the results table; none when `trials` is empty. `space` is the
+/// sweep's search space (`None` for a grid: the keys the trials vary become its axes).
+pub fn render_with_trials(
+    store: &Store,
+    sweep_id: i64,
+    trials: &[TrialPoint],
+    space: Option<&Space>,
+) -> anyhow::Result<String> {
     let head = SweepHead::load(store, sweep_id)?;
     // Sorted by the sweep's default criterion: shifted RMSE with validation probes.
     let (rows, key) = summaries_by(store, sweep_id, None, false)?;
@@ -56,7 +71,8 @@ pub fn render(store: &Store, sweep_id: i64) -> anyhow::Result<String> {
     if has_probes(&rows) {
         figures.push(probe_histogram_figure(store, best)?);
     }
-    Ok(page(&head, &rows, &keys, &figures).replace(SORTED_BY_PLACEHOLDER, key.name()))
+    let search = render_search_section(trials, space)?;
+    Ok(page(&head, &rows, &keys, &search, &figures).replace(SORTED_BY_PLACEHOLDER, key.name()))
 }
 
 /// Filled in by `render` with the criterion the results are sorted by.
@@ -136,19 +152,22 @@ impl SweepHead {
 }
 
 /// One chart with its legend and caption; `svg` is None when there is nothing to draw yet.
-struct Figure {
-    title: String,
-    svg: Option<String>,
-    legend: Vec<(RGBColor, String)>,
-    caption: String,
+pub(super) struct Figure {
+    pub(super) title: String,
+    pub(super) svg: Option<String>,
+    pub(super) legend: Vec<(RGBColor, String)>,
+    pub(super) caption: String,
 }
 
 impl Figure {
     fn html(&self) -> String {
-        let body = self
-            .svg
-            .clone()
-            .unwrap_or_else(|| "<p class=\"empty\">No finished results to chart yet.</p>".into());
+        self.html_or("No finished results to chart yet.")
+    }
+
+    /// The figure, with `empty` (plain text) in place of a chart when `svg` is None.
+    pub(super) fn html_or(&self, empty: &str) -> String {
+        let body =
+            self.svg.clone().unwrap_or_else(|| format!("<p class=\"empty\">{}</p>", escape(empty)));
         let legend: String = self
             .legend
             .iter()
@@ -177,7 +196,7 @@ fn css(c: RGBColor) -> String {
     format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
 }
 
-fn color(i: usize) -> RGBColor {
+pub(super) fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
@@ -205,7 +224,13 @@ ul.legend li { display: inline-block; margin-right: 14px; }
 .empty { color: #888; font-style: italic; }
 ";
 
-fn page(head: &SweepHead, rows: &[ConfigSummary], keys: &[String], figures: &[Figure]) -> String {
+fn page(
+    head: &SweepHead,
+    rows: &[ConfigSummary],
+    keys: &[String],
+    search: &str,
+    figures: &[Figure],
+) -> String {
     let name = escape(&head.name);
     let mut html = format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
@@ -216,6 +241,7 @@ fn page(head: &SweepHead, rows: &[ConfigSummary], keys: &[String], figures: &[Fi
     );
     html += "<h2>Results</h2>\n";
     html += &results_table(rows, keys);
+    html += search;
     html += "<h2>Charts</h2>\n<div class=\"charts\">\n";
     for figure in figures {
         html += &figure.html();
@@ -339,7 +365,7 @@ fn table_row(
 // Chart plumbing
 
 /// Draws one chart into an SVG string (the backend borrows the string, so it lives in here).
-fn render_svg(draw: impl FnOnce(&Area) -> anyhow::Result<()>) -> anyhow::Result<String> {
+pub(super) fn render_svg(draw: impl FnOnce(&Area) -> anyhow::Result<()>) -> anyhow::Result<String> {
     let mut out = String::new();
     {
         let root = SVGBackend::with_string(&mut out, CHART_SIZE).into_drawing_area();
@@ -352,7 +378,7 @@ fn render_svg(draw: impl FnOnce(&Area) -> anyhow::Result<()>) -> anyhow::Result<
 
 /// An f64 axis with ticks only at the given values. (plotters' own `with_key_points` does
 /// the same but loses the f64 value formatter that drawing the mesh needs.)
-struct TickedAxis {
+pub(super) struct TickedAxis {
     inner: RangedCoordf64,
     ticks: Vec<f64>,
 }
@@ -386,18 +412,18 @@ impl ValueFormatter<f64> for TickedAxis {
 }
 
 /// What one chart's axes show: ranges, where the x ticks go and how they read.
-struct Axes<'f> {
-    x: Range<f64>,
-    x_ticks: Vec<f64>,
-    x_label: &'f dyn Fn(f64) -> String,
-    y: Range<f64>,
+pub(super) struct Axes<'f> {
+    pub(super) x: Range<f64>,
+    pub(super) x_ticks: Vec<f64>,
+    pub(super) x_label: &'f dyn Fn(f64) -> String,
+    pub(super) y: Range<f64>,
     /// Whole numbers on the y axis (counts); otherwise plotters' own number format.
-    y_whole: bool,
-    x_desc: &'f str,
-    y_desc: &'f str,
+    pub(super) y_whole: bool,
+    pub(super) x_desc: &'f str,
+    pub(super) y_desc: &'f str,
 }
 
-fn chart<'a, 's>(root: &'a Area<'s>, axes: &Axes) -> anyhow::Result<Chart<'a, 's>> {
+pub(super) fn chart<'a, 's>(root: &'a Area<'s>, axes: &Axes) -> anyhow::Result<Chart<'a, 's>> {
     let mut chart = ChartBuilder::on(root)
         .margin(14)
         .margin_right(24)
@@ -443,7 +469,7 @@ fn zero_based(values: impl Iterator<Item = f64>) -> Range<f64> {
 }
 
 /// A y range around the values with some air, so small differences between configs show.
-fn padded(values: impl Iterator<Item = f64>) -> Range<f64> {
+pub(super) fn padded(values: impl Iterator<Item = f64>) -> Range<f64> {
     let (lo, hi) =
         values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
     let pad = if hi > lo { (hi - lo) * 0.12 } else { 0.05 * hi.abs().max(1.0) };
@@ -451,15 +477,15 @@ fn padded(values: impl Iterator<Item = f64>) -> Range<f64> {
 }
 
 /// Bars grouped by category: `series[s][c]` is series s's bar in category c (None: no bar).
-struct GroupedBars<'a> {
-    categories: Vec<String>,
-    series: Vec<Vec<Option<f64>>>,
-    counts: bool,
-    x_desc: &'a str,
-    y_desc: &'a str,
+pub(super) struct GroupedBars<'a> {
+    pub(super) categories: Vec<String>,
+    pub(super) series: Vec<Vec<Option<f64>>>,
+    pub(super) counts: bool,
+    pub(super) x_desc: &'a str,
+    pub(super) y_desc: &'a str,
 }
 
-fn grouped_bars(bars: &GroupedBars) -> anyhow::Result<String> {
+pub(super) fn grouped_bars(bars: &GroupedBars) -> anyhow::Result<String> {
     let n = bars.categories.len();
     let label = |x: f64| category_label(&bars.categories, x);
     let axes = Axes {

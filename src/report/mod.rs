@@ -5,6 +5,7 @@ pub mod compare;
 pub mod ensemble;
 pub mod export;
 pub mod html;
+pub mod search_plots;
 pub mod show;
 
 use std::collections::BTreeMap;

@@ -744,8 +744,9 @@ fn train(args: TrainArgs) -> CommandResult {
     let quiet = args.quiet;
     let mut on_epoch = |e: &EpochLog| {
         if !quiet {
+            let shifted = e.shifted_rmse.map_or(String::new(), |v| format!("  shifted {v:>7.4}"));
             println!(
-                "epoch {:>4}/{}  train_loss {:>9.5}  val_rmse {:>7.4}  lr {:.2e}  {:>6.1}s",
+                "epoch {:>4}/{}  train_loss {:>9.5}  val_rmse {:>7.4}{shifted}  lr {:.2e}  {:>6.1}s",
                 e.epoch, config.train.epochs, e.train_loss, e.val_rmse, e.lr, e.seconds
             );
         }
@@ -789,6 +790,15 @@ fn print_summary(result: &FoldResult, out: &Path) {
         "RMSE {:.4}  rounded {:.4}  macro {:.4}  (train-mean predictor: {:.4})",
         m.rmse, m.rounded_rmse, m.macro_rmse, result.mean_predictor_rmse
     );
+    if let Some(probe) = &result.probe {
+        println!(
+            "probe RMSE {:.4}  shifted {:.4}  (train-mean predictor shifted: {:.4}; {} probe rows)",
+            probe.rmse,
+            probe.shifted_rmse,
+            probe.mean_predictor_shifted_rmse,
+            probe.rows.len()
+        );
+    }
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED).set_header(vec!["score", "count", "RMSE", "predicted"]);
     for bin in &m.bins {

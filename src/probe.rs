@@ -117,7 +117,7 @@ impl ProbeConfig {
             return Vec::new();
         }
         let mut rng = StdRng::seed_from_u64(
-            self.seed ^ (fold as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x9b0b_e5,
+            self.seed ^ (fold as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x009b_0be5,
         );
         let mut order: Vec<usize> = (0..validation.len()).collect();
         let mut probes = Vec::with_capacity(wanted);

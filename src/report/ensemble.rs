@@ -348,13 +348,17 @@ pub fn export_ensemble(
     Ok(EnsembleExport { picks, in_sample, nested, export })
 }
 
+/// What identifies the rows a config predicted: its records, and its probes' (fold, record,
+/// metric row).
+type RowKeys = (Vec<usize>, Vec<(usize, usize, usize)>);
+
 /// The rows and every config's predictions of them, checked to be the same rows.
 fn candidates(
     store: &crate::store::Store,
     configs: &[&super::ConfigSummary],
 ) -> anyhow::Result<(Rows, Vec<Candidate>)> {
     let mut rows: Option<Rows> = None;
-    let mut keys: Option<(Vec<usize>, Vec<(usize, usize, usize)>)> = None;
+    let mut keys: Option<RowKeys> = None;
     let mut out = Vec::with_capacity(configs.len());
     for summary in configs {
         let oof = store.oof_rows(&summary.id)?;

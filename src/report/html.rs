@@ -611,12 +611,11 @@ fn key_values(rows: &[ConfigSummary], key: &str) -> Vec<String> {
     values
 }
 
+/// Points of a chart, (x, y).
+type Points = Vec<(f64, f64)>;
+
 /// (x, OOF RMSE) of each config with results, and (x, mean) per value of `key`.
-fn axis_points(
-    rows: &[ConfigSummary],
-    key: &str,
-    axis: &GridAxis,
-) -> (Vec<(f64, f64)>, Vec<(f64, f64)>) {
+fn axis_points(rows: &[ConfigSummary], key: &str, axis: &GridAxis) -> (Points, Points) {
     let mut groups: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     for r in rows {
         if let (Some(v), Some(oof)) = (r.varying.get(key), r.oof_rmse) {

@@ -14,6 +14,7 @@
 //! as bars or log lines (and a test can simply collect).
 
 pub mod merge;
+pub mod objective;
 pub mod shard;
 pub mod slurm;
 pub mod spec;

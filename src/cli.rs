@@ -108,14 +108,19 @@ struct RunArgs {
     /// Jobs run at once on each device [default: the sweep's resources.jobs_per_device].
     #[arg(long)]
     jobs_per_device: Option<usize>,
-    /// Print the configs (only the keys that vary), the dropped model/loss pairs and the job
-    /// count, and run nothing.
+    /// Print the search plan and run nothing: for a grid the configs (only the keys that vary),
+    /// the dropped model/loss pairs and the job count; for random and tpe the space, the
+    /// trials, the seed and the sampler and pruner settings.
     #[arg(long)]
     dry_run: bool,
-    /// Run only shard I of N (1-based), a deterministic balanced slice of the jobs, into its own
-    /// database; combine shards with `merge`.
+    /// Run only shard I of N (1-based) into its own database; combine shards with `merge`. A
+    /// grid: a deterministic balanced slice of the jobs. Random and tpe: the shard's own stream
+    /// of trials (seeded by the seed and I, its share of `trials`).
     #[arg(long, value_name = "I/N")]
     shard: Option<Shard>,
+    /// Rerun the jobs a pruner stopped, to their end, and prune nothing in this run.
+    #[arg(long)]
+    no_prune: bool,
 }
 
 #[derive(Debug, Args)]
@@ -427,6 +432,7 @@ fn run_sweep(args: RunArgs) -> CommandResult {
         max_attempts: sweep.resources.max_attempts.max(1),
         shard,
         worker_exe: None,
+        no_prune: args.no_prune,
     };
     let mut progress = progress::Progress::new();
     let summary =

@@ -312,6 +312,8 @@ pub struct SweepDefinition<'a> {
     pub data_fingerprint: &'a str,
     pub fold_hash: &'a str,
     pub folds: usize,
+    /// A random or tpe search: its configs are its trials', which stay current.
+    pub keep_trials: bool,
 }
 
 /// A config as a sweep lists it.
@@ -488,8 +490,9 @@ impl Store {
             tx.query_row("SELECT id FROM sweeps WHERE name = ?1", [sweep.name], |r| r.get(0))?;
         // Retire everything, then bring back what the definition lists.
         tx.execute(
-            "UPDATE sweep_configs SET retired_at = ?2 WHERE sweep_id = ?1 AND retired_at IS NULL",
-            params![sweep_id, t],
+            "UPDATE sweep_configs SET retired_at = ?2 WHERE sweep_id = ?1 AND retired_at IS NULL
+             AND NOT (?3 AND config_id IN (SELECT config_id FROM trials WHERE sweep_id = ?1))",
+            params![sweep_id, t, sweep.keep_trials],
         )?;
         for (position, c) in configs.iter().enumerate() {
             tx.execute(
@@ -542,21 +545,24 @@ impl Store {
     /// coordinator, or None when none is left. One write transaction requeues jobs whose owner
     /// is gone and claims, so two coordinators never take the same job and never both decide
     /// that a dead owner's job is theirs.
+    /// `fold_major` (racing): every config's fold 0 before any fold 1, and so on.
     pub fn claim_next(
         &mut self,
         sweep_id: i64,
         device: &str,
         filter: JobFilter,
+        fold_major: bool,
     ) -> anyhow::Result<Option<JobRow>> {
         let (pid, start) = own_identity();
         let tx = self.write()?;
         requeue_stale(&tx, sweep_id)?;
+        let order = if fold_major { "j.fold, s.position" } else { "s.position, j.fold" };
         let pending: Vec<JobRow> = {
-            let mut stmt = tx.prepare(
+            let mut stmt = tx.prepare(&format!(
                 "SELECT j.id, j.config_id, j.fold, j.status, j.attempt FROM jobs j
                  JOIN sweep_configs s ON s.config_id = j.config_id
-                 WHERE s.sweep_id = ?1 AND s.retired_at IS NULL AND j.status = ?2 ORDER BY s.position, j.fold",
-            )?;
+                 WHERE s.sweep_id = ?1 AND s.retired_at IS NULL AND j.status = ?2 ORDER BY {order}",
+            ))?;
             let rows = stmt.query_map(params![sweep_id, JobStatus::Pending], job_row)?;
             rows.collect::<Result<_, _>>()?
         };
@@ -1164,6 +1170,7 @@ mod tests {
             data_fingerprint: "fp",
             fold_hash: "fh",
             folds: 1,
+            keep_trials: false,
         };
         let config = NewConfig {
             id: config_id,
@@ -1181,7 +1188,7 @@ mod tests {
     fn a_shards_diverged_job_merges_as_a_result() {
         let dir = tempfile::tempdir().unwrap();
         let (mut shard, sweep_id) = one_job_sweep(&dir.path().join("shard.db"), "c1");
-        let job = shard.claim_next(sweep_id, "cpu", &|_, _| true).unwrap().expect("a job");
+        let job = shard.claim_next(sweep_id, "cpu", &|_, _| true, false).unwrap().expect("a job");
         shard.record_diverged(job.id, 2, &[], "diverged").unwrap();
         drop(shard);
         let (mut target, _) = one_job_sweep(&dir.path().join("target.db"), "c1");
@@ -1200,10 +1207,14 @@ mod tests {
             data_fingerprint: "fp",
             fold_hash: "fh",
             folds: 1,
+            keep_trials: false,
         };
         store.register_sweep(&sweep, &[], &[]).unwrap();
         assert!(store.sweep_configs(sweep_id, false).unwrap().is_empty());
-        assert!(store.claim_next(sweep_id, "cpu", &|_, _| true).unwrap().is_none(), "never run");
+        assert!(
+            store.claim_next(sweep_id, "cpu", &|_, _| true, false).unwrap().is_none(),
+            "never run"
+        );
         assert!(store.sweep_configs(sweep_id, true).unwrap()[0].retired);
         drop(store);
         let (store, _) = one_job_sweep(&dir.path().join("r.db"), "c1");

@@ -298,6 +298,7 @@ fn the_sweep_loop_reports_its_progress_as_events() {
         max_attempts: 2,
         shard: None,
         worker_exe: Some(env!("CARGO_BIN_EXE_foldsweep").into()),
+        no_prune: false,
     };
     let mut events = Vec::new();
     let summary =

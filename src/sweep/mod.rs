@@ -15,6 +15,7 @@
 
 pub mod merge;
 pub mod objective;
+mod pruning;
 pub mod shard;
 pub mod slurm;
 pub mod spec;
@@ -36,7 +37,7 @@ use crate::backend::Device;
 use crate::config::Config;
 use crate::cv::FoldAssignment;
 use crate::data::{Dataset, MetricTable, Split};
-use crate::search::{PruneConfig, Strategy};
+use crate::search::{Decision, PruneConfig, Strategy};
 use crate::store::{JobRow, JobStatus, NewConfig, Store, SweepDefinition};
 use crate::train::EpochLog;
 pub use spec::{config_id, data_fingerprint, Expansion, GridPoint, SweepFile};
@@ -173,6 +174,8 @@ pub struct RunSummary {
     pub ran: usize,
     pub failed: usize,
     pub diverged: usize,
+    /// Jobs a pruner stopped: results, like done ones.
+    pub pruned: usize,
     pub interrupted: usize,
     /// Jobs left pending because Ctrl-C stopped the run before they started.
     pub not_started: usize,
@@ -477,6 +480,7 @@ fn final_summary(
         done: store.count_jobs(sweep_id, JobStatus::Done, filter)?,
         failed: store.count_jobs(sweep_id, JobStatus::Failed, filter)?,
         diverged: store.count_jobs(sweep_id, JobStatus::Diverged, filter)?,
+        pruned: store.count_jobs(sweep_id, JobStatus::Pruned, filter)?,
         ..Default::default()
     })
 }
@@ -484,6 +488,10 @@ fn final_summary(
 struct Running {
     job: JobRow,
     job_ref: JobRef,
+    /// What it trains with (ASHA reads its epochs and monitor).
+    config: Config,
+    /// The epochs it reported so far.
+    epochs: Vec<EpochLog>,
     child: Child,
     started: Instant,
     result_path: PathBuf,
@@ -499,8 +507,9 @@ struct Launcher {
     cpu_threads: Option<usize>,
 }
 
-/// A worker's epoch line, tagged with its slot.
-struct EpochLine(usize, EpochLog);
+/// A worker's epoch line, tagged with its slot and job (a pruned job's last lines may still
+/// arrive after its slot runs another job).
+struct EpochLine(usize, i64, EpochLog);
 
 struct SweepLoop<'a> {
     sweep_id: i64,
@@ -570,14 +579,21 @@ impl SweepLoop<'_> {
             // job streaming epochs every few milliseconds must not starve Ctrl-C, heartbeats and
             // exit checks below.
             let first = epochs.recv_timeout(Duration::from_millis(100)).ok();
-            for EpochLine(slot, epoch) in first.into_iter().chain(epochs.try_iter().take(1000)) {
-                if let Some(running) = &self.slots[slot] {
-                    on_event(&SweepEvent::Epoch {
-                        slot,
-                        device: self.slot_devices[slot].to_string(),
-                        job: running.job_ref.clone(),
-                        epoch,
-                    });
+            for EpochLine(slot, job_id, epoch) in
+                first.into_iter().chain(epochs.try_iter().take(1000))
+            {
+                let Some(running) = self.slots[slot].as_mut().filter(|r| r.job.id == job_id) else {
+                    continue;
+                };
+                running.epochs.push(epoch.clone());
+                on_event(&SweepEvent::Epoch {
+                    slot,
+                    device: self.slot_devices[slot].to_string(),
+                    job: running.job_ref.clone(),
+                    epoch,
+                });
+                if self.asha(store, slot, on_event)? {
+                    next_claim = Instant::now();
                 }
             }
             if self.reap_finished(store, on_event)? {
@@ -684,6 +700,79 @@ impl SweepLoop<'_> {
         anyhow::bail!("{why} (config {} is not in this run's grid)", job.config_id);
     }
 
+    /// ASHA after the latest epoch of the job in `slot`: on Prune the worker is stopped and the
+    /// job recorded as pruned, with its curve so far. True when the slot was freed.
+    fn asha(
+        &mut self,
+        store: &mut Store,
+        slot: usize,
+        on_event: &mut dyn FnMut(&SweepEvent),
+    ) -> anyhow::Result<bool> {
+        let Some(prune) = self.prune else { return Ok(false) };
+        let running = self.slots[slot].as_ref().expect("a running slot");
+        let last = running.epochs.last().expect("an epoch");
+        let value = objective::epoch_value(&running.config, last);
+        let at_rung: Vec<f64> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(other, _)| *other != slot)
+            .filter_map(|(_, r)| r.as_ref().filter(|r| r.job.fold == running.job.fold))
+            .filter_map(|r| {
+                let log = r.epochs.iter().find(|e| e.epoch == last.epoch)?;
+                Some(objective::epoch_value(&r.config, log))
+            })
+            .collect();
+        let decision = pruning::asha(
+            store,
+            self.sweep_id,
+            &prune,
+            running.config.train.epochs,
+            (running.job.id, running.job.fold),
+            last.epoch,
+            value,
+            &at_rung,
+        )?;
+        let Decision::Prune(reason) = decision else { return Ok(false) };
+        let running = self.slots[slot].take().expect("a running slot");
+        stop_child(running.child);
+        self.summary.ran += 1;
+        let reason = format!("ASHA: {reason}");
+        store.record_pruned(running.job.id, &running.epochs, &reason)?;
+        let _ = std::fs::remove_file(&running.result_path);
+        on_event(&SweepEvent::JobPruned {
+            job: running.job_ref,
+            epochs: running.epochs.len(),
+            reason,
+            counts: self.counts(store)?,
+        });
+        Ok(true)
+    }
+
+    /// Racing after a fold of `job`'s config finished: a config significantly worse than the
+    /// incumbent gets no more folds (its pending jobs become pruned).
+    fn race(
+        &mut self,
+        store: &mut Store,
+        job: &JobRef,
+        on_event: &mut dyn FnMut(&SweepEvent),
+    ) -> anyhow::Result<()> {
+        let Some(prune) = self.prune else { return Ok(()) };
+        let decision = pruning::race_config(store, self.sweep_id, &prune, &job.config_id)?;
+        let Decision::Prune(reason) = decision else { return Ok(()) };
+        let reason = format!("racing: {reason}");
+        let pruned = store.prune_pending(&job.config_id, &reason)?;
+        if pruned > 0 {
+            on_event(&SweepEvent::JobPruned {
+                job: JobRef { fold: job.fold, ..job.clone() },
+                epochs: 0,
+                reason: format!("{reason}; its {pruned} remaining fold(s) will not run"),
+                counts: self.counts(store)?,
+            });
+        }
+        Ok(())
+    }
+
     /// Heartbeats the running jobs and records the ones that ended; true if any did.
     fn reap_finished(
         &mut self,
@@ -708,6 +797,9 @@ impl SweepLoop<'_> {
             };
             let event = self.record(store, &running, outcome)?;
             on_event(&event);
+            if matches!(event, SweepEvent::JobDone { .. }) {
+                self.race(store, &running.job_ref, on_event)?;
+            }
             let _ = std::fs::remove_file(&running.result_path);
         }
         Ok(any)
@@ -846,6 +938,7 @@ impl Launcher {
         let result_path = stem.with_extension("result.json");
         let stderr_path = stem.with_extension("stderr.log");
         let _ = std::fs::remove_file(&result_path);
+        let spec_config = config.clone();
         let spec = JobSpec {
             config,
             fold: job.fold,
@@ -881,10 +974,11 @@ impl Launcher {
             format!("starting a worker process ({})", self.worker_exe.display())
         })?;
         let stdout = child.stdout.take().expect("piped stdout");
+        let job_id = job.id;
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Ok(epoch) = serde_json::from_str::<EpochLog>(&line) {
-                    if epochs.send(EpochLine(slot, epoch)).is_err() {
+                    if epochs.send(EpochLine(slot, job_id, epoch)).is_err() {
                         break;
                     }
                 }
@@ -893,6 +987,8 @@ impl Launcher {
         Ok(Running {
             job,
             job_ref,
+            config: spec_config,
+            epochs: Vec::new(),
             child,
             started: Instant::now(),
             result_path,

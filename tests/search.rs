@@ -255,9 +255,11 @@ const GOOD_AND_BAD: &str = "lr = [1e-2, 1e-6]";
 
 #[test]
 fn asha_prunes_a_clearly_worse_config_at_the_first_rung_and_never_the_best() {
+    // 40 epochs: the coordinator sees a job's epochs as they stream, so a job must outlast
+    // its first rung by more than the loop's poll (a 6-epoch job can end before it is seen).
     let s = scratch(&sweep_text(
         "asha",
-        6,
+        40,
         GOOD_AND_BAD,
         "prune = { min_epochs = 2, eta = 2, folds = false }",
     ));

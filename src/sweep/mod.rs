@@ -10,6 +10,10 @@
 //! waits for the other coordinators' running jobs, so that its exit code speaks for the whole
 //! sweep, and so that it takes over a job whose coordinator died (requeued by the claim).
 //!
+//! A random or tpe sweep ([`study`]) registers its configs one trial at a time as slots free
+//! up; pruners ([`pruning`], `[search] prune`) stop jobs early and record them as `pruned`
+//! results. What every search and pruner minimises is in [`objective`].
+//!
 //! The loop does not print: it reports [`SweepEvent`]s to a callback, which the CLI renders
 //! as bars or log lines (and a test can simply collect).
 

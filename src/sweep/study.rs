@@ -177,6 +177,42 @@ fn history_of(rows: &[TrialRow]) -> (Vec<Trial>, Vec<Point>) {
 mod tests {
     use super::*;
 
+    fn row(number: u64, state: TrialState, value: Option<f64>) -> TrialRow {
+        TrialRow {
+            number,
+            shard: String::new(),
+            config_id: format!("c{number}"),
+            point: vec![("lr".into(), toml::Value::Float(number as f64))],
+            value,
+            pruned: state == TrialState::Pruned,
+            state,
+        }
+    }
+
+    #[test]
+    fn the_sampler_sees_finished_trials_as_history_and_running_ones_as_liars() {
+        let rows = [
+            row(0, TrialState::Complete, Some(2.0)),
+            row(1, TrialState::Running, None),
+            row(2, TrialState::Pruned, Some(3.0)),
+            row(3, TrialState::Diverged, None),
+            row(4, TrialState::Failed, None),
+        ];
+        let (history, running) = history_of(&rows);
+        let summary: Vec<(Option<f64>, bool)> =
+            history.iter().map(|t| (t.value, t.pruned)).collect();
+        assert_eq!(
+            summary,
+            vec![
+                (Some(2.0), false),
+                (Some(3.0), true),
+                (Some(f64::INFINITY), false),
+                (None, false)
+            ]
+        );
+        assert_eq!(running, vec![rows[1].point.clone()]);
+    }
+
     #[test]
     fn shards_split_the_trials_and_seed_their_own_streams() {
         let shard = |index, count| Some(Shard { index, count });

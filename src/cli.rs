@@ -108,14 +108,19 @@ struct RunArgs {
     /// Jobs run at once on each device [default: the sweep's resources.jobs_per_device].
     #[arg(long)]
     jobs_per_device: Option<usize>,
-    /// Print the configs (only the keys that vary), the dropped model/loss pairs and the job
-    /// count, and run nothing.
+    /// Print the search plan and run nothing: for a grid the configs (only the keys that vary),
+    /// the dropped model/loss pairs and the job count; for random and tpe the space, the
+    /// trials, the seed and the sampler and pruner settings.
     #[arg(long)]
     dry_run: bool,
-    /// Run only shard I of N (1-based), a deterministic balanced slice of the jobs, into its own
-    /// database; combine shards with `merge`.
+    /// Run only shard I of N (1-based) into its own database; combine shards with `merge`. A
+    /// grid: a deterministic balanced slice of the jobs. Random and tpe: the shard's own stream
+    /// of trials (seeded by the seed and I, its share of `trials`).
     #[arg(long, value_name = "I/N")]
     shard: Option<Shard>,
+    /// Rerun the jobs a pruner stopped, to their end, and prune nothing in this run.
+    #[arg(long)]
+    no_prune: bool,
 }
 
 #[derive(Debug, Args)]
@@ -382,7 +387,8 @@ fn run(cli: Cli) -> CommandResult {
         Command::Report(args) => {
             let store = Store::open_existing(&args.db)?;
             let (sweep_id, name) = store.resolve_sweep(args.sweep.as_deref())?;
-            let html = report::html::render(&store, sweep_id)?;
+            let (trials, space) = crate::sweep::study::report_trials(&store, sweep_id)?;
+            let html = report::html::render_with_trials(&store, sweep_id, &trials, space.as_ref())?;
             crate::util::write_atomic(&args.out, html.as_bytes())?;
             println!("wrote the report of sweep {name:?} to {}", args.out.display());
             Ok(ExitCode::SUCCESS)
@@ -424,7 +430,7 @@ fn run_sweep(args: RunArgs) -> CommandResult {
     }
     let plan = crate::sweep::plan(&sweep)?;
     if args.dry_run {
-        print_dry_run(&sweep, &plan);
+        print_dry_run(&sweep, &plan, args.shard);
         return Ok(ExitCode::SUCCESS);
     }
     let shard = args.shard;
@@ -436,6 +442,7 @@ fn run_sweep(args: RunArgs) -> CommandResult {
         shard,
         worker_exe: None,
         keep_checkpoints: sweep.resources.checkpoints == crate::sweep::spec::Checkpoints::All,
+        no_prune: args.no_prune,
     };
     let mut progress = progress::Progress::new();
     let summary =
@@ -446,11 +453,11 @@ fn run_sweep(args: RunArgs) -> CommandResult {
         summary.done,
         summary.jobs_total,
         summary.failed,
-        if summary.diverged > 0 {
-            format!(", {} diverged", summary.diverged)
-        } else {
-            String::new()
-        },
+        [(summary.diverged, "diverged"), (summary.pruned, "pruned")]
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, what)| format!(", {n} {what}"))
+            .collect::<String>(),
         if summary.interrupted + summary.not_started > 0 {
             format!(
                 ", {} interrupted, {} not started (run the same command again to resume)",
@@ -554,7 +561,11 @@ fn slurm(args: SlurmArgs) -> CommandResult {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_dry_run(sweep: &SweepFile, plan: &crate::sweep::Plan) {
+fn print_dry_run(sweep: &SweepFile, plan: &crate::sweep::Plan, shard: Option<Shard>) {
+    if sweep.search.strategy != crate::search::Strategy::Grid {
+        print_search_plan(sweep, plan, shard);
+        return;
+    }
     let points = &plan.expansion.points;
     println!(
         "sweep {:?} ({}): {} configs x {} folds = {} jobs",
@@ -575,6 +586,88 @@ fn print_dry_run(sweep: &SweepFile, plan: &crate::sweep::Plan) {
         );
         for (varying, reason) in &plan.expansion.dropped {
             println!("  {}  ({reason})", crate::sweep::spec::label(varying));
+        }
+    }
+    println!(
+        "fold assignment {} over {} records; data fingerprint {}",
+        plan.folds.hash(),
+        plan.folds.fold_of.len(),
+        plan.data_fingerprint
+    );
+}
+
+/// The plan of a random or tpe search: the space, the trials, the seed, the sampler and the
+/// pruner.
+fn print_search_plan(sweep: &SweepFile, plan: &crate::sweep::Plan, shard: Option<Shard>) {
+    use crate::search::{Domain, Strategy};
+    use crate::sweep::study::{stream_budget, stream_seed};
+    let search = &sweep.search;
+    let trials = search.trials.unwrap_or(0);
+    let strategy = if search.strategy == Strategy::Tpe { "tpe" } else { "random" };
+    println!(
+        "sweep {:?} ({}): {strategy} search, {trials} trials x {} folds = up to {} jobs, seed {}",
+        sweep.name,
+        sweep.path.display(),
+        plan.folds.folds,
+        trials * plan.folds.folds as u64,
+        search.seed
+    );
+    if let Some(s) = shard {
+        println!(
+            "shard {}/{}: its own stream of {} trials, seed {}",
+            s.index,
+            s.count,
+            stream_budget(trials, shard),
+            stream_seed(search.seed, shard)
+        );
+    }
+    if search.strategy == Strategy::Tpe {
+        let startup =
+            search.startup_trials.unwrap_or(crate::search::TpeSampler::new(0).n_startup_trials);
+        println!(
+            "sampler: TPE, {startup} uniform start-up trials, running trials as constant liars"
+        );
+    } else {
+        println!("sampler: uniform random");
+    }
+    println!("space:");
+    for axis in sweep.space().axes {
+        let domain = match &axis.domain {
+            Domain::Categorical(values) => {
+                let values: Vec<String> =
+                    values.iter().map(crate::sweep::spec::value_text).collect();
+                format!("one of [{}]", values.join(", "))
+            }
+            Domain::Float { min, max, log } => {
+                format!("float in [{min}, {max}]{}", if *log { ", log scale" } else { "" })
+            }
+            Domain::Int { min, max, log } => {
+                format!("integer in [{min}, {max}]{}", if *log { ", log scale" } else { "" })
+            }
+        };
+        println!("  {}: {domain}", axis.key);
+    }
+    println!(
+        "invalid model/loss pairs are never proposed (valid: {})",
+        crate::config::valid_pairs_text()
+    );
+    match &search.prune {
+        None => println!("pruning: off (every trial runs all its folds to the end)"),
+        Some(p) => {
+            let asha = if p.epochs {
+                format!("ASHA over epochs (rungs from epoch {}, eta {})", p.min_epochs, p.eta)
+            } else {
+                "no ASHA".into()
+            };
+            let race = if p.folds {
+                format!(
+                    "racing over folds, fold-major (after {} folds, one-sided p < {})",
+                    p.min_folds, p.alpha
+                )
+            } else {
+                "no racing".into()
+            };
+            println!("pruning: {asha}; {race}");
         }
     }
     println!(

@@ -17,6 +17,9 @@ use rusqlite::{params, Connection, OptionalExtension, ToSql, Transaction, Transa
 use serde::Serialize;
 
 mod merge;
+mod trials;
+
+pub use trials::NewTrial;
 
 use crate::job::{FoldResult, ProbeResult, TestPredictions};
 use crate::train::EpochLog;
@@ -57,7 +60,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     id INTEGER PRIMARY KEY,
     config_id TEXT NOT NULL REFERENCES configs(id),
     fold INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed', 'interrupted', 'diverged')),
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed', 'interrupted', 'diverged', 'pruned')),
     attempt INTEGER NOT NULL DEFAULT 0,
     device TEXT, host TEXT,
     pid INTEGER,                       -- the coordinator that owns the job while it runs
@@ -66,6 +69,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     heartbeat REAL, started_at REAL, finished_at REAL,
     error TEXT,
     diverged_epoch INTEGER,            -- the epoch whose loss or RMSE was not finite
+    pruned_epoch INTEGER,              -- a pruned job: the epochs it ran (0: never started)
+    pruned_reason TEXT,                -- and why a pruner stopped it
     UNIQUE (config_id, fold)
 );
 CREATE TABLE IF NOT EXISTS fold_results (
@@ -111,11 +116,21 @@ CREATE TABLE IF NOT EXISTS test_predictions (
     prediction REAL NOT NULL,
     PRIMARY KEY (job_id, row)
 );
+CREATE TABLE IF NOT EXISTS trials (
+    sweep_id INTEGER NOT NULL REFERENCES sweeps(id),
+    shard TEXT NOT NULL DEFAULT '',    -- '' for a whole run, 'I/N' for `run --shard I/N`
+    number INTEGER NOT NULL,           -- 0, 1, ... within (sweep, shard)
+    config_id TEXT NOT NULL REFERENCES configs(id),
+    point TEXT NOT NULL,               -- the sampled values, JSON [[key, value], ...] in axis order
+    created_at REAL NOT NULL,
+    UNIQUE (sweep_id, shard, number)
+);
 CREATE INDEX IF NOT EXISTS jobs_by_status ON jobs(status);
 "#;
 
 /// Version 1 -> 2: configs can leave a sweep (`sweep_configs.retired_at`), a job can end
-/// `diverged` (with `diverged_epoch`), and a running job names its coordinator by pid and
+/// `diverged` (with `diverged_epoch`) or `pruned` (with `pruned_epoch` and `pruned_reason`),
+/// random and tpe searches record their trials (the `trials` table, created by [`SCHEMA`]), and a running job names its coordinator by pid and
 /// start time (`owner_start`). SQLite cannot alter a CHECK constraint, so `jobs` is rebuilt
 /// (the documented 12-step procedure: new table, copy, drop, rename). Runs inside the caller's
 /// transaction, with foreign keys off. Later versions add a `migrate_v2_to_v3` beside it.
@@ -147,7 +162,7 @@ CREATE TABLE jobs_v2 (
     id INTEGER PRIMARY KEY,
     config_id TEXT NOT NULL REFERENCES configs(id),
     fold INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed', 'interrupted', 'diverged')),
+    status TEXT NOT NULL CHECK (status IN ('pending', 'running', 'done', 'failed', 'interrupted', 'diverged', 'pruned')),
     attempt INTEGER NOT NULL DEFAULT 0,
     device TEXT, host TEXT,
     pid INTEGER,
@@ -156,6 +171,8 @@ CREATE TABLE jobs_v2 (
     heartbeat REAL, started_at REAL, finished_at REAL,
     error TEXT,
     diverged_epoch INTEGER,
+    pruned_epoch INTEGER,
+    pruned_reason TEXT,
     UNIQUE (config_id, fold)
 );
 INSERT INTO jobs_v2 (id, config_id, fold, status, attempt, device, host, pid, worker_pid, heartbeat, started_at, finished_at, error)
@@ -224,21 +241,25 @@ pub enum JobStatus {
     Interrupted,
     /// Training produced a non-finite loss or validation RMSE: a result, not an error.
     Diverged,
+    /// Stopped early by a pruner (ASHA over epochs, racing over folds): a result, not an
+    /// error; never retried, and rerun only by `run --no-prune`.
+    Pruned,
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 6] = [
+    pub const ALL: [JobStatus; 7] = [
         JobStatus::Pending,
         JobStatus::Running,
         JobStatus::Done,
         JobStatus::Failed,
         JobStatus::Interrupted,
         JobStatus::Diverged,
+        JobStatus::Pruned,
     ];
 
-    /// Done or diverged: the job has its outcome and is never run again.
+    /// Done, diverged or pruned: the job has its outcome and is never run again.
     pub fn is_result(self) -> bool {
-        matches!(self, JobStatus::Done | JobStatus::Diverged)
+        matches!(self, JobStatus::Done | JobStatus::Diverged | JobStatus::Pruned)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -249,6 +270,7 @@ impl JobStatus {
             JobStatus::Failed => "failed",
             JobStatus::Interrupted => "interrupted",
             JobStatus::Diverged => "diverged",
+            JobStatus::Pruned => "pruned",
         }
     }
 }
@@ -329,6 +351,8 @@ pub struct SweepDefinition<'a> {
     pub data_fingerprint: &'a str,
     pub fold_hash: &'a str,
     pub folds: usize,
+    /// A random or tpe search: its configs are its trials', which stay current.
+    pub keep_trials: bool,
 }
 
 /// A config as a sweep lists it.
@@ -395,6 +419,41 @@ pub struct JobDetail {
     pub train_seconds: Option<f64>,
     pub error: Option<String>,
     pub diverged_epoch: Option<usize>,
+}
+
+/// One trial of a random or tpe search, as the sampler's history and the report's plots see
+/// it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialRow {
+    /// 0, 1, ... within its stream (the whole run, or one shard).
+    pub number: u64,
+    /// `""` for a whole run, `"I/N"` for a trial of `run --shard I/N`.
+    pub shard: String,
+    pub config_id: String,
+    /// The sampled values, one `(key, value)` per axis, in axis order.
+    pub point: crate::search::Point,
+    /// The config's objective over the folds it finished (`sweep::objective::config_value`);
+    /// None before any fold finished.
+    pub value: Option<f64>,
+    /// A pruner stopped one of its jobs (or all its remaining folds).
+    pub pruned: bool,
+    pub state: TrialState,
+}
+
+/// Where a trial stands, from its config's jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrialState {
+    /// A job is pending, running or interrupted.
+    Running,
+    /// Every fold done.
+    Complete,
+    /// Every job has its outcome and a pruner stopped at least one.
+    Pruned,
+    /// Every job has its outcome and at least one diverged.
+    Diverged,
+    /// Some job failed for good.
+    Failed,
 }
 
 /// Which jobs a coordinator may claim: all of the sweep's, or a shard's slice.
@@ -494,8 +553,9 @@ impl Store {
             tx.query_row("SELECT id FROM sweeps WHERE name = ?1", [sweep.name], |r| r.get(0))?;
         // Retire everything, then bring back what the definition lists.
         tx.execute(
-            "UPDATE sweep_configs SET retired_at = ?2 WHERE sweep_id = ?1 AND retired_at IS NULL",
-            params![sweep_id, t],
+            "UPDATE sweep_configs SET retired_at = ?2 WHERE sweep_id = ?1 AND retired_at IS NULL
+             AND NOT (?3 AND config_id IN (SELECT config_id FROM trials WHERE sweep_id = ?1))",
+            params![sweep_id, t, sweep.keep_trials],
         )?;
         for (position, c) in configs.iter().enumerate() {
             tx.execute(
@@ -548,21 +608,24 @@ impl Store {
     /// coordinator, or None when none is left. One write transaction requeues jobs whose owner
     /// is gone and claims, so two coordinators never take the same job and never both decide
     /// that a dead owner's job is theirs.
+    /// `fold_major` (racing): every config's fold 0 before any fold 1, and so on.
     pub fn claim_next(
         &mut self,
         sweep_id: i64,
         device: &str,
         filter: JobFilter,
+        fold_major: bool,
     ) -> anyhow::Result<Option<JobRow>> {
         let (pid, start) = own_identity();
         let tx = self.write()?;
         requeue_stale(&tx, sweep_id)?;
+        let order = if fold_major { "j.fold, s.position" } else { "s.position, j.fold" };
         let pending: Vec<JobRow> = {
-            let mut stmt = tx.prepare(
+            let mut stmt = tx.prepare(&format!(
                 "SELECT j.id, j.config_id, j.fold, j.status, j.attempt FROM jobs j
                  JOIN sweep_configs s ON s.config_id = j.config_id
-                 WHERE s.sweep_id = ?1 AND s.retired_at IS NULL AND j.status = ?2 ORDER BY s.position, j.fold",
-            )?;
+                 WHERE s.sweep_id = ?1 AND s.retired_at IS NULL AND j.status = ?2 ORDER BY {order}",
+            ))?;
             let rows = stmt.query_map(params![sweep_id, JobStatus::Pending], job_row)?;
             rows.collect::<Result<_, _>>()?
         };
@@ -651,6 +714,83 @@ impl Store {
         )?;
         tx.commit()?;
         Ok(())
+    }
+
+    /// A job a pruner stopped after `epochs.len()` epochs: a result (never retried), with its
+    /// learning curve, where it stopped and why. It has no fold_results row, so no view
+    /// counts it as a finished fold.
+    pub fn record_pruned(
+        &mut self,
+        job_id: i64,
+        epochs: &[EpochLog],
+        reason: &str,
+    ) -> anyhow::Result<()> {
+        let tx = self.write()?;
+        clear_results(&tx, job_id)?;
+        insert_epochs(&tx, job_id, epochs)?;
+        tx.execute(
+            "UPDATE jobs SET status = ?2, pruned_epoch = ?3, pruned_reason = ?4, finished_at = ?5, pid = NULL, worker_pid = NULL
+             WHERE id = ?1",
+            params![job_id, JobStatus::Pruned, epochs.len() as i64, reason, now()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Racing pruned a config: its pending jobs become `pruned` (epoch 0) and never run.
+    /// Returns how many.
+    pub fn prune_pending(&mut self, config_id: &str, reason: &str) -> anyhow::Result<usize> {
+        let tx = self.write()?;
+        let n = tx.execute(
+            "UPDATE jobs SET status = ?2, pruned_epoch = 0, pruned_reason = ?3, finished_at = ?4
+             WHERE config_id = ?1 AND status IN (?5, ?6)",
+            params![
+                config_id,
+                JobStatus::Pruned,
+                reason,
+                now(),
+                JobStatus::Pending,
+                JobStatus::Interrupted
+            ],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// `run --no-prune`: the sweep's pruned jobs run again, to the end.
+    pub fn requeue_pruned(&mut self, sweep_id: i64) -> anyhow::Result<usize> {
+        let tx = self.write()?;
+        let n = tx.execute(
+            "UPDATE jobs SET status = ?2, attempt = 0, pruned_epoch = NULL, pruned_reason = NULL WHERE status = ?3
+             AND config_id IN (SELECT config_id FROM sweep_configs WHERE sweep_id = ?1 AND retired_at IS NULL)",
+            params![sweep_id, JobStatus::Pending, JobStatus::Pruned],
+        )?;
+        tx.commit()?;
+        Ok(n)
+    }
+
+    /// (value at `epoch`) of every other job of this sweep's fold `fold` that recorded it.
+    pub fn rung_values(
+        &self,
+        sweep_id: i64,
+        fold: usize,
+        epoch: usize,
+        except_job: i64,
+        monitor: crate::probe::Monitor,
+    ) -> anyhow::Result<Vec<f64>> {
+        // The monitored figure (`EpochLog::monitored`): shifted RMSE where the job recorded one.
+        let column = match monitor {
+            crate::probe::Monitor::Shifted => "COALESCE(e.shifted_rmse, e.val_rmse)",
+            crate::probe::Monitor::Rmse => "e.val_rmse",
+        };
+        let mut stmt = self.conn.prepare(&format!(
+            "SELECT {column} FROM epochs e JOIN jobs j ON j.id = e.job_id
+             JOIN sweep_configs s ON s.config_id = j.config_id
+             WHERE s.sweep_id = ?1 AND s.retired_at IS NULL AND j.fold = ?2 AND e.epoch = ?3 AND j.id != ?4"
+        ))?;
+        let rows =
+            stmt.query_map(params![sweep_id, fold as i64, epoch as i64, except_job], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// A failed attempt: back to pending while attempts remain, else failed for good.
@@ -924,6 +1064,13 @@ impl Store {
                 |r| r.get(0),
             )
             .optional()?)
+    }
+
+    /// The sweep file's text as last run.
+    pub fn sweep_definition(&self, sweep_id: i64) -> anyhow::Result<String> {
+        Ok(self
+            .conn
+            .query_row("SELECT definition FROM sweeps WHERE id = ?1", [sweep_id], |r| r.get(0))?)
     }
 
     /// A sweep that lists the config (a current one first).
@@ -1218,6 +1365,7 @@ mod tests {
             data_fingerprint: "fp",
             fold_hash: "fh",
             folds: 1,
+            keep_trials: false,
         };
         let config = NewConfig {
             id: config_id,
@@ -1235,7 +1383,7 @@ mod tests {
     fn a_shards_diverged_job_merges_as_a_result() {
         let dir = tempfile::tempdir().unwrap();
         let (mut shard, sweep_id) = one_job_sweep(&dir.path().join("shard.db"), "c1");
-        let job = shard.claim_next(sweep_id, "cpu", &|_, _| true).unwrap().expect("a job");
+        let job = shard.claim_next(sweep_id, "cpu", &|_, _| true, false).unwrap().expect("a job");
         shard.record_diverged(job.id, 2, &[], "diverged").unwrap();
         drop(shard);
         let (mut target, _) = one_job_sweep(&dir.path().join("target.db"), "c1");
@@ -1254,14 +1402,57 @@ mod tests {
             data_fingerprint: "fp",
             fold_hash: "fh",
             folds: 1,
+            keep_trials: false,
         };
         store.register_sweep(&sweep, &[], &[]).unwrap();
         assert!(store.sweep_configs(sweep_id, false).unwrap().is_empty());
-        assert!(store.claim_next(sweep_id, "cpu", &|_, _| true).unwrap().is_none(), "never run");
+        assert!(
+            store.claim_next(sweep_id, "cpu", &|_, _| true, false).unwrap().is_none(),
+            "never run"
+        );
         assert!(store.sweep_configs(sweep_id, true).unwrap()[0].retired);
         drop(store);
         let (store, _) = one_job_sweep(&dir.path().join("r.db"), "c1");
         assert!(!store.sweep_configs(sweep_id, false).unwrap()[0].retired);
+    }
+
+    #[test]
+    fn a_trial_registers_once_with_its_jobs_and_reads_back_with_its_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, sweep_id) = one_job_sweep(&dir.path().join("t.db"), "grid");
+        let point: crate::search::Point = vec![("lr".into(), toml::Value::Float(0.01))];
+        let trial = |number| NewTrial {
+            sweep_id,
+            shard: "",
+            number,
+            point: &point,
+            config: NewConfig {
+                id: "trial0",
+                params_json: "{}",
+                varying_json: "{\"lr\":0.01}",
+                label: "lr=0.01",
+                data_fingerprint: "fp",
+            },
+            fold_hash: "fh",
+            folds: 3,
+        };
+        assert!(store.register_trial(&trial(0)).unwrap());
+        assert!(!store.register_trial(&trial(0)).unwrap(), "trial 0 exists: nothing written");
+        store.retire_non_trials(sweep_id).unwrap();
+        let rows = store.trials(sweep_id).unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!((rows[0].number, rows[0].config_id.as_str()), (0, "trial0"));
+        assert_eq!(rows[0].point, point);
+        assert_eq!(
+            (rows[0].value, rows[0].pruned, rows[0].state),
+            (None, false, TrialState::Running)
+        );
+        let pending = store.jobs(sweep_id, JobStatus::Pending).unwrap();
+        assert_eq!(pending.len(), 3, "the grid config retired, the trial's 3 folds pending");
+        assert_eq!(store.prune_pending("trial0", "raced").unwrap(), 3);
+        let rows = store.trials(sweep_id).unwrap();
+        assert_eq!((rows[0].pruned, rows[0].state), (true, TrialState::Pruned));
+        assert_eq!(store.requeue_pruned(sweep_id).unwrap(), 3);
     }
 
     #[test]

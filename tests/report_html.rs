@@ -118,6 +118,7 @@ fn a_sweep_without_results_still_renders_with_empty_charts() {
         data_fingerprint: "data",
         fold_hash: "folds",
         folds: 5,
+        keep_trials: false,
     };
     let (sweep_id, _) =
         store.register_sweep(&sweep, &[config], &[("0123456789ab".into(), 0)]).unwrap();

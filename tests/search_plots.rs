@@ -245,6 +245,7 @@ fn empty_sweep(dir: &std::path::Path) -> (Store, i64) {
         data_fingerprint: "data",
         fold_hash: "folds",
         folds: 5,
+        keep_trials: false,
     };
     let (sweep_id, _) =
         store.register_sweep(&sweep, &[config], &[("0123456789ab".into(), 0)]).unwrap();

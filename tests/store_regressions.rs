@@ -299,6 +299,7 @@ fn the_sweep_loop_reports_its_progress_as_events() {
         shard: None,
         worker_exe: Some(env!("CARGO_BIN_EXE_foldsweep").into()),
         keep_checkpoints: false,
+        no_prune: false,
     };
     let mut events = Vec::new();
     let summary =

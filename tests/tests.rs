@@ -12,6 +12,7 @@ mod parity_f32;
 mod parity_f64;
 mod reduced_precision;
 mod report_html;
+mod search;
 mod search_plots;
 mod shard;
 mod shift;

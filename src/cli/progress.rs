@@ -74,6 +74,17 @@ impl Progress {
                 counts,
                 &format!("DIVERGED {} at epoch {epoch} (not retried)", name(job)),
             ),
+            SweepEvent::TrialStarted { number, label, trials, progress } => {
+                let best = progress.best.map_or("-".into(), |b| format!("{b:.4}"));
+                self.note(&format!(
+                    "trial  {number} of {trials} [{label}] | trials complete {} running {} pruned {} | best {best}",
+                    progress.complete, progress.running, progress.pruned
+                ));
+            }
+            SweepEvent::JobPruned { job, epochs, reason, counts } => self.line(
+                counts,
+                &format!("pruned {} after {epochs} epoch(s): {reason}", name(job)),
+            ),
             SweepEvent::Waiting { running, counts } => self.line(
                 counts,
                 &format!("waiting for {running} job(s) another coordinator runs"),
@@ -128,17 +139,29 @@ impl Progress {
         }
     }
 
+    /// A line that stays, without counts (a new trial); printed above the bars.
+    fn note(&self, text: &str) {
+        match self {
+            Progress::Terminal { multi, .. } => {
+                let _ = multi.println(text);
+            }
+            Progress::Plain { started } | Progress::Idle { started, .. } => {
+                println!("[{:>7}] {text}", format_duration(started.elapsed()));
+            }
+        }
+    }
+
     /// A line that stays: job finished, failed, retried, diverged; printed above the bars.
     fn line(&self, c: &Counts, text: &str) {
         match self {
             Progress::Terminal { multi, overall, .. } => {
                 let _ = multi.println(text);
                 overall.set_length(c.total as u64);
-                overall.set_position((c.done + c.failed + c.diverged) as u64);
+                overall.set_position((c.done + c.failed + c.diverged + c.pruned) as u64);
                 let eta = c.eta.map_or(String::new(), |d| format!(", ETA {}", format_duration(d)));
                 overall.set_message(format!(
-                    "done {} | running {} | failed {} | diverged {} | left {}{eta}",
-                    c.done, c.running, c.failed, c.diverged, c.left
+                    "done {} | running {} | failed {} | diverged {} | pruned {} | left {}{eta}",
+                    c.done, c.running, c.failed, c.diverged, c.pruned, c.left
                 ));
             }
             Progress::Plain { started } | Progress::Idle { started, .. } => {
@@ -148,8 +171,10 @@ impl Progress {
                 } else {
                     String::new()
                 };
+                let pruned =
+                    if c.pruned > 0 { format!(" pruned {}", c.pruned) } else { String::new() };
                 println!(
-                    "[{:>7}] {text} | done {}/{} running {} failed {}{diverged} left {}{eta}",
+                    "[{:>7}] {text} | done {}/{} running {} failed {}{diverged}{pruned} left {}{eta}",
                     format_duration(started.elapsed()),
                     c.done,
                     c.total,

@@ -30,6 +30,9 @@ pub struct ConfigSummary {
     pub folds_failed: usize,
     /// Folds whose training diverged (non-finite loss or RMSE): such a config ranks last.
     pub diverged: usize,
+    /// Folds a pruner stopped (ASHA or racing): such a config ranks after complete ones and is
+    /// never "best".
+    pub pruned: usize,
     /// No longer in the sweep's current definition (shown by `results --all` only).
     pub retired: bool,
     /// Validation RMSE of each finished fold, in fold order.
@@ -105,7 +108,7 @@ pub fn has_probes(rows: &[ConfigSummary]) -> bool {
 /// are in; None when no config has a value.
 pub fn best(rows: &[ConfigSummary], key: SortKey) -> Option<&ConfigSummary> {
     rows.iter()
-        .filter(|r| r.diverged == 0)
+        .filter(|r| r.diverged == 0 && r.pruned == 0)
         .filter_map(|r| key.value(r).map(|v| (v, r)))
         .reduce(|best, next| if next.0 < best.0 { next } else { best })
         .map(|(_, r)| r)
@@ -133,8 +136,8 @@ impl SortKey {
     }
 }
 
-/// Summaries of the current configs of a sweep, best first by `sort`: configs without
-/// results, then configs with a diverged fold, come last.
+/// Summaries of the current configs of a sweep, best first by `sort`: configs with a pruned
+/// fold, then with a diverged fold, then without results, come last.
 pub fn summaries(
     store: &Store,
     sweep_id: i64,
@@ -179,7 +182,8 @@ pub fn summaries_by(
 /// value come last.
 pub fn sort_summaries(rows: &mut [ConfigSummary], sort: SortKey) {
     rows.sort_by(|a, b| {
-        let rank = |s: &ConfigSummary| (s.retired, s.diverged > 0, sort.value(s).is_none());
+        let rank =
+            |s: &ConfigSummary| (s.retired, s.diverged > 0, s.pruned > 0, sort.value(s).is_none());
         rank(a).cmp(&rank(b)).then_with(|| match (sort.value(a), sort.value(b)) {
             (Some(x), Some(y)) => x.total_cmp(&y),
             _ => a.position.cmp(&b.position),
@@ -187,7 +191,8 @@ pub fn sort_summaries(rows: &mut [ConfigSummary], sort: SortKey) {
     });
 }
 
-/// The best current config of a sweep by `key`: the first with a value and no diverged fold.
+/// The best current config of a sweep by `key`: the first with a value and no diverged or
+/// pruned fold.
 pub fn best_config(
     store: &Store,
     sweep_id: i64,
@@ -222,6 +227,7 @@ fn summarize(
         store.fold_metrics(id)?.iter().map(|f| (f.fold, f.rmse)).collect();
     let folds_failed = store.config_jobs_in(id, JobStatus::Failed)?;
     let diverged = store.config_jobs_in(id, JobStatus::Diverged)?;
+    let pruned = store.config_jobs_in(id, JobStatus::Pruned)?;
     let (mean_rmse, sd_rmse) = mean_sd(&fold_rmse.iter().map(|(_, r)| *r).collect::<Vec<_>>());
     let oof = store.oof_predictions(id)?;
     let mut sums = [0.0f64; NUM_BINS];
@@ -257,6 +263,7 @@ fn summarize(
         folds_total,
         folds_failed,
         diverged,
+        pruned,
         retired: row.retired,
         fold_rmse,
         mean_rmse,
@@ -333,7 +340,7 @@ pub fn varying_keys(rows: &[ConfigSummary]) -> Vec<String> {
     keys
 }
 
-/// `5/5`, `3/5 (2 failed)`, `0/5 (5 diverged)`.
+/// `5/5`, `3/5 (2 failed)`, `0/5 (5 diverged)`, `2/5 (3 pruned)`.
 fn folds_text(r: &ConfigSummary) -> String {
     let mut notes = Vec::new();
     if r.folds_failed > 0 {
@@ -341,6 +348,9 @@ fn folds_text(r: &ConfigSummary) -> String {
     }
     if r.diverged > 0 {
         notes.push(format!("{} diverged", r.diverged));
+    }
+    if r.pruned > 0 {
+        notes.push(format!("{} pruned", r.pruned));
     }
     let done = format!("{}/{}", r.folds_done, r.folds_total);
     if notes.is_empty() {

@@ -42,7 +42,10 @@ impl Store {
              INSERT OR IGNORE INTO configs SELECT * FROM shard.configs;
              INSERT OR IGNORE INTO sweep_configs (sweep_id, config_id, varying, label, position, retired_at)
                  SELECT t.id, s.config_id, s.varying, s.label, s.position, s.retired_at
-                 FROM shard.sweep_configs s JOIN shard.sweeps ss ON ss.id = s.sweep_id JOIN main.sweeps t ON t.name = ss.name;",
+                 FROM shard.sweep_configs s JOIN shard.sweeps ss ON ss.id = s.sweep_id JOIN main.sweeps t ON t.name = ss.name;
+             INSERT OR IGNORE INTO trials (sweep_id, shard, number, config_id, point, created_at)
+                 SELECT t.id, tr.shard, tr.number, tr.config_id, tr.point, tr.created_at
+                 FROM shard.trials tr JOIN shard.sweeps ss ON ss.id = tr.sweep_id JOIN main.sweeps t ON t.name = ss.name;",
         )?;
             let shard_jobs: Vec<(i64, String, i64, JobStatus)> = {
                 let mut stmt = tx.prepare("SELECT id, config_id, fold, status FROM shard.jobs")?;
@@ -76,8 +79,8 @@ impl Store {
                     tx.execute("DELETE FROM jobs WHERE id = ?1", [id])?;
                 }
                 tx.execute(
-                "INSERT INTO jobs (config_id, fold, status, attempt, device, host, pid, worker_pid, heartbeat, started_at, finished_at, error, diverged_epoch)
-                 SELECT config_id, fold, status, attempt, device, host, NULL, NULL, heartbeat, started_at, finished_at, error, diverged_epoch
+                "INSERT INTO jobs (config_id, fold, status, attempt, device, host, pid, worker_pid, heartbeat, started_at, finished_at, error, diverged_epoch, pruned_epoch, pruned_reason)
+                 SELECT config_id, fold, status, attempt, device, host, NULL, NULL, heartbeat, started_at, finished_at, error, diverged_epoch, pruned_epoch, pruned_reason
                  FROM shard.jobs WHERE id = ?1",
                 [shard_job],
             )?;

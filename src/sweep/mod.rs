@@ -10,13 +10,20 @@
 //! waits for the other coordinators' running jobs, so that its exit code speaks for the whole
 //! sweep, and so that it takes over a job whose coordinator died (requeued by the claim).
 //!
+//! A random or tpe sweep ([`study`]) registers its configs one trial at a time as slots free
+//! up; pruners ([`pruning`], `[search] prune`) stop jobs early and record them as `pruned`
+//! results. What every search and pruner minimises is in [`objective`].
+//!
 //! The loop does not print: it reports [`SweepEvent`]s to a callback, which the CLI renders
 //! as bars or log lines (and a test can simply collect).
 
 pub mod merge;
+pub mod objective;
+mod pruning;
 pub mod shard;
 pub mod slurm;
 pub mod spec;
+pub mod study;
 pub mod worker;
 
 use std::collections::{HashMap, HashSet};
@@ -34,6 +41,7 @@ use crate::backend::Device;
 use crate::config::Config;
 use crate::cv::FoldAssignment;
 use crate::data::{Dataset, MetricTable, Split};
+use crate::search::{Decision, PruneConfig, Strategy};
 use crate::store::{JobRow, JobStatus, NewConfig, Store, SweepDefinition};
 use crate::train::EpochLog;
 pub use spec::{config_id, data_fingerprint, Expansion, GridPoint, SweepFile};
@@ -52,6 +60,8 @@ pub struct RunOptions {
     pub worker_exe: Option<PathBuf>,
     /// Keep every finished fold's best weights (`[resources] checkpoints = "all"`).
     pub keep_checkpoints: bool,
+    /// `run --no-prune`: pruned jobs run again, and nothing is pruned.
+    pub no_prune: bool,
 }
 
 /// A sweep's configs with their ids, ready to register.
@@ -68,13 +78,22 @@ pub struct Plan {
 /// Expands the grid, validates the data once (bad input fails here, before any job starts)
 /// and computes the config ids.
 pub fn plan(sweep: &SweepFile) -> anyhow::Result<Plan> {
-    let expansion = sweep.expand()?;
-    let Some(first) = expansion.points.first() else {
-        return Err(crate::error::InputError::in_file(
-            &sweep.path,
-            "the grid leaves no valid config (every model/loss pair was dropped)",
-        )
-        .into());
+    let searching = sweep.search.strategy != Strategy::Grid;
+    let expansion = if searching {
+        Expansion { points: Vec::new(), dropped: Vec::new() }
+    } else {
+        sweep.expand()?
+    };
+    let first = match expansion.points.first() {
+        Some(first) => first.clone(),
+        None if searching => reference_point(sweep)?,
+        None => {
+            return Err(crate::error::InputError::in_file(
+                &sweep.path,
+                "the grid leaves no valid config (every model/loss pair was dropped)",
+            )
+            .into())
+        }
     };
     let metrics =
         MetricTable::load(&first.config.data.metric_names, &first.config.data.metric_embeddings)?;
@@ -87,7 +106,7 @@ pub fn plan(sweep: &SweepFile) -> anyhow::Result<Plan> {
     // Text features of every distinct text section, so a bad .npy fails now, not in a job,
     // and a `text.finetune` model is trained here, once, before any worker needs it.
     let mut seen = Vec::new();
-    for point in &expansion.points {
+    for point in expansion.points.iter().chain(searching.then_some(&first)) {
         if !seen.contains(&point.config.text) {
             crate::text::text_features(&point.config, &dataset, crate::text::Part::Train)?;
             seen.push(point.config.text.clone());
@@ -100,33 +119,55 @@ pub fn plan(sweep: &SweepFile) -> anyhow::Result<Plan> {
         .zip(&fingerprints)
         .map(|(p, fingerprint)| config_id(&p.config, fingerprint, &folds.hash()))
         .collect();
-    let data_fingerprint = spec::sweep_fingerprint(&fingerprints);
+    // A search's configs come later, one per trial: its data are the reference config's.
+    let data_fingerprint = if searching {
+        spec::sweep_fingerprint(&config_fingerprints(std::slice::from_ref(&first))?)
+    } else {
+        spec::sweep_fingerprint(&fingerprints)
+    };
     Ok(Plan { expansion, ids, fingerprints, data_fingerprint, folds })
+}
+
+/// A random or tpe sweep's stand-in for its configs before any trial exists (its data, text
+/// features and fold assignment are checked with it): the point the sampler proposes for a
+/// trial number no trial uses, with no history.
+fn reference_point(sweep: &SweepFile) -> anyhow::Result<GridPoint> {
+    let sampler = sweep.search.sampler().expect("random or tpe");
+    let point = sampler
+        .propose(&sweep.space(), &[], &[], u64::MAX, &|p| sweep.is_valid_point(p))
+        .map_err(|e| crate::error::InputError::in_file(&sweep.path, e.to_string()))?;
+    match sweep.apply(&point)? {
+        Ok(grid_point) => Ok(grid_point),
+        Err(reason) => Err(crate::error::InputError::in_file(&sweep.path, reason).into()),
+    }
 }
 
 /// Each config's data fingerprint, reading each distinct set of inputs once.
 fn config_fingerprints(points: &[GridPoint]) -> anyhow::Result<Vec<String>> {
     let mut known: HashMap<String, String> = HashMap::new();
-    points
-        .iter()
-        .map(|p| {
-            // What data_fingerprint reads; configs that differ only in training settings share it.
-            let inputs = serde_json::to_string(&(
-                &p.config.data,
-                &p.config.text.encoder,
-                &p.config.text.train_embeddings,
-                &p.config.text.test_embeddings,
-                &p.config.text.model,
-                p.config.text.finetune.is_some(),
-            ))?;
-            if let Some(fingerprint) = known.get(&inputs) {
-                return Ok(fingerprint.clone());
-            }
-            let fingerprint = data_fingerprint(&p.config)?;
-            known.insert(inputs, fingerprint.clone());
-            Ok(fingerprint)
-        })
-        .collect()
+    points.iter().map(|p| fingerprint_cached(p, &mut known)).collect()
+}
+
+/// A config's data fingerprint, from `known` when a config with the same inputs had one.
+fn fingerprint_cached(
+    p: &GridPoint,
+    known: &mut HashMap<String, String>,
+) -> anyhow::Result<String> {
+    // What data_fingerprint reads; configs that differ only in training settings share it.
+    let inputs = serde_json::to_string(&(
+        &p.config.data,
+        &p.config.text.encoder,
+        &p.config.text.train_embeddings,
+        &p.config.text.test_embeddings,
+        &p.config.text.model,
+        p.config.text.finetune.is_some(),
+    ))?;
+    if let Some(fingerprint) = known.get(&inputs) {
+        return Ok(fingerprint.clone());
+    }
+    let fingerprint = data_fingerprint(&p.config)?;
+    known.insert(inputs, fingerprint.clone());
+    Ok(fingerprint)
 }
 
 /// What a run did.
@@ -139,6 +180,8 @@ pub struct RunSummary {
     pub ran: usize,
     pub failed: usize,
     pub diverged: usize,
+    /// Jobs a pruner stopped: results, like done ones.
+    pub pruned: usize,
     pub interrupted: usize,
     /// Jobs left pending because Ctrl-C stopped the run before they started.
     pub not_started: usize,
@@ -161,9 +204,20 @@ pub struct Counts {
     pub running: usize,
     pub failed: usize,
     pub diverged: usize,
+    pub pruned: usize,
     pub left: usize,
     /// Mean job time so far x jobs still to run / slots.
     pub eta: Option<Duration>,
+}
+
+/// Where a search stands: trials finished, running and pruned, and the best objective of a
+/// complete trial so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct TrialCounts {
+    pub complete: usize,
+    pub running: usize,
+    pub pruned: usize,
+    pub best: Option<f64>,
 }
 
 /// What the sweep loop reports as it goes.
@@ -186,6 +240,20 @@ pub enum SweepEvent {
         sweep: String,
         jobs_total: usize,
         running: usize,
+    },
+    /// A random or tpe search registered trial `number` (of `trials` in this stream).
+    TrialStarted {
+        number: u64,
+        label: String,
+        trials: u64,
+        progress: TrialCounts,
+    },
+    /// A pruner stopped a job: ASHA after `epochs` epochs, or racing before it started (0).
+    JobPruned {
+        job: JobRef,
+        epochs: usize,
+        reason: String,
+        counts: Counts,
     },
     JobStarted {
         slot: usize,
@@ -299,7 +367,10 @@ fn register(
     let folds = plan.folds.folds;
     let all_jobs: Vec<(String, usize)> =
         plan.ids.iter().flat_map(|id| (0..folds).map(move |f| (id.clone(), f))).collect();
+    let searching = sweep.search.strategy != Strategy::Grid;
     let selected: Vec<(String, usize)> = match options.shard {
+        // A search shard runs its own trials into its own database: all of that database's.
+        Some(_) if searching => Vec::new(),
         Some(shard) => shard.select(&all_jobs).into_iter().cloned().collect(),
         None => all_jobs.clone(),
     };
@@ -309,6 +380,7 @@ fn register(
         data_fingerprint: &plan.data_fingerprint,
         fold_hash: &plan.folds.hash(),
         folds,
+        keep_trials: searching,
     };
     let (sweep_id, _added) = store.register_sweep(&definition, &configs, &selected)?;
     Ok(Registered { sweep_id, selected, all_jobs: all_jobs.len() })
@@ -325,13 +397,28 @@ pub fn run_sweep(
     let mut store = Store::open(&options.db)?;
     let Registered { sweep_id, selected, all_jobs } = register(&mut store, sweep, plan, options)?;
     store.requeue_for_rerun(sweep_id)?;
-    let slice: Option<HashSet<(String, usize)>> =
-        options.shard.map(|_| selected.iter().cloned().collect());
+    if options.no_prune {
+        store.requeue_pruned(sweep_id)?;
+    }
+    let study = study::Study::new(sweep, options.shard, &plan.folds);
+    let slice: Option<HashSet<(String, usize)>> = match (&study, options.shard) {
+        (None, Some(_)) => Some(selected.iter().cloned().collect()),
+        _ => None,
+    };
     let filter = |config_id: &str, fold: usize| {
         slice.as_ref().is_none_or(|s| s.contains(&(config_id.to_string(), fold)))
     };
-    let jobs_total = selected.len();
-    let to_run = store.count_jobs(sweep_id, JobStatus::Pending, &filter)?;
+    // A search's jobs: those of its trials so far, and every fold of the trials to come.
+    let trials_to_come = match &study {
+        Some(study) => study.budget.saturating_sub(study.trials(&store, sweep_id)?.len() as u64),
+        None => 0,
+    } as usize
+        * plan.folds.folds;
+    let jobs_total = match &study {
+        Some(_) => store.status_counts(sweep_id)?.values().sum::<usize>() + trials_to_come,
+        None => selected.len(),
+    };
+    let to_run = store.count_jobs(sweep_id, JobStatus::Pending, &filter)? + trials_to_come;
     if to_run == 0 {
         let running = store.count_jobs(sweep_id, JobStatus::Running, &filter)?;
         on_event(&SweepEvent::NothingToDo { sweep: sweep.name.clone(), jobs_total, running });
@@ -349,7 +436,7 @@ pub fn run_sweep(
     if to_run > 0 {
         on_event(&SweepEvent::Started {
             sweep: sweep.name.clone(),
-            configs: plan.expansion.points.len(),
+            configs: study.as_ref().map_or(plan.expansion.points.len(), |s| s.budget as usize),
             folds: plan.folds.folds,
             jobs_total,
             already_done: store.count_jobs(sweep_id, JobStatus::Done, &filter)?,
@@ -371,6 +458,8 @@ pub fn run_sweep(
         summary: RunSummary { jobs_total, ..Default::default() },
         durations: Vec::new(),
         interrupts_at_start: INTERRUPTS.load(Ordering::SeqCst),
+        study,
+        prune: if options.no_prune { None } else { sweep.search.prune },
     };
     run.run(&mut store, on_event)?;
     let mut summary = final_summary(&store, sweep_id, &filter, jobs_total)?;
@@ -397,6 +486,7 @@ fn final_summary(
         done: store.count_jobs(sweep_id, JobStatus::Done, filter)?,
         failed: store.count_jobs(sweep_id, JobStatus::Failed, filter)?,
         diverged: store.count_jobs(sweep_id, JobStatus::Diverged, filter)?,
+        pruned: store.count_jobs(sweep_id, JobStatus::Pruned, filter)?,
         ..Default::default()
     })
 }
@@ -404,6 +494,10 @@ fn final_summary(
 struct Running {
     job: JobRow,
     job_ref: JobRef,
+    /// What it trains with (ASHA reads its epochs and monitor).
+    config: Config,
+    /// The epochs it reported so far.
+    epochs: Vec<EpochLog>,
     child: Child,
     started: Instant,
     result_path: PathBuf,
@@ -420,8 +514,9 @@ struct Launcher {
     cpu_threads: Option<usize>,
 }
 
-/// A worker's epoch line, tagged with its slot.
-struct EpochLine(usize, EpochLog);
+/// A worker's epoch line, tagged with its slot and job (a pruned job's last lines may still
+/// arrive after its slot runs another job).
+struct EpochLine(usize, i64, EpochLog);
 
 struct SweepLoop<'a> {
     sweep_id: i64,
@@ -434,6 +529,10 @@ struct SweepLoop<'a> {
     summary: RunSummary,
     durations: Vec<f64>,
     interrupts_at_start: usize,
+    /// A random or tpe search proposes trials when the queue runs dry.
+    study: Option<study::Study<'a>>,
+    /// The pruners, unless `--no-prune` or none configured.
+    prune: Option<PruneConfig>,
 }
 
 /// How long an idle coordinator waits before looking for work again.
@@ -487,14 +586,21 @@ impl SweepLoop<'_> {
             // job streaming epochs every few milliseconds must not starve Ctrl-C, heartbeats and
             // exit checks below.
             let first = epochs.recv_timeout(Duration::from_millis(100)).ok();
-            for EpochLine(slot, epoch) in first.into_iter().chain(epochs.try_iter().take(1000)) {
-                if let Some(running) = &self.slots[slot] {
-                    on_event(&SweepEvent::Epoch {
-                        slot,
-                        device: self.slot_devices[slot].to_string(),
-                        job: running.job_ref.clone(),
-                        epoch,
-                    });
+            for EpochLine(slot, job_id, epoch) in
+                first.into_iter().chain(epochs.try_iter().take(1000))
+            {
+                let Some(running) = self.slots[slot].as_mut().filter(|r| r.job.id == job_id) else {
+                    continue;
+                };
+                running.epochs.push(epoch.clone());
+                on_event(&SweepEvent::Epoch {
+                    slot,
+                    device: self.slot_devices[slot].to_string(),
+                    job: running.job_ref.clone(),
+                    epoch,
+                });
+                if self.asha(store, slot, on_event)? {
+                    next_claim = Instant::now();
                 }
             }
             if self.reap_finished(store, on_event)? {
@@ -515,29 +621,13 @@ impl SweepLoop<'_> {
                 continue;
             }
             let device = self.slot_devices[slot].clone();
-            let Some(job) = store.claim_next(self.sweep_id, &device.to_string(), self.filter)?
-            else {
+            let Some(job) = self.claim(store, &device, on_event)? else {
                 return Ok(true);
             };
-            let index = self.plan.ids.iter().position(|id| *id == job.config_id);
-            let Some(index) = index else {
-                // Only current configs are claimed: another run registered another definition
-                // of this sweep meanwhile. Hand the job back and stop, rather than run it
-                // with settings this run does not know.
-                let why = "the sweep's definition changed while this run was going";
-                store.record_failure(job.id, why, true)?;
-                anyhow::bail!("{why} (config {} is not in this run's grid)", job.config_id);
-            };
-            let point = &self.plan.expansion.points[index];
-            let job_ref =
-                JobRef { config_id: job.config_id.clone(), fold: job.fold, label: point.label() };
-            let running = self.launcher.spawn(
-                job,
-                job_ref,
-                point.config.clone(),
-                (&device, slot),
-                epochs.clone(),
-            )?;
+            let (config, label) = self.job_config(store, &job)?;
+            let job_ref = JobRef { config_id: job.config_id.clone(), fold: job.fold, label };
+            let running =
+                self.launcher.spawn(job, job_ref, config, (&device, slot), epochs.clone())?;
             store.set_worker_pid(running.job.id, running.child.id())?;
             on_event(&SweepEvent::JobStarted {
                 slot,
@@ -548,6 +638,146 @@ impl SweepLoop<'_> {
             self.slots[slot] = Some(running);
         }
         Ok(false)
+    }
+
+    /// The next job for a slot: a pending one, or (in a search) the first job of a new trial.
+    fn claim(
+        &mut self,
+        store: &mut Store,
+        device: &Device,
+        on_event: &mut dyn FnMut(&SweepEvent),
+    ) -> anyhow::Result<Option<JobRow>> {
+        let fold_major = self.prune.is_some_and(|p| p.folds);
+        loop {
+            let claimed =
+                store.claim_next(self.sweep_id, &device.to_string(), self.filter, fold_major)?;
+            if claimed.is_some() {
+                return Ok(claimed);
+            }
+            let Some(study) = self.study.as_mut() else { return Ok(None) };
+            let Some(trial) = study.next_trial(store, self.sweep_id)? else { return Ok(None) };
+            let event = self.trial_event(store, trial)?;
+            on_event(&event);
+        }
+    }
+
+    /// A new trial, with where the study stands.
+    fn trial_event(&self, store: &Store, trial: study::NewTrialInfo) -> anyhow::Result<SweepEvent> {
+        let study = self.study.as_ref().expect("a search");
+        let rows = study.trials(store, self.sweep_id)?;
+        let count = |state| rows.iter().filter(|r| r.state == state).count();
+        let best = rows
+            .iter()
+            .filter(|r| r.state == crate::store::TrialState::Complete)
+            .filter_map(|r| r.value)
+            .min_by(f64::total_cmp);
+        Ok(SweepEvent::TrialStarted {
+            number: trial.number,
+            label: trial.label,
+            trials: study.budget,
+            progress: TrialCounts {
+                complete: count(crate::store::TrialState::Complete),
+                running: count(crate::store::TrialState::Running),
+                pruned: count(crate::store::TrialState::Pruned),
+                best,
+            },
+        })
+    }
+
+    /// The config and label of a claimed job: from the grid, or (a search's trial) from the
+    /// database, where the trial registered it.
+    fn job_config(&self, store: &mut Store, job: &JobRow) -> anyhow::Result<(Config, String)> {
+        if let Some(index) = self.plan.ids.iter().position(|id| *id == job.config_id) {
+            let point = &self.plan.expansion.points[index];
+            return Ok((point.config.clone(), point.label()));
+        }
+        if self.study.is_some() {
+            if let Some(params) = store.config_params(&job.config_id)? {
+                let config: Config = serde_json::from_str(&params)
+                    .with_context(|| format!("reading config {}", job.config_id))?;
+                let label = store.config_label(&job.config_id)?.unwrap_or_default();
+                return Ok((config, label));
+            }
+        }
+        // Only current configs are claimed: another run registered another definition of this
+        // sweep meanwhile. Hand the job back and stop, rather than run it with settings this
+        // run does not know.
+        let why = "the sweep's definition changed while this run was going";
+        store.record_failure(job.id, why, true)?;
+        anyhow::bail!("{why} (config {} is not in this run's grid)", job.config_id);
+    }
+
+    /// ASHA after the latest epoch of the job in `slot`: on Prune the worker is stopped and the
+    /// job recorded as pruned, with its curve so far. True when the slot was freed.
+    fn asha(
+        &mut self,
+        store: &mut Store,
+        slot: usize,
+        on_event: &mut dyn FnMut(&SweepEvent),
+    ) -> anyhow::Result<bool> {
+        let Some(prune) = self.prune else { return Ok(false) };
+        let running = self.slots[slot].as_ref().expect("a running slot");
+        let last = running.epochs.last().expect("an epoch");
+        let value = objective::epoch_value(&running.config, last);
+        let at_rung: Vec<f64> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(other, _)| *other != slot)
+            .filter_map(|(_, r)| r.as_ref().filter(|r| r.job.fold == running.job.fold))
+            .filter_map(|r| {
+                let log = r.epochs.iter().find(|e| e.epoch == last.epoch)?;
+                Some(objective::epoch_value(&r.config, log))
+            })
+            .collect();
+        let decision = pruning::asha(
+            store,
+            self.sweep_id,
+            &prune,
+            running.config.train.epochs,
+            (running.job.id, running.job.fold),
+            (last.epoch, running.config.validation.monitor()),
+            value,
+            &at_rung,
+        )?;
+        let Decision::Prune(reason) = decision else { return Ok(false) };
+        let running = self.slots[slot].take().expect("a running slot");
+        stop_child(running.child);
+        self.summary.ran += 1;
+        let reason = format!("ASHA: {reason}");
+        store.record_pruned(running.job.id, &running.epochs, &reason)?;
+        let _ = std::fs::remove_file(&running.result_path);
+        on_event(&SweepEvent::JobPruned {
+            job: running.job_ref,
+            epochs: running.epochs.len(),
+            reason,
+            counts: self.counts(store)?,
+        });
+        Ok(true)
+    }
+
+    /// Racing after a fold of `job`'s config finished: a config significantly worse than the
+    /// incumbent gets no more folds (its pending jobs become pruned).
+    fn race(
+        &mut self,
+        store: &mut Store,
+        job: &JobRef,
+        on_event: &mut dyn FnMut(&SweepEvent),
+    ) -> anyhow::Result<()> {
+        let Some(prune) = self.prune else { return Ok(()) };
+        let decision = pruning::race_config(store, self.sweep_id, &prune, &job.config_id)?;
+        let Decision::Prune(reason) = decision else { return Ok(()) };
+        let reason = format!("racing: {reason}");
+        let pruned = store.prune_pending(&job.config_id, &reason)?;
+        if pruned > 0 {
+            on_event(&SweepEvent::JobPruned {
+                job: JobRef { fold: job.fold, ..job.clone() },
+                epochs: 0,
+                reason: format!("{reason}; its {pruned} remaining fold(s) will not run"),
+                counts: self.counts(store)?,
+            });
+        }
+        Ok(())
     }
 
     /// Heartbeats the running jobs and records the ones that ended; true if any did.
@@ -574,6 +804,9 @@ impl SweepLoop<'_> {
             };
             let event = self.record(store, &running, outcome)?;
             on_event(&event);
+            if matches!(event, SweepEvent::JobDone { .. }) {
+                self.race(store, &running.job_ref, on_event)?;
+            }
             let _ = std::fs::remove_file(&running.result_path);
         }
         Ok(any)
@@ -655,6 +888,7 @@ impl SweepLoop<'_> {
             running: running_here,
             failed: count(JobStatus::Failed)?,
             diverged: count(JobStatus::Diverged)?,
+            pruned: count(JobStatus::Pruned)?,
             left,
             eta: eta(&self.durations, left, running_here, self.slots.len()),
         })
@@ -715,6 +949,7 @@ impl Launcher {
         let result_path = stem.with_extension("result.json");
         let stderr_path = stem.with_extension("stderr.log");
         let _ = std::fs::remove_file(&result_path);
+        let spec_config = config.clone();
         let spec = JobSpec {
             config,
             fold: job.fold,
@@ -750,10 +985,11 @@ impl Launcher {
             format!("starting a worker process ({})", self.worker_exe.display())
         })?;
         let stdout = child.stdout.take().expect("piped stdout");
+        let job_id = job.id;
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Ok(epoch) = serde_json::from_str::<EpochLog>(&line) {
-                    if epochs.send(EpochLine(slot, epoch)).is_err() {
+                    if epochs.send(EpochLine(slot, job_id, epoch)).is_err() {
                         break;
                     }
                 }
@@ -762,6 +998,8 @@ impl Launcher {
         Ok(Running {
             job,
             job_ref,
+            config: spec_config,
+            epochs: Vec::new(),
             child,
             started: Instant::now(),
             result_path,

@@ -10,10 +10,11 @@ use toml::{Table, Value};
 
 use crate::config::{line_of, toml_error, with_line, Config, TextEncoderKind, TrainConfig};
 use crate::error::{InputError, InputResult};
+use crate::search::{self, Domain, Point, SearchConfig, Space, Strategy};
 
 /// Sections a sweep file may have; anything else is a typo worth an error.
 const SECTIONS: &[&str] =
-    &["name", "data", "text", "cv", "train", "validation", "grid", "resources"];
+    &["name", "data", "text", "cv", "train", "validation", "grid", "search", "resources"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,11 +64,13 @@ impl Default for Resources {
     }
 }
 
-/// One grid axis: a dotted key and its values, in file order.
+/// One grid axis: a dotted key and its values (a list; empty for a range), in file order.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Axis {
     pub key: String,
     pub values: Vec<Value>,
+    /// The list as a categorical domain, or a range table (random and tpe only).
+    pub domain: Domain,
     pub line: usize,
 }
 
@@ -78,6 +81,8 @@ pub struct SweepFile {
     /// The file's `data`, `text`, `cv` and `train` sections as written.
     base: Table,
     pub grid: Vec<Axis>,
+    /// `[search]`: grid (the default), random or tpe, and the pruner.
+    pub search: SearchConfig,
     pub resources: Resources,
     /// The file's text, stored with the sweep so a result can be traced to its definition.
     pub source: String,
@@ -159,14 +164,47 @@ impl SweepFile {
             }
             None => Vec::new(),
         };
+        let search = match doc.remove("search") {
+            Some(value) => SearchConfig::from_toml(&value).map_err(|e| {
+                let key = e.key.strip_prefix("search.").unwrap_or("search");
+                let line = key_line(&source, key.rsplit('.').next().unwrap_or(key), Some("search"));
+                InputError::new(format!("line {line}: [search] {}: {}", e.key, e.message))
+                    .field(e.key)
+            })?,
+            None => SearchConfig::default(),
+        };
+        if search.strategy == Strategy::Grid {
+            if let Some(axis) = grid.iter().find(|a| a.domain.is_range()) {
+                return Err(InputError::new(format!(
+                    "line {}: grid key `{}`: a range table needs [search] strategy = \"random\" \
+                     or \"tpe\" (a grid runs lists of values)",
+                    axis.line, axis.key
+                ))
+                .field(format!("grid.{}", axis.key)));
+            }
+        } else if grid.is_empty() {
+            return Err(at_key(
+                &source,
+                "strategy",
+                Some("search"),
+                "random and tpe search need a [grid] to search".into(),
+            ));
+        }
         let resources = match doc.remove("resources") {
             Some(value) => value.try_into::<Resources>().map_err(|e| {
                 at_key(&source, "resources", None, format!("[resources]: {}", e.message()))
             })?,
             None => Resources::default(),
         };
-        let sweep =
-            SweepFile { path: path.to_path_buf(), name, base: doc, grid, resources, source };
+        let sweep = SweepFile {
+            path: path.to_path_buf(),
+            name,
+            base: doc,
+            grid,
+            search,
+            resources,
+            source,
+        };
         // Validates the sections once, with line numbers, before any grid value is applied.
         let stripped = strip_sweep_keys(&sweep.source);
         let base: Config = toml::from_str(&stripped).map_err(|e| toml_error(&stripped, &e))?;
@@ -180,37 +218,64 @@ impl SweepFile {
         let mut points = Vec::new();
         let mut dropped = Vec::new();
         for combination in cartesian(&self.grid) {
-            let mut doc = self.base.clone();
-            for (axis, value) in self.grid.iter().zip(&combination) {
-                set_dotted(&mut doc, &axis.key, value.clone())
-                    .map_err(|m| self.axis_error(axis, m))?;
-            }
             let varying: Vec<(String, Value)> =
                 self.grid.iter().zip(combination).map(|(a, v)| (a.key.clone(), v)).collect();
-            let config: Config = match Value::Table(doc).try_into() {
-                Ok(config) => config,
-                Err(e) => return Err(self.culprit(&combination_of(&varying), e)),
-            };
-            if !crate::config::is_valid_pair(config.train.model, config.train.loss) {
-                let reason =
-                    format!("model {} cannot use loss {}", config.train.model, config.train.loss);
-                dropped.push((varying, reason));
-                continue;
+            match self.apply(&varying)? {
+                Ok(point) => points.push(point),
+                Err(reason) => dropped.push((varying, reason)),
             }
-            config.validate().map_err(|e| {
-                match self
-                    .grid
-                    .iter()
-                    .find(|a| e.field.as_deref().is_some_and(|f| axis_sets(&a.key, f)))
-                {
-                    Some(axis) => self.axis_error(axis, e.message.clone()),
-                    None => with_line(&self.source, e),
-                }
-                .file(&self.path)
-            })?;
-            points.push(GridPoint { config, varying });
         }
         Ok(Expansion { points, dropped })
+    }
+
+    /// The config of one set of grid values (a grid combination or a sampled point): Ok(Err)
+    /// with the reason for an invalid model/loss pair, an error naming the grid key and line
+    /// for any other invalid value.
+    pub fn apply(&self, varying: &[(String, Value)]) -> InputResult<Result<GridPoint, String>> {
+        let config = self.resolve(varying)?;
+        if !crate::config::is_valid_pair(config.train.model, config.train.loss) {
+            return Ok(Err(format!(
+                "model {} cannot use loss {}",
+                config.train.model, config.train.loss
+            )));
+        }
+        config.validate().map_err(|e| {
+            match self
+                .grid
+                .iter()
+                .find(|a| e.field.as_deref().is_some_and(|f| axis_sets(&a.key, f)))
+            {
+                Some(axis) => self.axis_error(axis, e.message.clone()),
+                None => with_line(&self.source, e),
+            }
+            .file(&self.path)
+        })?;
+        Ok(Ok(GridPoint { config, varying: varying.to_vec() }))
+    }
+
+    /// The resolved config of a set of grid values, before validation.
+    fn resolve(&self, varying: &[(String, Value)]) -> InputResult<Config> {
+        let mut doc = self.base.clone();
+        for (key, value) in varying {
+            let axis = self.grid.iter().find(|a| a.key == *key).expect("a grid key");
+            set_dotted(&mut doc, key, value.clone()).map_err(|m| self.axis_error(axis, m))?;
+        }
+        Value::Table(doc).try_into().map_err(|e| self.culprit(&combination_of(varying), e))
+    }
+
+    /// The search space of a random or tpe sweep: one axis per grid key.
+    pub fn space(&self) -> Space {
+        let axes = self
+            .grid
+            .iter()
+            .map(|a| search::Axis { key: a.key.clone(), domain: a.domain.clone() })
+            .collect();
+        Space::new(axes).expect("parse_grid keeps keys distinct and a search has a grid")
+    }
+
+    /// Whether a sampled point can run: its model/loss pair is valid (the samplers' `valid`).
+    pub fn is_valid_point(&self, point: &Point) -> bool {
+        self.resolve(point).is_ok_and(|c| crate::config::is_valid_pair(c.train.model, c.train.loss))
     }
 
     /// Which axis makes a combination fail to deserialize: apply the values one at a time.
@@ -253,7 +318,9 @@ fn strip_sweep_keys(source: &str) -> String {
             let trimmed = line.trim_start();
             if trimmed.starts_with('[') {
                 in_section = true;
-                skipping = trimmed.starts_with("[grid]") || trimmed.starts_with("[resources]");
+                skipping = trimmed.starts_with("[grid]")
+                    || trimmed.starts_with("[search]")
+                    || trimmed.starts_with("[resources]");
             }
             // `name` before any [section] is the sweep's name; inside a section it is a key there.
             let is_sweep_name =
@@ -280,11 +347,12 @@ fn parse_grid(source: &str, table: Table) -> InputResult<Vec<Axis>> {
                 InputError::new(format!("line {line}: grid key `{key}`: {m}"))
                     .field(format!("grid.{key}"))
             };
-            let values = match value {
+            let (values, domain) = match value {
                 Value::Array(values) if values.is_empty() => {
                     return Err(err("the list of values is empty".into()))
                 }
-                Value::Array(values) => values,
+                Value::Array(values) => (values.clone(), Domain::Categorical(values)),
+                table @ Value::Table(_) => (Vec::new(), Domain::parse(&key, &table).map_err(err)?),
                 other => {
                     return Err(err(format!(
                         "expected a list of values, found {}",
@@ -303,7 +371,7 @@ fn parse_grid(source: &str, table: Table) -> InputResult<Vec<Axis>> {
             if !known {
                 return Err(err("unknown key: not a [train] (or text.*) setting".into()));
             }
-            Ok(Axis { key, values, line })
+            Ok(Axis { key, values, domain, line })
         })
         .collect()
 }

@@ -8,6 +8,7 @@
 //! - [`model`]: the bilinear + MLP model, heads and losses (burn, backend-generic);
 //! - [`train`]: optimiser, schedules, the training loop, evaluation and checkpoints;
 //! - [`job`]: one resolved config on one fold, end to end;
+//! - [`serve`]: a live, read-only view of the results database in the browser;
 //! - [`cli`]: the command line on top.
 
 mod alloc;
@@ -22,6 +23,7 @@ pub mod job;
 pub mod model;
 pub mod report;
 pub mod sampling;
+pub mod serve;
 pub mod store;
 pub mod sweep;
 pub mod text;

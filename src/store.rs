@@ -376,6 +376,37 @@ impl Store {
             crate::error::InputError::in_file(&self.path, format!("{what} in this database")).into()
         })
     }
+
+    /// Opens an existing database for reading only (`foldsweep serve`): no schema or pragma
+    /// writes, so it never takes the write lock a running sweep needs. WAL readers do not block
+    /// the writer; the short busy timeout only covers the moment a checkpoint holds the WAL
+    /// index, so a reader gives up quickly rather than queue behind the sweep.
+    pub fn open_read_only(path: &Path) -> anyhow::Result<Store> {
+        use rusqlite::OpenFlags;
+        if !path.exists() {
+            return Err(crate::error::InputError::in_file(
+                path,
+                "no such results database (run a sweep first)",
+            )
+            .into());
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .with_context(|| format!("opening results database {} read-only", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(2))?;
+        let version: Option<String> = conn
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
+            .optional()
+            .with_context(|| format!("{} is not a foldsweep results database", path.display()))?;
+        if version.as_deref() != Some(SCHEMA_VERSION.to_string().as_str()) {
+            bail!(
+                "{} has schema version {}; this foldsweep reads version {SCHEMA_VERSION}",
+                path.display(),
+                version.as_deref().unwrap_or("none")
+            );
+        }
+        Ok(Store { conn, path: path.to_path_buf() })
+    }
 }
 
 fn insert_result(

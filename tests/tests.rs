@@ -11,6 +11,7 @@ mod parity_f32;
 mod parity_f64;
 mod reduced_precision;
 mod report_html;
+mod serve;
 mod shard;
 mod sweep;
 mod training;

@@ -105,15 +105,15 @@ impl SweepHead {
 }
 
 /// One chart with its legend and caption; `svg` is None when there is nothing to draw yet.
-struct Figure {
-    title: String,
-    svg: Option<String>,
-    legend: Vec<(RGBColor, String)>,
-    caption: String,
+pub(crate) struct Figure {
+    pub(crate) title: String,
+    pub(crate) svg: Option<String>,
+    pub(crate) legend: Vec<(RGBColor, String)>,
+    pub(crate) caption: String,
 }
 
 impl Figure {
-    fn html(&self) -> String {
+    pub(crate) fn html(&self) -> String {
         let body = self
             .svg
             .clone()
@@ -146,14 +146,14 @@ fn css(c: RGBColor) -> String {
     format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
 }
 
-fn color(i: usize) -> RGBColor {
+pub(crate) fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
 // ---------------------------------------------------------------------------------------------
 // The page
 
-const STYLE: &str = "
+pub(crate) const STYLE: &str = "
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 20px; color: #222; }
 h1 { margin-bottom: 4px; }
 .facts { color: #555; margin-top: 0; }
@@ -444,7 +444,7 @@ fn grouped_bars(bars: &GroupedBars) -> anyhow::Result<String> {
 // The charts
 
 /// Per-score RMSE of the best configs, side by side for each score.
-fn per_score_figure(rows: &[ConfigSummary]) -> anyhow::Result<Figure> {
+pub(crate) fn per_score_figure(rows: &[ConfigSummary]) -> anyhow::Result<Figure> {
     let top: Vec<&ConfigSummary> = rows.iter().filter(|r| r.oof_rmse.is_some()).take(TOP).collect();
     let scores = scores_present(&top);
     let svg = if top.is_empty() || scores.is_empty() {
@@ -569,7 +569,7 @@ fn axis_points(
 }
 
 /// Pooled OOF RMSE of every config against one grid key, with the mean per value.
-fn axis_figure(rows: &[ConfigSummary], key: &str) -> anyhow::Result<Figure> {
+pub(crate) fn axis_figure(rows: &[ConfigSummary], key: &str) -> anyhow::Result<Figure> {
     let axis = GridAxis::new(key_values(rows, key));
     let (points, means) = axis_points(rows, key, &axis);
     let svg = if points.is_empty() { None } else { Some(axis_chart(&axis, key, &points, &means)?) };
@@ -641,7 +641,10 @@ fn learning_curves(
     Ok(curves)
 }
 
-fn learning_curve_figure(store: &Store, best: Option<&ConfigSummary>) -> anyhow::Result<Figure> {
+pub(crate) fn learning_curve_figure(
+    store: &Store,
+    best: Option<&ConfigSummary>,
+) -> anyhow::Result<Figure> {
     let curves = match best {
         Some(b) => learning_curves(store, &b.id)?,
         None => BTreeMap::new(),
@@ -659,7 +662,9 @@ fn learning_curve_figure(store: &Store, best: Option<&ConfigSummary>) -> anyhow:
     })
 }
 
-fn learning_curve_chart(curves: &BTreeMap<usize, Vec<(f64, f64)>>) -> anyhow::Result<String> {
+pub(crate) fn learning_curve_chart(
+    curves: &BTreeMap<usize, Vec<(f64, f64)>>,
+) -> anyhow::Result<String> {
     let all = || curves.values().flatten();
     let (first, last) =
         all().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p.0), h.max(p.0)));
@@ -698,7 +703,10 @@ fn score_histograms(oof: &[(f64, f64)]) -> (Vec<usize>, Vec<usize>) {
     (predicted, truth)
 }
 
-fn histogram_figure(store: &Store, best: Option<&ConfigSummary>) -> anyhow::Result<Figure> {
+pub(crate) fn histogram_figure(
+    store: &Store,
+    best: Option<&ConfigSummary>,
+) -> anyhow::Result<Figure> {
     let oof = match best {
         Some(b) => oof_predictions(store, &b.id)?,
         None => Vec::new(),

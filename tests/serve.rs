@@ -330,3 +330,24 @@ fn serve_shows_a_running_sweeps_new_results_and_never_locks_it() {
     let err = served.stop();
     assert!(err.is_empty(), "serve reported errors:\n{err}");
 }
+
+#[test]
+fn serve_times_out_silent_clients_and_bounds_the_request_head() {
+    let s = tiny_sweep_done();
+    let served = Served::start(&s, "127.0.0.1:0", &["--workers", "2"]);
+    // A client that connects and says nothing holds one worker until the read timeout...
+    let mut silent = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+    silent.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let started = Instant::now();
+    // ...while the other worker goes on answering.
+    assert_eq!(served.get("/api/sweeps").status, 200);
+    let mut reply = String::new();
+    silent.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+
+    let huge = "x".repeat(16 * 1024);
+    let reply = http(served.port, "GET", "/", &[("X-Padding", &huge)]);
+    assert_eq!(reply.status, 431);
+    assert_eq!(served.get("/").status, 200);
+}

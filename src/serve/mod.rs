@@ -18,7 +18,7 @@ pub mod data;
 pub mod http;
 pub mod pages;
 
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver, TrySendError};
 use std::sync::{Arc, Mutex};
@@ -153,14 +153,36 @@ fn refuse_busy(mut stream: TcpStream) {
 fn handle(mut stream: TcpStream, context: &Shared) {
     let _ = stream.set_read_timeout(Some(READ_TIMEOUT));
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
-    let (response, head_only) = match http::read_request(&mut stream) {
-        Ok(request) => (respond(&request, context), request.method == "HEAD"),
+    let refusal = match http::read_request(&mut stream) {
+        Ok(request) => {
+            let _ = respond(&request, context).write_to(&mut stream, request.method == "HEAD");
+            return;
+        }
         Err(ReadError::Closed) => return,
-        Err(ReadError::Timeout) => (Response::text(408, "408: request timeout"), false),
-        Err(ReadError::TooLarge) => (Response::text(431, "431: request head too large"), false),
-        Err(ReadError::Malformed) => (Response::text(400, "400: bad request"), false),
+        Err(ReadError::Timeout) => Response::text(408, "408: request timeout"),
+        Err(ReadError::TooLarge) => Response::text(431, "431: request head too large"),
+        Err(ReadError::Malformed) => Response::text(400, "400: bad request"),
     };
-    let _ = response.write_to(&mut stream, head_only);
+    if refusal.write_to(&mut stream, false).is_ok() {
+        linger(&mut stream);
+    }
+}
+
+/// After refusing a request that was not read to its end: closing with unread bytes would
+/// reset the connection and could destroy the answer before the client reads it, so stop
+/// sending and discard what still comes, briefly and boundedly.
+fn linger(stream: &mut TcpStream) {
+    use std::io::Read;
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut sink = [0u8; 4096];
+    let mut drained = 0;
+    while drained < 256 * 1024 {
+        match stream.read(&mut sink) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => drained += n,
+        }
+    }
 }
 
 /// Token check, then the route; any internal error is a 500 without details.

@@ -407,6 +407,42 @@ impl Store {
         }
         Ok(Store { conn, path: path.to_path_buf() })
     }
+
+    /// A running job's epochs as they come, so `serve` can show them live. Rows from an
+    /// earlier attempt at or after the first epoch given are replaced; `record_success`
+    /// rewrites them all when the job finishes.
+    pub fn record_epochs(
+        &mut self,
+        job_id: i64,
+        epochs: &[crate::train::EpochLog],
+    ) -> anyhow::Result<()> {
+        let Some(first) = epochs.first() else {
+            return Ok(());
+        };
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "DELETE FROM epochs WHERE job_id = ?1 AND epoch >= ?2",
+            params![job_id, first.epoch as i64],
+        )?;
+        {
+            let mut insert = tx.prepare(
+                "INSERT INTO epochs (job_id, epoch, train_loss, val_rmse, lr, seconds)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            for e in epochs {
+                insert.execute(params![
+                    job_id,
+                    e.epoch as i64,
+                    e.train_loss,
+                    e.val_rmse,
+                    e.lr,
+                    e.seconds
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
 }
 
 fn insert_result(

@@ -351,3 +351,54 @@ fn serve_times_out_silent_clients_and_bounds_the_request_head() {
     assert_eq!(reply.status, 431);
     assert_eq!(served.get("/").status, 200);
 }
+
+/// Jobs of several seconds each (epochs of a millisecond on the sample data): the coordinator
+/// writes epochs about once a second.
+#[test]
+fn serve_shows_a_running_jobs_epochs_while_it_trains() {
+    let s = Scratch::new();
+    s.write(
+        "sweep.toml",
+        TINY_SWEEP
+            .replace("epochs = 3", "epochs = 5000\npatience = 0")
+            .replace("jobs_per_device = 2", "jobs_per_device = 1"),
+    );
+    drop(foldsweep::store::Store::open(&s.path("results.db")).unwrap());
+    let served = Served::start(&s, "127.0.0.1:0", &[]);
+    let mut sweep = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
+        .args(["run", "sweep.toml", "--db", "results.db"])
+        .current_dir(s.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        assert!(Instant::now() < deadline, "never saw a running job's epoch");
+        let reply = served.get("/api/sweeps/tiny/progress");
+        if reply.status == 200 {
+            let p: Value = serde_json::from_str(&reply.body).unwrap();
+            let live =
+                p["running"].as_array().unwrap().iter().find(|j| j["epoch"].is_u64()).cloned();
+            if let Some(job) = live {
+                break job;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(job["val_rmse"].as_f64().unwrap() > 0.0, "{job}");
+    let config = served.json(&format!("/api/configs/{}", job["config"].as_str().unwrap()));
+    let fold = &config["folds"][job["fold"].as_u64().unwrap() as usize];
+    assert!(!fold["epochs"].as_array().unwrap().is_empty(), "{fold}");
+    let page = served.get(&format!("/configs/{}", job["config"].as_str().unwrap())).body;
+    assert!(page.contains("Learning curves") && page.contains("<svg"), "no live curve");
+
+    // Ctrl-C twice: the sweep stops its jobs and marks them interrupted.
+    for _ in 0..2 {
+        // SAFETY: sends SIGINT to our own child process.
+        unsafe { libc::kill(sweep.id() as libc::pid_t, libc::SIGINT) };
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    sweep.wait().unwrap();
+}

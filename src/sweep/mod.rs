@@ -109,6 +109,9 @@ struct Running {
     stderr_path: PathBuf,
     last_epoch: Option<EpochLog>,
     last_heartbeat: Instant,
+    /// Epochs not yet in the database; written about once a second so `serve` shows them live.
+    unsaved_epochs: Vec<EpochLog>,
+    epochs_saved: Instant,
 }
 
 enum Event {
@@ -280,6 +283,7 @@ pub fn run_sweep(
                         epoch.val_rmse
                     ),
                 );
+                running.unsaved_epochs.push(epoch.clone());
                 running.last_epoch = Some(epoch);
             }
         }
@@ -288,6 +292,11 @@ pub fn run_sweep(
             if running.last_heartbeat.elapsed() > Duration::from_secs(5) {
                 store.heartbeat(running.job.id)?;
                 running.last_heartbeat = Instant::now();
+            }
+            if running.epochs_saved.elapsed() > Duration::from_secs(1) {
+                store.record_epochs(running.job.id, &running.unsaved_epochs)?;
+                running.unsaved_epochs.clear();
+                running.epochs_saved = Instant::now();
             }
             let Some(status) = running.child.try_wait()? else { continue };
             let running = slots[slot].take().expect("slot is running");
@@ -454,6 +463,8 @@ fn spawn_job(
         stderr_path,
         last_epoch: None,
         last_heartbeat: Instant::now(),
+        unsaved_epochs: Vec::new(),
+        epochs_saved: Instant::now(),
     })
 }
 

@@ -1,5 +1,5 @@
 # Shared by check_serve.sh and load_serve.sh (sourced, not run): a scratch folder with the
-# sample data, a sweep slow enough to watch (30 jobs of ~1 s each on 2 cores), the sweep
+# sample data, a sweep slow enough to watch (30 jobs of 1-2 s each on 2 cores), the sweep
 # running in the background and `foldsweep serve` on an ephemeral 127.0.0.1 port.
 # Sets: work (the folder), port, sweep_pid, serve_pid; cleans up on exit.
 
@@ -25,7 +25,7 @@ trap cleanup EXIT
 for f in train_data.json test_data.json metric_names.json metric_name_embeddings.npy; do
     cp "$root/data/sample/$f" "$work/"
 done
-epochs=${EPOCHS:-150}
+epochs=${EPOCHS:-1000}
 cat >"$work/sweep.toml" <<TOML
 name = "live"
 

@@ -56,9 +56,8 @@ pub struct SweepOverview {
     pub best: Option<BestConfig>,
 }
 
-/// A job being trained now. `epoch` and `val_rmse` come from the `epochs` table, which the
-/// coordinator fills when the job finishes, so they stay empty while it runs until the
-/// coordinator records epochs as they come.
+/// A job being trained now; `epoch` and `val_rmse` are the latest of the epochs the
+/// coordinator writes about once a second (empty in the job's first second).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunningJob {
     pub config: String,

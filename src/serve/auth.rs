@@ -51,9 +51,9 @@ pub fn check(request: &Request, token: Option<&str>, is_api: bool) -> Gate {
     let from_query = request.query.get("token").map(String::as_str);
     if from_query.is_some_and(|t| same(t, token)) && !is_api {
         let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax");
-        let page = if request.path.is_empty() { "/" } else { request.path.as_str() };
+        // The path is one the router accepted (no `//` or `..`), so this stays on this site.
         let redirect = Response::text(303, "see other")
-            .with_header("Location", page)
+            .with_header("Location", request.path.as_str())
             .with_header("Set-Cookie", cookie);
         return Gate::SetCookie(redirect);
     }

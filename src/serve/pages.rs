@@ -169,10 +169,7 @@ fn sweep_page(db: &Path, name: &str, sort_text: &str) -> anyhow::Result<Option<S
 
 fn progress_section(p: &SweepProgress) -> String {
     let eta = match p.eta_seconds {
-        Some(s) if p.jobs.left + p.jobs.running == 0 => {
-            let _ = s;
-            "finished".to_string()
-        }
+        _ if p.jobs.left + p.jobs.running == 0 => "Finished".to_string(),
         Some(s) => format!("ETA about {}", duration(s)),
         None => "ETA after the first finished job".into(),
     };

@@ -7,6 +7,8 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
+use crate::error::{InputError, InputResult};
+
 /// The CPU backend: burn's flex, float32, matrix products by the gemm crate on every core
 /// (rayon's pool: RAYON_NUM_THREADS caps it).
 pub type Cpu = burn::backend::Flex;
@@ -62,44 +64,76 @@ impl std::fmt::Display for Device {
     }
 }
 
-/// Parses `auto`, `cpu` or a list like `cuda:0,cuda:2`. `auto` means every GPU this build
-/// can use, or the CPU when there is none (with a notice).
-pub fn parse_devices(text: &str) -> crate::error::InputResult<Vec<Device>> {
-    use crate::error::InputError;
-    let text = text.trim();
-    if text == "auto" {
-        let gpus = detect_gpus();
-        if gpus.is_empty() {
-            eprintln!(
-                "note: no GPU found (or this build has no `cuda` feature); running on the CPU"
-            );
-            return Ok(vec![Device::Cpu]);
+/// `cpu` or `cuda:N`. A `cuda:N` is refused by a build without the `cuda` feature, so the
+/// command line says so before anything runs.
+impl std::str::FromStr for Device {
+    type Err = InputError;
+
+    fn from_str(text: &str) -> Result<Device, InputError> {
+        let text = text.trim();
+        if text == "cpu" {
+            return Ok(Device::Cpu);
         }
-        return Ok(gpus);
+        let index =
+            text.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()).ok_or_else(|| {
+                InputError::new(format!("unknown device {text:?}; use cpu or cuda:N"))
+            })?;
+        if !cfg!(feature = "cuda") {
+            return Err(unavailable(text));
+        }
+        Ok(Device::Cuda(index))
     }
-    text.split(',')
-        .map(|part| match part.trim() {
-            "cpu" => Ok(Device::Cpu),
-            other => {
-                let index = other
-                    .strip_prefix("cuda:")
-                    .and_then(|i| i.parse::<usize>().ok())
-                    .ok_or_else(|| {
-                        InputError::new(format!(
-                            "unknown device {other:?}; use auto, cpu or cuda:N"
-                        ))
-                        .field("--devices")
-                    })?;
-                if !cfg!(feature = "cuda") {
-                    return Err(InputError::new(
-                        "this build has no GPU support; rebuild with --features cuda",
-                    )
-                    .field("--devices"));
-                }
-                Ok(Device::Cuda(index))
+}
+
+/// Where a sweep's jobs run: `auto` (every GPU, else the CPU) or a list like `cuda:0,cuda:2`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceChoice {
+    Auto,
+    List(Vec<Device>),
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = InputError;
+
+    fn from_str(text: &str) -> Result<DeviceChoice, InputError> {
+        if text.trim() == "auto" {
+            return Ok(DeviceChoice::Auto);
+        }
+        let devices = text.split(',').map(str::parse).collect::<Result<Vec<Device>, _>>();
+        // An unknown name gets the hint for a list; an unavailable one keeps its reason.
+        devices.map(DeviceChoice::List).map_err(|e| match e.message.split_once("; use") {
+            Some((unknown, _)) => {
+                InputError::new(format!("{unknown}; use auto, cpu or a list like cuda:0,cuda:2"))
             }
+            None => e,
         })
-        .collect()
+    }
+}
+
+impl DeviceChoice {
+    /// The devices to schedule on. `auto` means every GPU this build can use, or the CPU
+    /// when there is none (with a notice on stderr).
+    pub fn resolve(&self) -> Vec<Device> {
+        match self {
+            DeviceChoice::List(devices) => devices.clone(),
+            DeviceChoice::Auto => {
+                let gpus = detect_gpus();
+                if gpus.is_empty() {
+                    eprintln!(
+                        "note: no GPU found (or this build has no `cuda` feature); \
+                         running on the CPU"
+                    );
+                    return vec![Device::Cpu];
+                }
+                gpus
+            }
+        }
+    }
+}
+
+/// Parses `auto`, `cpu` or a list like `cuda:0,cuda:2` into the devices to schedule on.
+pub fn parse_devices(text: &str) -> InputResult<Vec<Device>> {
+    Ok(text.parse::<DeviceChoice>().map_err(|e| e.field("devices"))?.resolve())
 }
 
 /// GPUs visible to this build: none without the `cuda` feature. With it, the NVIDIA device
@@ -143,31 +177,31 @@ pub mod gpu {
     }
 }
 
-/// Trains one fold on the named device ("cpu" or "cuda:N").
+/// Trains one fold on the device.
 pub fn run_fold_on(
-    device: &str,
+    device: &Device,
     config: &crate::config::Config,
     data: &crate::job::TrainingData,
     fold: usize,
-    checkpoint_dir: &std::path::Path,
+    checkpoint_dir: Option<&std::path::Path>,
     on_epoch: &mut dyn FnMut(&crate::train::EpochLog),
 ) -> anyhow::Result<crate::job::FoldResult> {
-    if device == "cpu" {
+    if *device == Device::Cpu {
         return crate::job::run_fold::<CpuTrain>(
             config,
             data,
             fold,
-            Some(checkpoint_dir),
+            checkpoint_dir,
             &cpu_device(),
             on_epoch,
         );
     }
     check_gpu_present(device)?;
     #[cfg(feature = "cuda")]
-    if let Some(index) = device.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()) {
+    if let Device::Cuda(index) = *device {
         use crate::config::Precision;
         let dev = gpu::device(index);
-        let dir = Some(checkpoint_dir);
+        let dir = checkpoint_dir;
         return match config.train.precision {
             Precision::F32 => {
                 crate::job::run_fold::<gpu::GpuF32>(config, data, fold, dir, &dev, on_epoch)
@@ -180,45 +214,46 @@ pub fn run_fold_on(
             }
         };
     }
-    Err(unavailable(device).into())
+    Err(unavailable(&device.to_string()).field("device").into())
 }
 
 /// A `cuda:N` that this machine does not have is a usage error, found before CUDA is touched
 /// (cudarc panics when it cannot load the driver).
-fn check_gpu_present(device: &str) -> crate::error::InputResult<()> {
-    if let Some(index) = device.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()) {
+fn check_gpu_present(device: &Device) -> InputResult<()> {
+    if let Device::Cuda(index) = *device {
         let found = detect_gpus().len();
         if cfg!(feature = "cuda") && index >= found {
-            return Err(crate::error::InputError::new(format!(
+            return Err(InputError::new(format!(
                 "no GPU {device} on this machine ({found} found)"
             ))
-            .field("--device"));
+            .field("device"));
         }
     }
     Ok(())
 }
 
-fn unavailable(device: &str) -> crate::error::InputError {
-    crate::error::InputError::new(format!(
+fn unavailable(device: &str) -> InputError {
+    InputError::new(format!(
         "device {device} is not available in this build (cpu, or cuda:N with --features cuda)"
     ))
-    .field("--device")
 }
 
 /// The epoch benchmark on the named device in the given precision (for `foldsweep bench-epoch`).
 pub fn bench_epoch_on(
-    device: &str,
+    device: &Device,
     precision: crate::config::Precision,
     o: &crate::bench::EpochBench,
 ) -> anyhow::Result<String> {
     use crate::config::Precision;
-    if device == "cpu" {
-        anyhow::ensure!(precision == Precision::F32, "reduced precision needs a GPU");
-        return Ok(crate::bench::run::<CpuTrain>(o, &cpu_device(), device));
+    if *device == Device::Cpu {
+        if precision != Precision::F32 {
+            return Err(InputError::new("reduced precision needs a GPU").field("precision").into());
+        }
+        return Ok(crate::bench::run::<CpuTrain>(o, &cpu_device(), "cpu"));
     }
     check_gpu_present(device)?;
     #[cfg(feature = "cuda")]
-    if let Some(index) = device.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()) {
+    if let Device::Cuda(index) = *device {
         let dev = gpu::device(index);
         let name = format!("{device} {precision:?}");
         return Ok(match precision {
@@ -227,7 +262,7 @@ pub fn bench_epoch_on(
             Precision::F16 => crate::bench::run::<gpu::GpuF16>(o, &dev, &name),
         });
     }
-    Err(unavailable(device).into())
+    Err(unavailable(&device.to_string()).field("device").into())
 }
 
 #[cfg(test)]

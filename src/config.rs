@@ -2,13 +2,15 @@
 //! `foldsweep train` config and a sweep file share.
 //!
 //! Every section rejects unknown keys, so a typo is an error with its line rather than a
-//! silently ignored setting.
+//! silently ignored setting. Every number must be finite and inside its [`Range`]: an
+//! infinite ratio or learning rate otherwise passes and crashes (or trains nothing) later.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{InputError, InputResult};
+use crate::probe::ValidationConfig;
 use crate::text::transformer::FinetuneSettings;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -21,6 +23,10 @@ pub struct Config {
     pub cv: CvConfig,
     #[serde(default)]
     pub train: TrainConfig,
+    /// `[validation]`: probes of a shifted test set (see [`crate::probe`]). Left out of the
+    /// serialized config when unset, so configs without it keep their ids.
+    #[serde(default, skip_serializing_if = "ValidationConfig::is_unset")]
+    pub validation: ValidationConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,29 +117,24 @@ impl FinetuneConfig {
     }
 
     fn validate(&self) -> InputResult<()> {
-        let checks: [(bool, &str, &str); 7] = [
-            (self.epochs == 0, "epochs", "must be at least 1"),
-            (
-                self.batch_size < 2,
-                "batch_size",
+        if self.batch_size < 2 {
+            return Err(InputError::new(
                 "must be at least 2 (the other texts of a batch are the negatives)",
-            ),
-            (!(self.lr > 0.0 && self.lr.is_finite()), "lr", "must be positive"),
-            (!(0.0..1.0).contains(&self.warmup_fraction), "warmup_fraction", "must be in [0, 1)"),
-            (!(self.scale > 0.0 && self.scale.is_finite()), "scale", "must be positive"),
-            (
-                !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()),
-                "weight_decay",
-                "must be >= 0",
-            ),
-            (self.max_steps == Some(0), "max_steps", "must be at least 1 when given"),
-        ];
-        match checks.iter().find(|(bad, _, _)| *bad) {
-            Some((_, key, message)) => {
-                Err(InputError::new(*message).field(format!("text.finetune.{key}")))
-            }
-            None => Ok(()),
+            )
+            .field("text.finetune.batch_size"));
         }
+        let mut numbers = vec![
+            ("text.finetune.epochs", self.epochs as f64, Range::closed(1.0, MAX_COUNT)),
+            ("text.finetune.batch_size", self.batch_size as f64, Range::closed(2.0, MAX_WIDTH)),
+            ("text.finetune.lr", self.lr, Range::POSITIVE),
+            ("text.finetune.warmup_fraction", self.warmup_fraction, Range::FRACTION),
+            ("text.finetune.scale", self.scale, Range::POSITIVE),
+            ("text.finetune.weight_decay", self.weight_decay, Range::NON_NEGATIVE),
+        ];
+        if let Some(steps) = self.max_steps {
+            numbers.push(("text.finetune.max_steps", steps as f64, Range::closed(1.0, MAX_COUNT)));
+        }
+        check_numbers(&numbers)
     }
 }
 
@@ -222,7 +223,7 @@ pub enum LossKind {
     Heteroscedastic,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum Precision {
     F32,
@@ -367,6 +368,106 @@ impl Default for TrainConfig {
     }
 }
 
+/// Largest layer or feature width, batch size or rank a config may ask for: far above any real
+/// use, far below a size whose allocation aborts the process.
+const MAX_WIDTH: f64 = 1_048_576.0;
+/// Largest epoch, step or patience count.
+const MAX_COUNT: f64 = 1e9;
+
+/// An interval a config number must lie in; NaN and infinities never do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Range {
+    pub min: f64,
+    pub max: f64,
+    pub min_open: bool,
+    pub max_open: bool,
+}
+
+impl Range {
+    /// (0, inf): learning rates, scales.
+    pub const POSITIVE: Range =
+        Range { min: 0.0, max: f64::INFINITY, min_open: true, max_open: true };
+    /// [0, inf): weights, decays, norms.
+    pub const NON_NEGATIVE: Range =
+        Range { min: 0.0, max: f64::INFINITY, min_open: false, max_open: true };
+    /// [0, 1): dropout, warm-up fraction.
+    pub const FRACTION: Range = Range { min: 0.0, max: 1.0, min_open: false, max_open: true };
+
+    pub const fn closed(min: f64, max: f64) -> Range {
+        Range { min, max, min_open: false, max_open: false }
+    }
+
+    pub const fn open(min: f64, max: f64) -> Range {
+        Range { min, max, min_open: true, max_open: true }
+    }
+
+    pub fn contains(&self, value: f64) -> bool {
+        let above = if self.min_open { value > self.min } else { value >= self.min };
+        let below = if self.max_open { value < self.max } else { value <= self.max };
+        value.is_finite() && above && below
+    }
+}
+
+impl std::fmt::Display for Range {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (open, close) =
+            (if self.min_open { '(' } else { '[' }, if self.max_open { ')' } else { ']' });
+        write!(f, "{open}{}, {}{close}", self.min, self.max)
+    }
+}
+
+/// The first (key, value, range) whose value is not a finite number inside its range.
+fn check_numbers(numbers: &[(&str, f64, Range)]) -> InputResult<()> {
+    match numbers.iter().find(|(_, value, range)| !range.contains(*value)) {
+        Some((key, value, range)) => {
+            Err(InputError::new(format!("must be a finite number in {range}; got {value}"))
+                .field(*key))
+        }
+        None => Ok(()),
+    }
+}
+
+/// 1-based line of a dotted config key (`train.synthetic.ratio`) in a TOML text: a
+/// `key = ...` line in its `[section]`, a dotted key, or an inline table that holds it.
+pub fn line_of_key(source: &str, key: &str) -> Option<usize> {
+    let unquote = |k: &str| k.replace(['"', '\'', ' '], "");
+    let mut section = String::new();
+    for (i, line) in source.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            section = unquote(header.trim_end_matches([']', ' ']));
+            continue;
+        }
+        let Some((name, value)) = line.split_once('=') else { continue };
+        let name = unquote(name);
+        let full = if section.is_empty() { name } else { format!("{section}.{name}") };
+        if full == key {
+            return Some(i + 1);
+        }
+        let inner = key.strip_prefix(&format!("{full}.")).and_then(|rest| rest.rsplit('.').next());
+        if let Some(leaf) = inner {
+            let holds = value.trim_start().starts_with('{')
+                && value
+                    .split(['{', ','])
+                    .any(|kv| kv.split_once('=').is_some_and(|(k, _)| unquote(k) == leaf));
+            if holds {
+                return Some(i + 1);
+            }
+        }
+    }
+    None
+}
+
+/// Adds the line of the error's field (when it can be found in `source`) to its message.
+pub fn with_line(source: &str, mut error: InputError) -> InputError {
+    let line = error.field.as_deref().and_then(|key| line_of_key(source, key));
+    if let Some(line) = line {
+        let content = source.lines().nth(line - 1).unwrap_or("").trim();
+        error.message = format!("line {line} (`{content}`): {}", error.message);
+    }
+    error
+}
+
 impl Config {
     /// Reads and validates a config file. Errors name the file and, for TOML problems, the line.
     pub fn load(path: &Path) -> InputResult<Config> {
@@ -377,16 +478,15 @@ impl Config {
 
     pub fn parse(text: &str) -> InputResult<Config> {
         let config: Config = toml::from_str(text).map_err(|e| toml_error(text, &e))?;
-        config.validate()?;
+        config.validate().map_err(|e| with_line(text, e))?;
         Ok(config)
     }
 
     pub fn validate(&self) -> InputResult<()> {
         self.text.validate()?;
-        if self.cv.folds < 2 {
-            return Err(InputError::new("must be at least 2").field("cv.folds"));
-        }
-        self.train.validate()
+        check_numbers(&[("cv.folds", self.cv.folds as f64, Range::closed(2.0, 1000.0))])?;
+        self.train.validate()?;
+        self.validation.validate()
     }
 }
 
@@ -405,12 +505,14 @@ impl TextConfig {
             }
             finetune.validate()?;
         }
+        check_numbers(&[
+            ("text.dim", self.dim as f64, Range::closed(1.0, MAX_WIDTH)),
+            ("text.ngram_min", self.ngram_min as f64, Range::closed(1.0, 64.0)),
+            ("text.ngram_max", self.ngram_max as f64, Range::closed(1.0, 64.0)),
+        ])?;
         match self.encoder {
             TextEncoderKind::Hashing => {
-                if self.dim == 0 {
-                    return Err(InputError::new("must be positive").field("text.dim"));
-                }
-                if self.ngram_min == 0 || self.ngram_min > self.ngram_max {
+                if self.ngram_min > self.ngram_max {
                     return Err(
                         InputError::new("need 1 <= ngram_min <= ngram_max").field("text.ngram_min")
                     );
@@ -444,32 +546,18 @@ impl TrainConfig {
             ))
             .field("train.loss"));
         }
-        let checks: [(bool, &str, &str); 10] = [
+        if self.hidden_dims.is_empty() {
+            return Err(InputError::new("needs at least one layer").field("train.hidden_dims"));
+        }
+        check_numbers(&self.numbers())?;
+        let checks: [(bool, &str, &str); 2] = [
             (
-                self.hidden_dims.is_empty() || self.hidden_dims.contains(&0),
-                "train.hidden_dims",
-                "needs at least one layer, all sizes positive",
-            ),
-            (!(0.0..1.0).contains(&self.dropout), "train.dropout", "must be in [0, 1)"),
-            (self.batch_size == 0, "train.batch_size", "must be positive"),
-            (!(self.lr > 0.0), "train.lr", "must be positive"),
-            (self.epochs == 0, "train.epochs", "must be positive"),
-            (
-                !(self.lr_factor > 0.0 && self.lr_factor < 1.0),
-                "train.lr_factor",
-                "must be in (0, 1)",
-            ),
-            (
-                !(self.weighting.min_weight > 0.0
-                    && self.weighting.min_weight <= self.weighting.max_weight),
+                self.weighting.min_weight > self.weighting.max_weight,
                 "train.weighting.min_weight",
                 "need 0 < min_weight <= max_weight",
             ),
-            (!(self.weighting.temperature >= 0.0), "train.weighting.temperature", "must be >= 0"),
-            (!(self.synthetic.ratio >= 0.0), "train.synthetic.ratio", "must be >= 0"),
             (
-                self.synthetic.score_min > self.synthetic.score_max
-                    || self.synthetic.score_max > 10,
+                self.synthetic.score_min > self.synthetic.score_max,
                 "train.synthetic.score_max",
                 "need score_min <= score_max <= 10",
             ),
@@ -484,6 +572,50 @@ impl TrainConfig {
                 .field("train.precision"));
         }
         Ok(())
+    }
+}
+
+impl TrainConfig {
+    /// Every number of `[train]` with its key and range (`seed` takes any value).
+    fn numbers(&self) -> Vec<(&'static str, f64, Range)> {
+        let width = Range::closed(1.0, MAX_WIDTH);
+        let count = Range::closed(0.0, MAX_COUNT);
+        let mut numbers: Vec<(&str, f64, Range)> =
+            self.hidden_dims.iter().map(|&d| ("train.hidden_dims", d as f64, width)).collect();
+        numbers.extend([
+            ("train.bilinear_dim", self.bilinear_dim as f64, Range::closed(0.0, MAX_WIDTH)),
+            ("train.bilinear_rank", self.bilinear_rank as f64, Range::closed(0.0, MAX_WIDTH)),
+            ("train.dropout", self.dropout, Range::FRACTION),
+            ("train.batch_size", self.batch_size as f64, width),
+            ("train.lr", self.lr, Range::POSITIVE),
+            ("train.weight_decay", self.weight_decay, Range::NON_NEGATIVE),
+            ("train.epochs", self.epochs as f64, Range::closed(1.0, MAX_COUNT)),
+            ("train.patience", self.patience as f64, count),
+            ("train.lr_patience", self.lr_patience as f64, count),
+            ("train.lr_factor", self.lr_factor, Range::open(0.0, 1.0)),
+            ("train.min_lr", self.min_lr, Range::NON_NEGATIVE),
+            ("train.grad_clip", self.grad_clip, Range::NON_NEGATIVE),
+            ("train.ce_weight", self.ce_weight, Range::NON_NEGATIVE),
+            ("train.mse_weight", self.mse_weight, Range::NON_NEGATIVE),
+            ("train.focal_alpha", self.focal_alpha, Range::NON_NEGATIVE),
+            ("train.focal_gamma", self.focal_gamma, Range::NON_NEGATIVE),
+            ("train.weighting.temperature", self.weighting.temperature, Range::closed(0.0, 10.0)),
+            ("train.weighting.min_weight", self.weighting.min_weight, Range::POSITIVE),
+            ("train.weighting.max_weight", self.weighting.max_weight, Range::POSITIVE),
+            // Synthetic rows per training row: 100 is far beyond use, and bounds the memory.
+            ("train.synthetic.ratio", self.synthetic.ratio, Range::closed(0.0, 100.0)),
+            (
+                "train.synthetic.score_min",
+                self.synthetic.score_min as f64,
+                Range::closed(0.0, 10.0),
+            ),
+            (
+                "train.synthetic.score_max",
+                self.synthetic.score_max as f64,
+                Range::closed(0.0, 10.0),
+            ),
+        ]);
+        numbers
     }
 }
 

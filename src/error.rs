@@ -1,7 +1,10 @@
-//! Errors a user can fix: bad input files, bad configs, bad command lines.
+//! Errors and what they mean for the process: [`InputError`] is something the user can fix
+//! (bad input files, bad configs, bad command lines); [`Error`] is the one type the command
+//! line ends with, and its [`ErrorKind`] alone decides the exit code (see [`Error`]).
 //!
-//! Everything else is an internal failure. The CLI maps an [`InputError`] anywhere in an
-//! error chain to exit code 2, so library code only has to pick the right type.
+//! Library code picks the type where the problem is found: an [`InputError`] for what the user
+//! gave, anything else (I/O, a full disk, a bug) stays a plain `anyhow::Error`. Nothing later
+//! relabels one as the other.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -65,7 +68,106 @@ impl std::error::Error for InputError {}
 
 pub type InputResult<T> = Result<T, InputError>;
 
-/// True when the error (or anything it wraps) is the user's to fix.
-pub fn is_input_error(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.downcast_ref::<InputError>().is_some())
+/// Exit code: everything was done.
+pub const EXIT_SUCCESS: u8 = 0;
+/// Exit code: something failed that the input does not explain: some jobs failed, the run
+/// was stopped early, or an I/O or internal failure (a full disk, an unwritable cache).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: bad input or usage; the message names the file, the record and the field.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// What kind of failure ended a command; the kind alone decides the exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The user's to fix: a file, a config value or an argument ([`InputError`]).
+    BadInput,
+    /// Anything else: I/O, the environment, a bug.
+    Failed,
+}
+
+/// The error a command ends with (in the spirit of cargo-nextest's `ExpectedError`).
+///
+/// Exit codes, documented here and only here (the README links to this):
+/// - 0 ([`EXIT_SUCCESS`]): success;
+/// - 1 ([`EXIT_FAILED`]): some jobs failed or the run stopped early, or an error of kind
+///   [`ErrorKind::Failed`] (I/O, a full disk or an unwritable cache, an internal error);
+/// - 2 ([`EXIT_BAD_INPUT`]): an error of kind [`ErrorKind::BadInput`], or a usage error.
+///
+/// The kind is taken from the error itself: an `anyhow::Error` is bad input only when it *is*
+/// an [`InputError`] (with any context added on top), never because some cause down its
+/// chain happens to be one.
+#[derive(Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    error: anyhow::Error,
+}
+
+impl Error {
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub fn process_exit_code(&self) -> u8 {
+        match self.kind {
+            ErrorKind::BadInput => EXIT_BAD_INPUT,
+            ErrorKind::Failed => EXIT_FAILED,
+        }
+    }
+
+    /// The input error inside, to locate it further (the CLI names its flags this way).
+    pub fn input_mut(&mut self) -> Option<&mut InputError> {
+        self.error.downcast_mut::<InputError>()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl From<anyhow::Error> for Error {
+    fn from(error: anyhow::Error) -> Self {
+        let kind = if error.downcast_ref::<InputError>().is_some() {
+            ErrorKind::BadInput
+        } else {
+            ErrorKind::Failed
+        };
+        Error { kind, error }
+    }
+}
+
+impl From<InputError> for Error {
+    fn from(error: InputError) -> Self {
+        Error { kind: ErrorKind::BadInput, error: error.into() }
+    }
+}
+
+macro_rules! failed_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Error {
+            fn from(error: $t) -> Self {
+                Error { kind: ErrorKind::Failed, error: error.into() }
+            }
+        }
+    )*};
+}
+failed_from!(std::io::Error, serde_json::Error, rusqlite::Error);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    #[test]
+    fn the_kind_of_the_error_itself_decides_the_exit_code() {
+        let input: Error = InputError::new("bad").field("fold").into();
+        assert_eq!(input.process_exit_code(), EXIT_BAD_INPUT);
+        let with_context: Error =
+            Err::<(), _>(InputError::new("bad")).context("loading").unwrap_err().into();
+        assert_eq!(with_context.process_exit_code(), EXIT_BAD_INPUT);
+        let io = std::io::Error::new(std::io::ErrorKind::StorageFull, "disk full");
+        let io: Error = anyhow::Error::from(io).context("writing the cache").into();
+        assert_eq!(io.process_exit_code(), EXIT_FAILED);
+    }
 }

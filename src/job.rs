@@ -6,15 +6,16 @@ use std::time::Instant;
 
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use crate::config::Config;
+use crate::config::{Config, TextEncoderKind};
 use crate::cv::FoldAssignment;
 use crate::data::{Dataset, Matrix, MetricTable, Split};
 use crate::error::{InputError, InputResult};
 use crate::model::ModelSpec;
 use crate::sampling::{apply_weights, synthetic_negatives, Sample};
 use crate::text::{text_features, Part};
-use crate::train::{checkpoint, fit, EpochLog, EvalMetrics, Features};
+use crate::train::{checkpoint, fit_probed, predict, EpochLog, EvalMetrics, Features, Probes};
 
 /// The training data of a config, loaded once and shared by all its folds.
 #[derive(Debug, Clone)]
@@ -22,22 +23,79 @@ pub struct TrainingData {
     pub dataset: Dataset,
     pub texts: Matrix,
     pub folds: FoldAssignment,
+    /// The test records and their text features, when `data.test` is set: every job predicts
+    /// them at its best epoch, so `export` needs no checkpoint.
+    pub test: Option<TestData>,
+}
+
+/// The test records of a config, as a job predicts them.
+#[derive(Debug, Clone)]
+pub struct TestData {
+    pub dataset: Dataset,
+    pub texts: Matrix,
+    /// Content hash of what the predictions depend on (the records and precomputed text).
+    pub fingerprint: String,
+}
+
+impl TestData {
+    pub fn load(config: &Config, path: &Path) -> anyhow::Result<TestData> {
+        let metrics = MetricTable::load(&config.data.metric_names, &config.data.metric_embeddings)?;
+        let dataset = Dataset::load(path, Split::Test, metrics)?;
+        let texts = text_features(config, &dataset, Part::Test)?;
+        Ok(TestData { fingerprint: test_fingerprint(config, path)?, dataset, texts })
+    }
+
+    pub fn features(&self) -> Features<'_> {
+        Features { metrics: &self.dataset.metrics.embeddings, texts: &self.texts }
+    }
+
+    pub fn samples(&self) -> Vec<Sample> {
+        (0..self.dataset.len())
+            .map(|i| Sample {
+                metric_row: self.dataset.metric_rows[i],
+                text_row: i,
+                target: 0.0,
+                weight: 1.0,
+                record: i,
+                synthetic: false,
+            })
+            .collect()
+    }
+}
+
+/// Hash of the test records file and, for a precomputed encoder, the test embeddings.
+pub fn test_fingerprint(config: &Config, path: &Path) -> InputResult<String> {
+    let mut hasher = Sha256::new();
+    let embeddings = match config.text.encoder {
+        TextEncoderKind::Precomputed => config.text.test_embeddings.as_deref(),
+        _ => None,
+    };
+    for file in std::iter::once(path).chain(embeddings) {
+        let bytes = std::fs::read(file)
+            .map_err(|e| InputError::in_file(file, format!("cannot read: {e}")))?;
+        hasher.update((bytes.len() as u64).to_le_bytes());
+        hasher.update(&bytes);
+    }
+    Ok(crate::cv::hex16(&hasher.finalize()))
 }
 
 impl TrainingData {
-    pub fn load(config: &Config) -> InputResult<TrainingData> {
+    pub fn load(config: &Config) -> anyhow::Result<TrainingData> {
         let metrics = MetricTable::load(&config.data.metric_names, &config.data.metric_embeddings)?;
         let dataset = Dataset::load(&config.data.train, Split::Train, metrics)?;
         if dataset.len() < config.cv.folds {
             return Err(InputError::in_file(
                 &config.data.train,
                 format!("{} records cannot be split into {} folds", dataset.len(), config.cv.folds),
-            ));
+            )
+            .into());
         }
         let texts = text_features(config, &dataset, Part::Train)?;
         let folds =
             FoldAssignment::stratified(&dataset.score_bins(), config.cv.folds, config.cv.seed);
-        Ok(TrainingData { dataset, texts, folds })
+        let test =
+            config.data.test.as_deref().map(|path| TestData::load(config, path)).transpose()?;
+        Ok(TrainingData { dataset, texts, folds, test })
     }
 
     pub fn features(&self) -> Features<'_> {
@@ -99,6 +157,37 @@ pub struct FoldResult {
     pub oof: Vec<OofPrediction>,
     pub checkpoint: Option<PathBuf>,
     pub train_seconds: f64,
+    /// With `[validation] probe`: what the probe rows said at the best epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe: Option<ProbeResult>,
+    /// With `data.test`: the test records' predictions at the best epoch, in file order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestPredictions>,
+}
+
+/// A fold's probe figures (see [`crate::probe`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProbeResult {
+    pub rmse: f64,
+    pub shifted_rmse: f64,
+    /// The train-mean predictor's shifted RMSE on the same rows: the bar to clear.
+    pub mean_predictor_shifted_rmse: f64,
+    pub rows: Vec<ProbePrediction>,
+}
+
+/// One probe row: a validation record's text with another metric.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct ProbePrediction {
+    pub record: usize,
+    pub metric_row: usize,
+    pub prediction: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TestPredictions {
+    /// [`test_fingerprint`] of the files predicted.
+    pub fingerprint: String,
+    pub predictions: Vec<f32>,
 }
 
 /// Trains fold `k` of `config` and evaluates it on the untouched validation rows.
@@ -116,14 +205,29 @@ pub fn run_fold<B: AutodiffBackend>(
             "fold {k} does not exist: folds are 0..{}",
             config.cv.folds - 1
         ))
-        .field("--fold")
+        .field("fold")
         .into());
     }
     let (train, val) = data.fold_samples(config, k);
+    let probe_config = config.validation.probe.as_ref();
+    let probe_rows =
+        probe_config.map(|p| p.probe_rows(&val, data.dataset.metrics.len(), k)).unwrap_or_default();
+    let probes = probe_config.map(|config_probe| Probes {
+        rows: &probe_rows,
+        config: config_probe,
+        monitor: config.validation.monitor(),
+    });
     let spec = ModelSpec::from_config(&config.train, data.dataset.metrics.dim(), data.texts.cols);
     let started = Instant::now();
-    let outcome = fit::<B>(&spec, &config.train, data.features(), &train, &val, device, on_epoch);
+    let features = data.features();
+    // A diverged fold is an error value the worker reports as a result (crate::train::Diverged).
+    let outcome =
+        fit_probed::<B>(&spec, &config.train, features, &train, &val, probes, device, on_epoch)?;
     let train_seconds = started.elapsed().as_secs_f64();
+    let test = data.test.as_ref().map(|test| TestPredictions {
+        fingerprint: test.fingerprint.clone(),
+        predictions: predict(&outcome.model, test.features(), &test.samples(), device).scores,
+    });
     let checkpoint = match checkpoint_dir {
         Some(dir) => Some(checkpoint::save(dir, &spec, &outcome.model)?),
         None => None,
@@ -132,6 +236,23 @@ pub fn run_fold<B: AutodiffBackend>(
     let train_mean = real_train.iter().sum::<f32>() / real_train.len().max(1) as f32;
     let val_truth: Vec<f32> = val.iter().map(|s| s.target).collect();
     let mean_predictor_rmse = EvalMetrics::compute(&val_truth, &vec![train_mean; val.len()]).rmse;
+    let probe = probe_config.zip(outcome.probe.as_ref()).map(|(config, outcome)| ProbeResult {
+        rmse: outcome.rmse,
+        shifted_rmse: outcome.shifted_rmse,
+        mean_predictor_shifted_rmse: config.shifted_rmse(
+            mean_predictor_rmse.powi(2),
+            config.mse(std::iter::repeat_n(train_mean as f64, probe_rows.len())),
+        ),
+        rows: probe_rows
+            .iter()
+            .zip(&outcome.predictions)
+            .map(|(row, &prediction)| ProbePrediction {
+                record: row.record,
+                metric_row: row.metric_row,
+                prediction,
+            })
+            .collect(),
+    });
     let oof = val
         .iter()
         .enumerate()
@@ -157,5 +278,7 @@ pub fn run_fold<B: AutodiffBackend>(
         oof,
         checkpoint,
         train_seconds,
+        probe,
+        test,
     })
 }

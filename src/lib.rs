@@ -8,6 +8,7 @@
 //! - [`model`]: the bilinear + MLP model, heads and losses (burn, backend-generic);
 //! - [`train`]: optimiser, schedules, the training loop, evaluation and checkpoints;
 //! - [`job`]: one resolved config on one fold, end to end;
+//! - [`search`]: random and TPE search, ASHA and racing pruners, parameter importance;
 //! - [`serve`]: a live, read-only view of the results database in the browser;
 //! - [`cli`]: the command line on top.
 
@@ -21,8 +22,10 @@ pub mod data;
 pub mod error;
 pub mod job;
 pub mod model;
+pub mod probe;
 pub mod report;
 pub mod sampling;
+pub mod search;
 pub mod serve;
 pub mod store;
 pub mod sweep;

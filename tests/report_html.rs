@@ -3,7 +3,7 @@
 
 use crate::common::{stderr, stdout, Scratch};
 use foldsweep::report::html::{escape, render};
-use foldsweep::store::{NewConfig, Store};
+use foldsweep::store::{NewConfig, Store, SweepDefinition};
 use rusqlite::Connection;
 
 /// The shared tiny sweep (4 configs x 5 folds here) with a name that needs escaping and
@@ -110,10 +110,17 @@ fn a_sweep_without_results_still_renders_with_empty_charts() {
         params_json: "{}",
         varying_json: r#"{"lr":0.001}"#,
         label: "lr=0.001",
+        data_fingerprint: "data",
     };
-    let (sweep_id, _) = store
-        .register_sweep("empty", "", "data", "folds", 5, &[config], &[("0123456789ab".into(), 0)])
-        .unwrap();
+    let sweep = SweepDefinition {
+        name: "empty",
+        definition: "",
+        data_fingerprint: "data",
+        fold_hash: "folds",
+        folds: 5,
+    };
+    let (sweep_id, _) =
+        store.register_sweep(&sweep, &[config], &[("0123456789ab".into(), 0)]).unwrap();
     let html = render(&store, sweep_id).unwrap();
     assert!(
         html.contains("1 config × 5 folds = 1 job: 0 done, 0 failed, 1 not finished"),

@@ -144,14 +144,23 @@ fn serve_api_reports_a_finished_sweep() {
     let best = cli_order(&s, "oof")[0].clone();
     assert_eq!(tiny["best"]["id"].as_str(), Some(best.as_str()));
 
-    // Every sort the CLI offers gives the CLI's order.
+    assert_eq!(tiny["best"]["criterion"], "oof");
+
+    // Every sort the CLI offers gives the CLI's order; without one, the sweep's default.
     for sort in ["oof", "mean", "macro"] {
         let results = served.json(&format!("/api/sweeps/tiny/results?sort={sort}"));
         assert_eq!(results["sort"], sort);
         assert_eq!(ids(&results["results"]), cli_order(&s, sort), "sort {sort}");
         assert_eq!(results["results"][0]["folds_done"], 5);
     }
+    assert_eq!(served.json("/api/sweeps/tiny/results")["sort"], "oof");
     assert_eq!(served.get("/api/sweeps/tiny/results?sort=rmse").status, 400);
+    // As `results --sort probe` refuses it: this sweep has no validation probes.
+    for sort in ["probe", "shifted"] {
+        let reply = served.get(&format!("/api/sweeps/tiny/results?sort={sort}"));
+        assert_eq!(reply.status, 400, "{sort}");
+        assert!(reply.body.contains("no validation probes"), "{}", reply.body);
+    }
 
     let progress = served.json("/api/sweeps/tiny/progress");
     assert_eq!(progress["jobs"]["done"], 10);
@@ -195,6 +204,60 @@ fn serve_api_reports_a_finished_sweep() {
         assert_eq!(served.get(missing).status, 404, "{missing}");
     }
     assert_eq!(http(served.port, "POST", "/api/sweeps", &[]).status, 405);
+    let err = served.stop();
+    assert!(err.is_empty(), "serve reported errors:\n{err}");
+}
+
+/// The tiny sweep judged on validation probes: 35% mismatched pairs scored 0-3 expected.
+fn probe_sweep_done() -> Scratch {
+    let s = Scratch::new();
+    let sweep = format!(
+        "{TINY_SWEEP}\n[validation]\nprobe = {{ fraction = 0.35, score_min = 0, score_max = 3 }}\n"
+    );
+    s.write("sweep.toml", sweep);
+    let out = s.run(&["run", "sweep.toml", "--db", "results.db"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    s
+}
+
+#[test]
+fn serve_sorts_a_probe_sweep_by_every_criterion_and_judges_it_by_shifted_rmse() {
+    let s = probe_sweep_done();
+    let served = Served::start(&s, "127.0.0.1:0", &[]);
+
+    // The default of a sweep with probes is shifted RMSE, for the best config too.
+    let shifted_order = cli_order(&s, "shifted");
+    let sweeps = served.json("/api/sweeps");
+    assert_eq!(sweeps["sweeps"][0]["best"]["criterion"], "shifted");
+    assert_eq!(sweeps["sweeps"][0]["best"]["id"].as_str(), Some(shifted_order[0].as_str()));
+    let default = served.json("/api/sweeps/tiny/results");
+    assert_eq!(default["sort"], "shifted");
+    assert_eq!(ids(&default["results"]), shifted_order);
+    for sort in ["oof", "mean", "macro", "probe", "shifted"] {
+        let results = served.json(&format!("/api/sweeps/tiny/results?sort={sort}"));
+        assert_eq!(results["sort"], sort);
+        assert_eq!(ids(&results["results"]), cli_order(&s, sort), "sort {sort}");
+        let top = &results["results"][0];
+        assert!(top["probe_rmse"].as_f64().is_some() && top["shifted_rmse"].as_f64().is_some());
+    }
+
+    // The sweep page: probe and shifted columns, sortable, and verdicts on shifted RMSE.
+    let page = served.get("/sweeps/tiny").body;
+    assert!(page.contains("?sort=probe") && page.contains("?sort=shifted"), "sortable columns");
+    assert!(page.contains("shifted RMSE ▲"), "sorted by shifted RMSE by default");
+    assert!(page.contains("per fold (Nadeau-Bengio"), "verdicts shown");
+    assert!(page.contains("on shifted RMSE per fold"), "verdicts on shifted RMSE");
+
+    // The config page: each fold's probe and shifted RMSE.
+    let best = &shifted_order[0];
+    let config = served.json(&format!("/api/configs/{best}"));
+    for f in config["folds"].as_array().unwrap() {
+        assert!(f["outcome"]["shifted_rmse"].as_f64().is_some(), "{f}");
+        let last = f["epochs"].as_array().unwrap().last().cloned().unwrap();
+        assert!(last["shifted_rmse"].as_f64().is_some(), "{last}");
+    }
+    let page = served.get(&format!("/configs/{best}")).body;
+    assert!(page.contains("<th>probe</th><th>shifted</th>"), "per-fold probe columns");
     let err = served.stop();
     assert!(err.is_empty(), "serve reported errors:\n{err}");
 }

@@ -305,8 +305,9 @@ fn results_compare_and_export_outputs() {
     assert!((0.0..=1.0).contains(&p) && c["p_holm"].as_f64().unwrap() >= p);
     assert!(stdout(&s.run(&["compare", "--db", "results.db"])).contains("Nadeau-Bengio"));
 
-    // export: header, one row per test record, IDs 1..N in order, integer scores in [0, 10].
-    let out = s.run(&["export", "--db", "results.db", "--best", "--out", "submission.csv"]);
+    // export --round: header, one row per test record, IDs 1..N in order, integer scores.
+    let out =
+        s.run(&["export", "--db", "results.db", "--best", "--round", "--out", "submission.csv"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
         stdout(&out).contains("pooled OOF RMSE")

@@ -4,6 +4,7 @@
 mod common;
 
 mod bad_input;
+mod cli_regressions;
 mod encoder;
 mod export;
 mod finetune_sweep;
@@ -13,5 +14,7 @@ mod reduced_precision;
 mod report_html;
 mod serve;
 mod shard;
+mod shift;
+mod store_regressions;
 mod sweep;
 mod training;

@@ -8,6 +8,9 @@
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
+use super::{ConfigSummary, Criterion};
+use crate::error::{InputError, InputResult};
+
 /// The test of one config against the reference on the folds both finished.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
@@ -86,6 +89,37 @@ mod tests {
         );
     }
 
+    fn summary(id: &str, oof: f64, macro_rmse: f64) -> ConfigSummary {
+        ConfigSummary {
+            id: id.into(),
+            label: String::new(),
+            varying: Default::default(),
+            folds_done: 5,
+            folds_total: 5,
+            folds_failed: 0,
+            fold_rmse: Vec::new(),
+            mean_rmse: Some(oof),
+            sd_rmse: None,
+            oof_rmse: Some(oof),
+            macro_rmse: Some(macro_rmse),
+            oof_rounded_rmse: None,
+            bin_rmse: Vec::new(),
+            bin_count: Vec::new(),
+            fold_hash: "h".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn compare_by_macro_uses_the_best_config_by_macro_as_reference() {
+        // Sorted by pooled OOF RMSE, as `results` shows them: `a` is best by OOF, `b` by macro.
+        let rows = [summary("a", 1.0, 3.0), summary("b", 1.5, 2.0), summary("c", 2.0, 2.5)];
+        assert_eq!(reference(&rows, None, Criterion::Macro).unwrap().id, "b");
+        assert_eq!(reference(&rows, None, Criterion::Oof).unwrap().id, "a");
+        assert_eq!(reference(&rows, Some("c"), Criterion::Macro).unwrap().id, "c");
+        assert!(reference(&rows, Some("zz"), Criterion::Oof).is_err());
+    }
+
     #[test]
     fn holm_adjusts_step_down_and_stays_monotone() {
         // p sorted: 0.01 (x3 = 0.03), 0.02 (x2 = 0.04), 0.04 (x1 = 0.04).
@@ -105,47 +139,55 @@ pub struct CompareReport {
     pub refused: Vec<(String, String)>,
 }
 
-/// Per-fold (RMSE or macro RMSE, val rows, train rows) of a config's finished folds.
+/// Per-fold (RMSE, macro RMSE or shifted RMSE; val rows, train rows) of a config's finished
+/// folds; a fold without the figure (no probes) is left out.
 fn fold_metrics(
     store: &crate::store::Store,
     config_id: &str,
-    by_macro: bool,
+    by: Criterion,
 ) -> anyhow::Result<Vec<(usize, f64, f64, f64)>> {
-    let column = if by_macro { "r.macro_rmse" } else { "r.rmse" };
-    let mut stmt = store.conn().prepare(&format!(
-        "SELECT j.fold, {column}, r.val_rows, r.train_rows FROM jobs j JOIN fold_results r ON r.job_id = j.id
-         WHERE j.config_id = ?1 AND j.status = 'done' ORDER BY j.fold"
-    ))?;
-    let rows = stmt.query_map([config_id], |r| {
-        Ok((
-            r.get::<_, i64>(0)? as usize,
-            r.get(1)?,
-            r.get::<_, i64>(2)? as f64,
-            r.get::<_, i64>(3)? as f64,
-        ))
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    Ok(store
+        .fold_metrics(config_id)?
+        .into_iter()
+        .filter_map(|f| {
+            let value = match by {
+                Criterion::Macro => Some(f.macro_rmse),
+                Criterion::Oof => Some(f.rmse),
+                Criterion::Shifted => f.shifted_rmse,
+            };
+            Some((f.fold, value?, f.val_rows as f64, f.train_rows as f64))
+        })
+        .collect())
 }
 
-/// Every config of the sweep against the reference (the baseline, or the best by pooled
-/// OOF RMSE), on the folds both finished.
+/// The config everything is compared with: the baseline when given, else the best config by
+/// the criterion being compared (pooled OOF RMSE for per-fold RMSE, macro RMSE for per-fold
+/// macro RMSE), whatever order `summaries` are in.
+pub fn reference<'a>(
+    summaries: &'a [ConfigSummary],
+    baseline: Option<&str>,
+    by: Criterion,
+) -> InputResult<&'a ConfigSummary> {
+    match baseline {
+        Some(id) => summaries.iter().find(|s| s.id == id).ok_or_else(|| {
+            InputError::new(format!("config {id:?} is not part of this sweep")).field("baseline")
+        }),
+        None => super::best(summaries, by.sort_key()).ok_or_else(|| {
+            InputError::new("no config of this sweep has a finished fold yet").field("sweep")
+        }),
+    }
+}
+
+/// Every config of the sweep against the reference (the baseline, or the best by the
+/// criterion compared), on the folds both finished.
 pub fn compare(
     store: &crate::store::Store,
-    summaries: &[super::ConfigSummary],
+    summaries: &[ConfigSummary],
     baseline: Option<&str>,
-    by_macro: bool,
+    by: Criterion,
 ) -> anyhow::Result<CompareReport> {
-    let reference = match baseline {
-        Some(id) => summaries.iter().find(|s| s.id == id).ok_or_else(|| {
-            crate::error::InputError::new(format!("config {id:?} is not part of this sweep"))
-                .field("--baseline")
-        })?,
-        None => summaries.iter().find(|s| s.oof_rmse.is_some()).ok_or_else(|| {
-            crate::error::InputError::new("no config of this sweep has a finished fold yet")
-                .field("--sweep")
-        })?,
-    };
-    let reference_folds = fold_metrics(store, &reference.id, by_macro)?;
+    let reference = reference(summaries, baseline, by)?;
+    let reference_folds = fold_metrics(store, &reference.id, by)?;
     let mut comparisons = Vec::new();
     let mut refused = Vec::new();
     for s in summaries.iter().filter(|s| s.id != reference.id) {
@@ -159,7 +201,7 @@ pub fn compare(
             ));
             continue;
         }
-        let folds = fold_metrics(store, &s.id, by_macro)?;
+        let folds = fold_metrics(store, &s.id, by)?;
         let paired: Vec<(f64, f64, f64)> = folds
             .iter()
             .filter_map(|(fold, value, n_test, n_train)| {
@@ -193,7 +235,11 @@ pub fn compare(
     Ok(CompareReport {
         reference: reference.id.clone(),
         reference_label: reference.label.clone(),
-        metric: if by_macro { "macro RMSE".into() } else { "RMSE".into() },
+        metric: match by {
+            Criterion::Macro => "macro RMSE".into(),
+            Criterion::Oof => "RMSE".into(),
+            Criterion::Shifted => "shifted RMSE".into(),
+        },
         comparisons,
         refused,
     })

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::ops::Range;
 
-use anyhow::Context;
 use plotters::coord::ranged1d::{KeyPointHint, NoDefaultFormatting, Ranged, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
@@ -15,7 +14,7 @@ use plotters::prelude::*;
 use super::{oof_predictions, summaries, varying_keys, ConfigSummary, SortKey};
 use crate::data::score_bin;
 use crate::sampling::NUM_BINS;
-use crate::store::Store;
+use crate::store::{JobStatus, Store};
 
 /// How many of the best configs the per-score chart compares: more bars per score stop being readable.
 const TOP: usize = 5;
@@ -76,31 +75,18 @@ pub fn escape(text: &str) -> String {
 struct SweepHead {
     name: String,
     folds: usize,
-    jobs: BTreeMap<String, usize>,
+    jobs: BTreeMap<JobStatus, usize>,
 }
 
 impl SweepHead {
     fn load(store: &Store, sweep_id: i64) -> anyhow::Result<SweepHead> {
-        let conn = store.conn();
-        let (name, folds): (String, i64) = conn
-            .query_row("SELECT name, folds FROM sweeps WHERE id = ?1", [sweep_id], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .with_context(|| {
-                format!("no sweep with id {sweep_id} in {}", store.path().display())
-            })?;
-        let mut stmt = conn.prepare(
-            "SELECT j.status, COUNT(*) FROM jobs j JOIN sweep_configs s ON s.config_id = j.config_id
-             WHERE s.sweep_id = ?1 GROUP BY j.status",
-        )?;
-        let jobs = stmt
-            .query_map([sweep_id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))?
-            .collect::<Result<_, _>>()?;
-        Ok(SweepHead { name, folds: folds as usize, jobs })
+        let (name, folds) = store.sweep_head(sweep_id)?;
+        let jobs = store.status_counts(sweep_id)?;
+        Ok(SweepHead { name, folds, jobs })
     }
 
-    fn count(&self, status: &str) -> usize {
-        self.jobs.get(status).copied().unwrap_or(0)
+    fn count(&self, status: JobStatus) -> usize {
+        self.jobs.get(&status).copied().unwrap_or(0)
     }
 }
 
@@ -199,7 +185,7 @@ fn page(head: &SweepHead, rows: &[ConfigSummary], keys: &[String], figures: &[Fi
 /// "8 configs × 5 folds = 40 jobs: 38 done, 2 failed".
 fn facts(head: &SweepHead, rows: &[ConfigSummary]) -> String {
     let total: usize = head.jobs.values().sum();
-    let (done, failed) = (head.count("done"), head.count("failed"));
+    let (done, failed) = (head.count(JobStatus::Done), head.count(JobStatus::Failed));
     let mut text = format!(
         "{} × {} = {}: {done} done, {failed} failed",
         plural(rows.len(), "config"),
@@ -626,17 +612,9 @@ fn learning_curves(
     store: &Store,
     config_id: &str,
 ) -> anyhow::Result<BTreeMap<usize, Vec<(f64, f64)>>> {
-    let mut stmt = store.conn().prepare(
-        "SELECT j.fold, e.epoch, e.val_rmse FROM epochs e JOIN jobs j ON j.id = e.job_id
-         WHERE j.config_id = ?1 AND j.status = 'done' ORDER BY j.fold, e.epoch",
-    )?;
-    let rows = stmt.query_map([config_id], |r| {
-        Ok((r.get::<_, i64>(0)? as usize, r.get::<_, i64>(1)? as f64, r.get::<_, f64>(2)?))
-    })?;
     let mut curves: BTreeMap<usize, Vec<(f64, f64)>> = BTreeMap::new();
-    for row in rows {
-        let (fold, epoch, rmse) = row?;
-        curves.entry(fold).or_default().push((epoch, rmse));
+    for (fold, epoch, rmse) in store.learning_curves(config_id)? {
+        curves.entry(fold).or_default().push((epoch as f64, rmse));
     }
     Ok(curves)
 }

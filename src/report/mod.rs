@@ -2,6 +2,7 @@
 //! format (table, CSV, JSON), plus `show`, `compare` and the submission export.
 
 pub mod compare;
+pub mod ensemble;
 pub mod export;
 pub mod html;
 pub mod show;
@@ -9,15 +10,15 @@ pub mod show;
 use std::collections::BTreeMap;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
-use rusqlite::params;
 use serde::Serialize;
 
 use crate::data::score_bin;
+use crate::probe::ProbeConfig;
 use crate::sampling::NUM_BINS;
-use crate::store::Store;
+use crate::store::{JobStatus, Store, SweepConfigRow};
 
 /// Everything the results table says about one config.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Default)]
 pub struct ConfigSummary {
     pub id: String,
     pub label: String,
@@ -26,6 +27,10 @@ pub struct ConfigSummary {
     pub folds_done: usize,
     pub folds_total: usize,
     pub folds_failed: usize,
+    /// Folds whose training diverged (non-finite loss or RMSE): such a config ranks last.
+    pub diverged: usize,
+    /// No longer in the sweep's current definition (shown by `results --all` only).
+    pub retired: bool,
     /// Validation RMSE of each finished fold, in fold order.
     pub fold_rmse: Vec<(usize, f64)>,
     pub mean_rmse: Option<f64>,
@@ -34,29 +39,85 @@ pub struct ConfigSummary {
     pub oof_rmse: Option<f64>,
     /// Mean of the per-score RMSEs of the pooled out-of-fold predictions (non-empty bins).
     pub macro_rmse: Option<f64>,
+    /// Pooled out-of-fold RMSE of the predictions clamped to [0, 10] and rounded to whole
+    /// scores, as `export --round` would submit them.
+    pub oof_rounded_rmse: Option<f64>,
+    /// With `[validation] probe`: the pooled probe rows' RMSE and the shifted RMSE,
+    /// `sqrt((1 - F) * MSE(real rows) + F * MSE(probe rows))` over every finished fold.
+    pub probe_rmse: Option<f64>,
+    pub shifted_rmse: Option<f64>,
+    /// The probe settings the config was judged on (the same for a whole sweep).
+    #[serde(skip)]
+    pub probe: Option<ProbeConfig>,
     pub bin_rmse: Vec<Option<f64>>,
     pub bin_count: Vec<usize>,
     pub fold_hash: String,
     pub position: usize,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the results are sorted by: pooled OOF RMSE, mean fold RMSE, macro RMSE, and with
+/// validation probes the probe rows' RMSE or the shifted RMSE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum SortKey {
     Oof,
     Mean,
     Macro,
+    Probe,
+    Shifted,
+}
+
+/// What "best" means when one config is picked (export, compare's reference, ensembles):
+/// pooled OOF RMSE, macro RMSE or (with probes) shifted RMSE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Criterion {
+    Oof,
+    Macro,
+    Shifted,
+}
+
+impl Criterion {
+    pub fn sort_key(self) -> SortKey {
+        match self {
+            Criterion::Oof => SortKey::Oof,
+            Criterion::Macro => SortKey::Macro,
+            Criterion::Shifted => SortKey::Shifted,
+        }
+    }
+
+    /// The default: shifted RMSE when the sweep has probes (validation rows alone cannot see
+    /// the test set's shift), else pooled OOF RMSE.
+    pub fn default_for(rows: &[ConfigSummary]) -> Criterion {
+        if has_probes(rows) {
+            Criterion::Shifted
+        } else {
+            Criterion::Oof
+        }
+    }
+}
+
+/// Whether the sweep's configs are judged on validation probes.
+pub fn has_probes(rows: &[ConfigSummary]) -> bool {
+    rows.iter().any(|r| r.probe.is_some())
+}
+
+/// The config with the lowest value of `key` (the first of equals), whatever order `rows`
+/// are in; None when no config has a value.
+pub fn best(rows: &[ConfigSummary], key: SortKey) -> Option<&ConfigSummary> {
+    rows.iter()
+        .filter(|r| r.diverged == 0)
+        .filter_map(|r| key.value(r).map(|v| (v, r)))
+        .reduce(|best, next| if next.0 < best.0 { next } else { best })
+        .map(|(_, r)| r)
 }
 
 impl SortKey {
-    pub fn parse(text: &str) -> crate::error::InputResult<SortKey> {
-        match text {
-            "oof" => Ok(SortKey::Oof),
-            "mean" => Ok(SortKey::Mean),
-            "macro" => Ok(SortKey::Macro),
-            other => Err(crate::error::InputError::new(format!(
-                "unknown sort key {other:?}; use oof, mean or macro"
-            ))
-            .field("--sort")),
+    pub fn name(self) -> &'static str {
+        match self {
+            SortKey::Oof => "oof",
+            SortKey::Mean => "mean",
+            SortKey::Macro => "macro",
+            SortKey::Probe => "probe",
+            SortKey::Shifted => "shifted",
         }
     }
 
@@ -65,79 +126,103 @@ impl SortKey {
             SortKey::Oof => s.oof_rmse,
             SortKey::Mean => s.mean_rmse,
             SortKey::Macro => s.macro_rmse,
+            SortKey::Probe => s.probe_rmse,
+            SortKey::Shifted => s.shifted_rmse,
         }
     }
 }
 
-/// Summaries of every config of a sweep, best first by `sort` (configs without results last).
+/// Summaries of the current configs of a sweep, best first by `sort`: configs without
+/// results, then configs with a diverged fold, come last.
 pub fn summaries(
     store: &Store,
     sweep_id: i64,
     sort: SortKey,
 ) -> anyhow::Result<Vec<ConfigSummary>> {
-    let conn = store.conn();
-    let folds_total: usize =
-        conn.query_row("SELECT folds FROM sweeps WHERE id = ?1", [sweep_id], |r| {
-            r.get::<_, i64>(0)
-        })? as usize;
-    let mut stmt = conn.prepare(
-        "SELECT s.config_id, s.label, s.varying, s.position, c.fold_hash FROM sweep_configs s
-         JOIN configs c ON c.id = s.config_id WHERE s.sweep_id = ?1 ORDER BY s.position",
-    )?;
-    let configs: Vec<(String, String, String, i64, String)> = stmt
-        .query_map([sweep_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
-        .collect::<Result<_, _>>()?;
-    let mut out = Vec::with_capacity(configs.len());
-    for (id, label, varying, position, fold_hash) in configs {
-        out.push(summarize(
-            store,
-            &id,
-            label,
-            &varying,
-            position as usize,
-            fold_hash,
-            folds_total,
-        )?);
-    }
-    out.sort_by(|a, b| match (sort.value(a), sort.value(b)) {
-        (Some(x), Some(y)) => x.total_cmp(&y),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => a.position.cmp(&b.position),
-    });
+    summaries_with(store, sweep_id, sort, false)
+}
+
+/// [`summaries`], with the configs that left the sweep (after the current ones) when
+/// `include_retired`.
+pub fn summaries_with(
+    store: &Store,
+    sweep_id: i64,
+    sort: SortKey,
+    include_retired: bool,
+) -> anyhow::Result<Vec<ConfigSummary>> {
+    let (_, folds_total) = store.sweep_head(sweep_id)?;
+    let mut out = store
+        .sweep_configs(sweep_id, include_retired)?
+        .into_iter()
+        .map(|row| summarize(store, row, folds_total))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    sort_summaries(&mut out, sort);
     Ok(out)
+}
+
+/// Summaries sorted by `sort`, or when None by the sweep's default criterion (shifted RMSE
+/// with probes, else pooled OOF RMSE); returns the key used.
+pub fn summaries_by(
+    store: &Store,
+    sweep_id: i64,
+    sort: Option<SortKey>,
+    include_retired: bool,
+) -> anyhow::Result<(Vec<ConfigSummary>, SortKey)> {
+    let mut rows = summaries_with(store, sweep_id, sort.unwrap_or(SortKey::Oof), include_retired)?;
+    let key = sort.unwrap_or_else(|| Criterion::default_for(&rows).sort_key());
+    sort_summaries(&mut rows, key);
+    Ok((rows, key))
+}
+
+/// Best first by `sort`: retired configs, configs with a diverged fold and configs without a
+/// value come last.
+pub fn sort_summaries(rows: &mut [ConfigSummary], sort: SortKey) {
+    rows.sort_by(|a, b| {
+        let rank = |s: &ConfigSummary| (s.retired, s.diverged > 0, sort.value(s).is_none());
+        rank(a).cmp(&rank(b)).then_with(|| match (sort.value(a), sort.value(b)) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            _ => a.position.cmp(&b.position),
+        })
+    });
+}
+
+/// The best current config of a sweep by `key`: the first with a value and no diverged fold.
+pub fn best_config(
+    store: &Store,
+    sweep_id: i64,
+    key: SortKey,
+) -> anyhow::Result<Option<ConfigSummary>> {
+    Ok(best(&summaries(store, sweep_id, key)?, key).cloned())
+}
+
+/// The probe settings a config was judged on, from its stored params.
+pub fn probe_config(store: &Store, config_id: &str) -> anyhow::Result<Option<ProbeConfig>> {
+    let Some(params) = store.config_params(config_id)? else { return Ok(None) };
+    let params: serde_json::Value = serde_json::from_str(&params)?;
+    match params.pointer("/validation/probe") {
+        Some(probe) => Ok(Some(serde_json::from_value(probe.clone())?)),
+        None => Ok(None),
+    }
 }
 
 fn summarize(
     store: &Store,
-    id: &str,
-    label: String,
-    varying: &str,
-    position: usize,
-    fold_hash: String,
+    row: SweepConfigRow,
     folds_total: usize,
 ) -> anyhow::Result<ConfigSummary> {
-    let conn = store.conn();
+    let id = row.config_id.as_str();
     let varying: BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(varying).unwrap_or_default();
+        serde_json::from_str(&row.varying_json).unwrap_or_default();
     let varying = varying
         .into_iter()
         .map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_string)))
         .collect();
-    let mut stmt = conn.prepare(
-        "SELECT j.fold, r.rmse FROM jobs j JOIN fold_results r ON r.job_id = j.id
-         WHERE j.config_id = ?1 AND j.status = 'done' ORDER BY j.fold",
-    )?;
-    let fold_rmse: Vec<(usize, f64)> = stmt
-        .query_map([id], |r| Ok((r.get::<_, i64>(0)? as usize, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    let folds_failed: usize = conn.query_row(
-        "SELECT COUNT(*) FROM jobs WHERE config_id = ?1 AND status = 'failed'",
-        [id],
-        |r| r.get::<_, i64>(0),
-    )? as usize;
+    let fold_rmse: Vec<(usize, f64)> =
+        store.fold_metrics(id)?.iter().map(|f| (f.fold, f.rmse)).collect();
+    let folds_failed = store.config_jobs_in(id, JobStatus::Failed)?;
+    let diverged = store.config_jobs_in(id, JobStatus::Diverged)?;
     let (mean_rmse, sd_rmse) = mean_sd(&fold_rmse.iter().map(|(_, r)| *r).collect::<Vec<_>>());
-    let oof = oof_predictions(store, id)?;
+    let oof = store.oof_predictions(id)?;
     let mut sums = [0.0f64; NUM_BINS];
     let mut counts = [0usize; NUM_BINS];
     for (truth, prediction) in &oof {
@@ -149,33 +234,54 @@ fn summarize(
         .map(|b| (counts[b] > 0).then(|| (sums[b] / counts[b] as f64).sqrt()))
         .collect();
     let filled: Vec<f64> = bin_rmse.iter().flatten().copied().collect();
+    let oof_rounded_rmse = pooled_rmse(oof.iter().map(|(t, p)| (*t, p.clamp(0.0, 10.0).round())));
+    let probe = probe_config(store, id)?;
+    let real_mse = (!oof.is_empty()).then(|| sums.iter().sum::<f64>() / oof.len() as f64);
+    let probe_mse = match &probe {
+        Some(config) => {
+            let rows = store.probe_rows(id)?;
+            (!rows.is_empty()).then(|| config.mse(rows.iter().map(|r| r.prediction)))
+        }
+        None => None,
+    };
+    let shifted_rmse = probe
+        .as_ref()
+        .zip(real_mse.zip(probe_mse))
+        .map(|(config, (real, probe))| config.shifted_rmse(real, probe));
     Ok(ConfigSummary {
         id: id.to_string(),
-        label,
+        label: row.label,
         varying,
         folds_done: fold_rmse.len(),
         folds_total,
         folds_failed,
+        diverged,
+        retired: row.retired,
         fold_rmse,
         mean_rmse,
         sd_rmse,
         oof_rmse: (!oof.is_empty()).then(|| (sums.iter().sum::<f64>() / oof.len() as f64).sqrt()),
         macro_rmse: (!filled.is_empty()).then(|| filled.iter().sum::<f64>() / filled.len() as f64),
+        oof_rounded_rmse,
+        probe_rmse: probe_mse.map(f64::sqrt),
+        shifted_rmse,
+        probe,
         bin_rmse,
         bin_count: counts.to_vec(),
-        fold_hash,
-        position,
+        fold_hash: row.fold_hash,
+        position: row.position,
     })
 }
 
 /// (truth, prediction) of every finished fold's validation rows.
 pub fn oof_predictions(store: &Store, config_id: &str) -> anyhow::Result<Vec<(f64, f64)>> {
-    let mut stmt = store.conn().prepare(
-        "SELECT o.truth, o.prediction FROM oof_predictions o JOIN jobs j ON j.id = o.job_id
-         WHERE j.config_id = ?1 AND j.status = 'done'",
-    )?;
-    let rows = stmt.query_map(params![config_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    store.oof_predictions(config_id)
+}
+
+/// sqrt of the mean squared error over (truth, prediction) pairs; None without pairs.
+fn pooled_rmse(pairs: impl Iterator<Item = (f64, f64)>) -> Option<f64> {
+    let (sum, n) = pairs.fold((0.0, 0usize), |(sum, n), (t, p)| (sum + (p - t).powi(2), n + 1));
+    (n > 0).then(|| (sum / n as f64).sqrt())
 }
 
 /// Mean and sample standard deviation (n - 1).
@@ -195,15 +301,19 @@ pub trait Exporter {
     fn export(&self, rows: &[ConfigSummary], keys: &[String]) -> anyhow::Result<String>;
 }
 
-pub fn exporter(format: &str) -> crate::error::InputResult<Box<dyn Exporter>> {
+/// The output formats of the results table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+pub fn exporter(format: OutputFormat) -> Box<dyn Exporter> {
     match format {
-        "table" => Ok(Box::new(TableExporter)),
-        "csv" => Ok(Box::new(CsvExporter)),
-        "json" => Ok(Box::new(JsonExporter)),
-        other => Err(crate::error::InputError::new(format!(
-            "unknown format {other:?}; use table, csv or json"
-        ))
-        .field("--format")),
+        OutputFormat::Table => Box::new(TableExporter),
+        OutputFormat::Csv => Box::new(CsvExporter),
+        OutputFormat::Json => Box::new(JsonExporter),
     }
 }
 
@@ -220,6 +330,23 @@ pub fn varying_keys(rows: &[ConfigSummary]) -> Vec<String> {
         }
     }
     keys
+}
+
+/// `5/5`, `3/5 (2 failed)`, `0/5 (5 diverged)`.
+fn folds_text(r: &ConfigSummary) -> String {
+    let mut notes = Vec::new();
+    if r.folds_failed > 0 {
+        notes.push(format!("{} failed", r.folds_failed));
+    }
+    if r.diverged > 0 {
+        notes.push(format!("{} diverged", r.diverged));
+    }
+    let done = format!("{}/{}", r.folds_done, r.folds_total);
+    if notes.is_empty() {
+        done
+    } else {
+        format!("{done} ({})", notes.join(", "))
+    }
 }
 
 fn fmt(value: Option<f64>) -> String {
@@ -240,18 +367,19 @@ impl Exporter for TableExporter {
         let mut header: Vec<String> = vec!["#".into(), "config".into()];
         header.extend(keys.iter().cloned());
         header.extend(["folds".into(), "mean ± sd".into(), "OOF RMSE".into(), "macro".into()]);
+        let probes = has_probes(rows);
+        if probes {
+            header.extend(["probe".into(), "shifted".into()]);
+        }
         header.extend(bins.iter().map(|b| format!("@{b}")));
         table.set_header(header);
         for (rank, r) in rows.iter().enumerate() {
-            let mut cells: Vec<Cell> = vec![Cell::new(rank + 1), Cell::new(&r.id)];
+            let id = if r.retired { format!("{} (retired)", r.id) } else { r.id.clone() };
+            let mut cells: Vec<Cell> = vec![Cell::new(rank + 1), Cell::new(id)];
             cells.extend(
                 keys.iter().map(|k| Cell::new(r.varying.get(k).map_or("", String::as_str))),
             );
-            let folds = if r.folds_failed > 0 {
-                format!("{}/{} ({} failed)", r.folds_done, r.folds_total, r.folds_failed)
-            } else {
-                format!("{}/{}", r.folds_done, r.folds_total)
-            };
+            let folds = folds_text(r);
             let mean_sd = match (r.mean_rmse, r.sd_rmse) {
                 (Some(m), Some(s)) => format!("{m:.4} ± {s:.4}"),
                 (Some(m), None) => format!("{m:.4}"),
@@ -263,6 +391,9 @@ impl Exporter for TableExporter {
                 Cell::new(fmt(r.oof_rmse)),
                 Cell::new(fmt(r.macro_rmse)),
             ]);
+            if probes {
+                cells.extend([Cell::new(fmt(r.probe_rmse)), Cell::new(fmt(r.shifted_rmse))]);
+            }
             cells.extend(bins.iter().map(|&b| {
                 Cell::new(r.bin_rmse[b].map_or("-".into(), |v| format!("{v:.2}")))
                     .set_alignment(CellAlignment::Right)
@@ -273,7 +404,18 @@ impl Exporter for TableExporter {
             .iter()
             .map(|&b| format!("@{b}: n={}", rows.iter().map(|r| r.bin_count[b]).max().unwrap_or(0)))
             .collect();
-        Ok(format!("{table}\nper-score columns (@s) are the RMSE of pooled out-of-fold predictions on records scored s ({})\n", counts.join(", ")))
+        let mut text = format!("{table}\nper-score columns (@s) are the RMSE of pooled out-of-fold predictions on records scored s ({})\n", counts.join(", "));
+        if let Some(probe) = rows.iter().find_map(|r| r.probe.as_ref()) {
+            text += &format!(
+                "probe: RMSE on validation texts paired with another metric, as if scored {}-{}; \
+                 shifted = sqrt({:.2} x OOF MSE + {:.2} x probe MSE)\n",
+                probe.score_min,
+                probe.score_max,
+                1.0 - probe.fraction,
+                probe.fraction
+            );
+        }
+        Ok(text)
     }
 }
 
@@ -289,6 +431,7 @@ impl Exporter for CsvExporter {
             ["folds_done", "folds_total", "mean_rmse", "sd_rmse", "oof_rmse", "macro_rmse"]
                 .map(String::from),
         );
+        header.extend(["probe_rmse", "shifted_rmse"].map(String::from));
         header.extend(bins.iter().map(|b| format!("rmse_{b}")));
         w.write_record(&header)?;
         let opt = |v: Option<f64>| v.map_or(String::new(), |v| v.to_string());
@@ -302,6 +445,8 @@ impl Exporter for CsvExporter {
                 opt(r.sd_rmse),
                 opt(r.oof_rmse),
                 opt(r.macro_rmse),
+                opt(r.probe_rmse),
+                opt(r.shifted_rmse),
             ]);
             record.extend(bins.iter().map(|&b| opt(r.bin_rmse[b])));
             w.write_record(&record)?;

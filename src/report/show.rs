@@ -1,7 +1,6 @@
 //! `foldsweep show CONFIG_ID`: one config in detail.
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use rusqlite::OptionalExtension;
 
 use crate::error::InputError;
 use crate::store::Store;
@@ -25,26 +24,25 @@ pub fn sparkline(values: &[f64], width: usize) -> String {
 }
 
 pub fn show(store: &Store, config_id: &str) -> anyhow::Result<String> {
-    let conn = store.conn();
-    let params: Option<String> = conn
-        .query_row("SELECT params FROM configs WHERE id = ?1", [config_id], |r| r.get(0))
-        .optional()?;
-    let params = params.ok_or_else(|| {
+    let params = store.config_params(config_id)?.ok_or_else(|| {
         InputError::new(format!("no config with id {config_id:?} in this database"))
             .field("CONFIG_ID")
     })?;
-    let label: String = conn
-        .query_row(
-            "SELECT label FROM sweep_configs WHERE config_id = ?1 LIMIT 1",
-            [config_id],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or_default();
+    let label = store.config_label(config_id)?.unwrap_or_default();
     let mut out = format!("config {config_id}  {label}\n");
     let config: serde_json::Value = serde_json::from_str(&params)?;
     out += &format!("train: {}\n\n", config["train"]);
+    let (folds, errors) = folds_table(store, config_id)?;
+    out += &format!("{folds}\n");
+    for e in errors {
+        out += &format!("error {e}\n");
+    }
+    out += &format!("\n{}\n", bins_table(store, config_id)?);
+    Ok(out)
+}
 
+/// One row per job (status, result, learning curve) and the last line of each job's error.
+fn folds_table(store: &Store, config_id: &str) -> anyhow::Result<(Table, Vec<String>)> {
     let mut folds = Table::new();
     folds.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
         "fold",
@@ -59,98 +57,46 @@ pub fn show(store: &Store, config_id: &str) -> anyhow::Result<String> {
         "seconds",
         "learning curve (val RMSE)",
     ]);
-    let mut stmt = conn.prepare(
-        "SELECT j.id, j.fold, j.status, j.attempt, j.device, r.best_epoch, r.epochs_run, r.rmse, r.rounded_rmse, r.macro_rmse,
-                r.mean_predictor_rmse, r.train_seconds, j.error
-         FROM jobs j LEFT JOIN fold_results r ON r.job_id = j.id WHERE j.config_id = ?1 ORDER BY j.fold",
-    )?;
-    type Row = (
-        i64,
-        i64,
-        String,
-        i64,
-        Option<String>,
-        Option<i64>,
-        Option<i64>,
-        Option<f64>,
-        Option<f64>,
-        Option<f64>,
-        Option<f64>,
-        Option<f64>,
-        Option<String>,
-    );
-    let rows: Vec<Row> = stmt
-        .query_map([config_id], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-                r.get(8)?,
-                r.get(9)?,
-                r.get(10)?,
-                r.get(11)?,
-                r.get(12)?,
-            ))
-        })?
-        .collect::<Result<_, _>>()?;
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     let mut errors = Vec::new();
-    for (
-        job_id,
-        fold,
-        status,
-        attempt,
-        device,
-        best,
-        epochs,
-        rmse,
-        rounded,
-        macro_rmse,
-        mean_pred,
-        seconds,
-        error,
-    ) in rows
-    {
-        let curve: Vec<f64> = conn
-            .prepare("SELECT val_rmse FROM epochs WHERE job_id = ?1 ORDER BY epoch")?
-            .query_map([job_id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        let curve_text = match (curve.first(), curve.iter().copied().reduce(f64::min)) {
+    for job in store.job_details(config_id)? {
+        let curve = store.job_curve(job.id)?;
+        let finite: Vec<f64> = curve.iter().copied().filter(|v| v.is_finite()).collect();
+        let curve_text = match (finite.first(), finite.iter().copied().reduce(f64::min)) {
             (Some(first), Some(best_value)) => {
-                format!("{} {first:.3}→{best_value:.3}", sparkline(&curve, 30))
+                format!("{} {first:.3}→{best_value:.3}", sparkline(&finite, 30))
             }
             _ => String::new(),
         };
+        let status = match job.diverged_epoch {
+            Some(epoch) => format!("{} at epoch {epoch}", job.status),
+            None => job.status.to_string(),
+        };
         folds.add_row(vec![
-            fold.to_string(),
+            job.fold.to_string(),
             status,
-            attempt.to_string(),
-            device.unwrap_or_default(),
-            match (best, epochs) {
+            job.attempt.to_string(),
+            job.device.unwrap_or_default(),
+            match (job.best_epoch, job.epochs_run) {
                 (Some(b), Some(e)) => format!("{b}/{e}"),
                 _ => "-".into(),
             },
-            f(rmse),
-            f(rounded),
-            f(macro_rmse),
-            f(mean_pred),
-            seconds.map_or("-".into(), |s| format!("{s:.1}")),
+            f(job.rmse),
+            f(job.rounded_rmse),
+            f(job.macro_rmse),
+            f(job.mean_predictor_rmse),
+            job.train_seconds.map_or("-".into(), |s| format!("{s:.1}")),
             curve_text,
         ]);
-        if let Some(e) = error {
-            errors.push(format!("fold {fold}: {}", e.lines().last().unwrap_or("")));
+        if let Some(e) = job.error {
+            errors.push(format!("fold {}: {}", job.fold, e.lines().last().unwrap_or("")));
         }
     }
-    out += &format!("{folds}\n");
-    for e in errors {
-        out += &format!("error {e}\n");
-    }
+    Ok((folds, errors))
+}
 
+/// Pooled out-of-fold RMSE and mean prediction per true score.
+fn bins_table(store: &Store, config_id: &str) -> anyhow::Result<Table> {
     let mut bins = Table::new();
     bins.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
         "score",
@@ -158,14 +104,7 @@ pub fn show(store: &Store, config_id: &str) -> anyhow::Result<String> {
         "RMSE (pooled OOF)",
         "mean prediction",
     ]);
-    let mut stmt = conn.prepare(
-        "SELECT CAST(ROUND(o.truth) AS INTEGER) AS s, COUNT(*), AVG((o.prediction - o.truth) * (o.prediction - o.truth)), AVG(o.prediction)
-         FROM oof_predictions o JOIN jobs j ON j.id = o.job_id WHERE j.config_id = ?1 AND j.status = 'done' GROUP BY s ORDER BY s",
-    )?;
-    let bin_rows: Vec<(i64, i64, f64, f64)> = stmt
-        .query_map([config_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<Result<_, _>>()?;
-    for (score, count, mse, mean) in bin_rows {
+    for (score, count, mse, mean) in store.oof_by_score(config_id)? {
         bins.add_row(vec![
             score.to_string(),
             count.to_string(),
@@ -173,6 +112,5 @@ pub fn show(store: &Store, config_id: &str) -> anyhow::Result<String> {
             format!("{mean:.2}"),
         ]);
     }
-    out += &format!("\n{bins}\n");
-    Ok(out)
+    Ok(bins)
 }

@@ -1,6 +1,7 @@
 //! The JSON API behind the pages, for scripts that poll (documented in the README):
 //! - `GET /api/sweeps`: every sweep with its job counts and best config;
-//! - `GET /api/sweeps/{name}/results?sort=oof|mean|macro`: `results --format json`'s rows;
+//! - `GET /api/sweeps/{name}/results?sort=oof|mean|macro|probe|shifted`: `results --format
+//!   json`'s rows; without `sort`, the sweep's default (shifted with probes, else oof);
 //! - `GET /api/sweeps/{name}/progress`: job counts, running jobs, ETA;
 //! - `GET /api/configs/{id}`: one config, its folds, learning curves and errors.
 
@@ -37,18 +38,34 @@ pub fn route(db: &Path, segments: &[&str], request: &Request) -> anyhow::Result<
 }
 
 fn results(db: &Path, name: &str, request: &Request) -> anyhow::Result<Response> {
-    let sort_text = request.query.get("sort").map_or("oof", String::as_str);
-    let sort = match SortKey::parse(sort_text) {
-        Ok(sort) => sort,
-        Err(_) => {
-            let message = format!("unknown sort {sort_text:?}; use oof, mean or macro");
-            return Ok(Response::json_error(400, &message));
-        }
+    let sort = match request.query.get("sort") {
+        None => None,
+        Some(text) => match sort_key(text) {
+            Some(sort) => Some(sort),
+            None => {
+                let message =
+                    format!("unknown sort {text:?}; use one of oof, mean, macro, probe, shifted");
+                return Ok(Response::json_error(400, &message));
+            }
+        },
     };
     let store = data::open(db)?;
     let Some(id) = sweep(&store, name)? else { return Ok(no_sweep(name)) };
-    let rows = data::results(&store, id, sort)?;
-    Ok(Response::json(200, &json!({ "sweep": name, "sort": sort_text, "results": rows })))
+    let (rows, sort) = data::results(&store, id, sort)?;
+    if data::needs_probes(sort) && !data::has_probes(&rows) {
+        // As `foldsweep results --sort` refuses it.
+        let message = format!(
+            "sweep {name:?} has no validation probes to sort by {}; use oof, mean or macro",
+            sort.name()
+        );
+        return Ok(Response::json_error(400, &message));
+    }
+    Ok(Response::json(200, &json!({ "sweep": name, "sort": sort.name(), "results": rows })))
+}
+
+/// A sort key as the CLI's `--sort` spells it (case-insensitive); None if it is not one.
+pub fn sort_key(text: &str) -> Option<SortKey> {
+    <SortKey as clap::ValueEnum>::from_str(text, true).ok()
 }
 
 /// The sweep's id if the name is one (looked up as a parameter, never interpolated).

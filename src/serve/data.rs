@@ -1,14 +1,12 @@
 //! Everything `serve` reads from the results database, in one place.
 //!
 //! Pages and the JSON API call only this module, and this module calls only the library's
-//! public read functions (`report::summaries`, `report::compare`, the report's charts, `Store`)
-//! plus a few queries `Store` does not offer yet, each marked `TODO(store)`, so that moving
-//! SQL into `Store` changes this file and nothing else under src/serve/.
+//! public read functions (`report::summaries_by`, `report::compare`, the report's charts and
+//! `Store`'s typed reads): the store owns the SQL, so src/serve holds none.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rusqlite::OptionalExtension;
 use serde::Serialize;
 
 use crate::report::compare::{compare, CompareReport};
@@ -16,8 +14,11 @@ use crate::report::html::{
     axis_figure, histogram_figure, learning_curve_chart, learning_curve_figure, per_score_figure,
     Figure,
 };
-use crate::report::{summaries, varying_keys, ConfigSummary, SortKey};
-use crate::store::Store;
+use crate::report::{
+    best, summaries_by, summaries_with, varying_keys, ConfigSummary, Criterion, SortKey,
+};
+use crate::store::{FoldOutcome, JobStatus, Store};
+use crate::train::EpochLog;
 
 /// A fresh read-only connection for one request: nothing is shared between requests, so a
 /// slow client never holds a connection (or a read transaction) open.
@@ -25,24 +26,27 @@ pub fn open(db: &Path) -> anyhow::Result<Store> {
     Store::open_read_only(db)
 }
 
-/// Job counts of one sweep by status; `left` is what still has to run (pending or interrupted).
+/// Job counts of one sweep's current configs by status; `left` is what still has to run
+/// (pending or interrupted). Retired configs' jobs are not the sweep's any more.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct JobCounts {
     pub total: usize,
     pub done: usize,
     pub running: usize,
     pub failed: usize,
+    pub diverged: usize,
     pub interrupted: usize,
     pub pending: usize,
     pub left: usize,
 }
 
-/// The best config so far by pooled out-of-fold RMSE.
+/// The best config so far by the sweep's default criterion (`criterion` names it).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct BestConfig {
     pub id: String,
     pub label: String,
-    pub oof_rmse: f64,
+    pub criterion: &'static str,
+    pub rmse: f64,
 }
 
 /// One line of the sweeps list.
@@ -56,8 +60,8 @@ pub struct SweepOverview {
     pub best: Option<BestConfig>,
 }
 
-/// A job being trained now; `epoch` and `val_rmse` are the latest of the epochs the
-/// coordinator writes about once a second (empty in the job's first second).
+/// A job being trained now; `epoch`, `val_rmse` and `shifted_rmse` are the latest of the
+/// epochs the coordinator writes about once a second (empty in the job's first second).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunningJob {
     pub config: String,
@@ -70,6 +74,7 @@ pub struct RunningJob {
     pub heartbeat: Option<f64>,
     pub epoch: Option<usize>,
     pub val_rmse: Option<f64>,
+    pub shifted_rmse: Option<f64>,
 }
 
 /// The live progress of one sweep.
@@ -85,42 +90,20 @@ pub struct SweepProgress {
     pub eta_seconds: Option<f64>,
 }
 
-/// One epoch of a fold's learning curve.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct EpochRow {
-    pub epoch: usize,
-    pub train_loss: f64,
-    pub val_rmse: f64,
-    pub lr: f64,
-    pub seconds: f64,
-}
-
-/// What a finished fold reported.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FoldOutcome {
-    pub best_epoch: usize,
-    pub epochs_run: usize,
-    pub rmse: f64,
-    pub rounded_rmse: f64,
-    pub macro_rmse: f64,
-    pub mean_predictor_rmse: f64,
-    pub val_rows: usize,
-    pub train_seconds: f64,
-}
-
 /// One (config, fold) job with everything it recorded.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FoldDetail {
     pub fold: usize,
-    pub status: String,
+    pub status: JobStatus,
     pub attempt: u32,
     pub device: Option<String>,
     pub host: Option<String>,
     pub started_at: Option<f64>,
     pub finished_at: Option<f64>,
     pub error: Option<String>,
+    pub diverged_epoch: Option<usize>,
     pub outcome: Option<FoldOutcome>,
-    pub epochs: Vec<EpochRow>,
+    pub epochs: Vec<EpochLog>,
 }
 
 /// One config in detail: its parameters, pooled summary and every fold.
@@ -139,31 +122,25 @@ pub fn sweep_id(store: &Store, name: &str) -> anyhow::Result<Option<i64>> {
     store.sweep_id(name)
 }
 
-/// Every sweep, most recently updated first.
+/// Every sweep, most recently updated first, with its best config by its default criterion.
 pub fn sweeps(store: &Store) -> anyhow::Result<Vec<SweepOverview>> {
-    // TODO(store): move into Store
-    let mut stmt = store
-        .conn()
-        .prepare("SELECT id, name, folds, updated_at FROM sweeps ORDER BY updated_at DESC")?;
-    let heads: Vec<(i64, String, i64, f64)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<Result<_, _>>()?;
-    let mut out = Vec::with_capacity(heads.len());
-    for (id, name, folds, updated_at) in heads {
-        let rows = summaries(store, id, SortKey::Oof)?;
-        let best = rows.first().and_then(|r| {
-            r.oof_rmse.map(|oof| BestConfig {
+    let mut out = Vec::new();
+    for sweep in store.sweep_list()? {
+        let (rows, key) = summaries_by(store, sweep.id, None, false)?;
+        let best = best(&rows, key).and_then(|r| {
+            key.value(r).map(|rmse| BestConfig {
                 id: r.id.clone(),
                 label: r.label.clone(),
-                oof_rmse: oof,
+                criterion: key.name(),
+                rmse,
             })
         });
         out.push(SweepOverview {
-            name,
-            folds: folds as usize,
+            name: sweep.name,
+            folds: sweep.folds,
             configs: rows.len(),
-            updated_at,
-            jobs: job_counts(store, id)?,
+            updated_at: sweep.updated_at,
+            jobs: job_counts(store, sweep.id)?,
             best,
         });
     }
@@ -172,31 +149,41 @@ pub fn sweeps(store: &Store) -> anyhow::Result<Vec<SweepOverview>> {
 
 /// How many of a sweep's jobs are in each status.
 pub fn job_counts(store: &Store, sweep_id: i64) -> anyhow::Result<JobCounts> {
-    // TODO(store): move into Store
-    let mut stmt = store.conn().prepare(
-        "SELECT j.status, COUNT(*) FROM jobs j JOIN sweep_configs s ON s.config_id = j.config_id
-         WHERE s.sweep_id = ?1 GROUP BY j.status",
-    )?;
-    let by_status: BTreeMap<String, usize> = stmt
-        .query_map([sweep_id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))?
-        .collect::<Result<_, _>>()?;
-    let count = |status: &str| by_status.get(status).copied().unwrap_or(0);
+    let by_status = store.status_counts(sweep_id)?;
+    let count = |status| by_status.get(&status).copied().unwrap_or(0);
     Ok(JobCounts {
         total: by_status.values().sum(),
-        done: count("done"),
-        running: count("running"),
-        failed: count("failed"),
-        interrupted: count("interrupted"),
-        pending: count("pending"),
-        left: count("pending") + count("interrupted"),
+        done: count(JobStatus::Done),
+        running: count(JobStatus::Running),
+        failed: count(JobStatus::Failed),
+        diverged: count(JobStatus::Diverged),
+        interrupted: count(JobStatus::Interrupted),
+        pending: count(JobStatus::Pending),
+        left: count(JobStatus::Pending) + count(JobStatus::Interrupted),
     })
 }
 
 /// Counts, running jobs and an ETA for one sweep.
 pub fn progress(store: &Store, sweep_id: i64, name: &str) -> anyhow::Result<SweepProgress> {
     let jobs = job_counts(store, sweep_id)?;
-    let running = running_jobs(store, sweep_id)?;
-    let mean_job_seconds = mean_job_seconds(store, sweep_id)?;
+    let running = store
+        .running_jobs(sweep_id)?
+        .into_iter()
+        .map(|j| RunningJob {
+            config: j.config_id,
+            label: j.label,
+            fold: j.fold,
+            attempt: j.attempt,
+            device: j.device,
+            host: j.host,
+            started_at: j.started_at,
+            heartbeat: j.heartbeat,
+            epoch: j.epoch,
+            val_rmse: j.val_rmse,
+            shifted_rmse: j.shifted_rmse,
+        })
+        .collect();
+    let mean_job_seconds = store.mean_job_seconds(sweep_id)?;
     let eta_seconds = match (jobs.left + jobs.running, mean_job_seconds) {
         (0, _) => Some(0.0),
         (_, None) => None,
@@ -216,56 +203,34 @@ pub fn progress(store: &Store, sweep_id: i64, name: &str) -> anyhow::Result<Swee
     })
 }
 
-fn running_jobs(store: &Store, sweep_id: i64) -> anyhow::Result<Vec<RunningJob>> {
-    // TODO(store): move into Store
-    let mut stmt = store.conn().prepare(
-        "SELECT j.config_id, s.label, j.fold, j.attempt, j.device, j.host, j.started_at, j.heartbeat,
-                e.epoch, e.val_rmse
-         FROM jobs j JOIN sweep_configs s ON s.config_id = j.config_id
-         LEFT JOIN epochs e ON e.job_id = j.id
-              AND e.epoch = (SELECT MAX(epoch) FROM epochs WHERE job_id = j.id)
-         WHERE s.sweep_id = ?1 AND j.status = 'running' ORDER BY j.started_at, s.position, j.fold",
-    )?;
-    let rows = stmt.query_map([sweep_id], |r| {
-        Ok(RunningJob {
-            config: r.get(0)?,
-            label: r.get(1)?,
-            fold: r.get::<_, i64>(2)? as usize,
-            attempt: r.get(3)?,
-            device: r.get(4)?,
-            host: r.get(5)?,
-            started_at: r.get(6)?,
-            heartbeat: r.get(7)?,
-            epoch: r.get::<_, Option<i64>>(8)?.map(|e| e as usize),
-            val_rmse: r.get(9)?,
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+/// Every config of a sweep, best first by `sort`, or when None by the sweep's default
+/// criterion (shifted RMSE with probes, else pooled OOF RMSE); returns the key used.
+pub fn results(
+    store: &Store,
+    sweep_id: i64,
+    sort: Option<SortKey>,
+) -> anyhow::Result<(Vec<ConfigSummary>, SortKey)> {
+    summaries_by(store, sweep_id, sort, false)
 }
 
-fn mean_job_seconds(store: &Store, sweep_id: i64) -> anyhow::Result<Option<f64>> {
-    // TODO(store): move into Store
-    Ok(store.conn().query_row(
-        "SELECT AVG(j.finished_at - j.started_at) FROM jobs j
-         JOIN sweep_configs s ON s.config_id = j.config_id
-         WHERE s.sweep_id = ?1 AND j.status = 'done' AND j.started_at IS NOT NULL
-               AND j.finished_at IS NOT NULL",
-        [sweep_id],
-        |r| r.get(0),
-    )?)
+/// Whether a sort key reads figures only a sweep with validation probes has.
+pub fn needs_probes(key: SortKey) -> bool {
+    matches!(key, SortKey::Probe | SortKey::Shifted)
 }
 
-/// Every config of a sweep, best first by `sort`.
-pub fn results(store: &Store, sweep_id: i64, sort: SortKey) -> anyhow::Result<Vec<ConfigSummary>> {
-    summaries(store, sweep_id, sort)
+/// Whether the sweep's configs are judged on validation probes (probe and shifted columns).
+pub fn has_probes(rows: &[ConfigSummary]) -> bool {
+    crate::report::has_probes(rows)
 }
 
-/// `compare`'s verdicts against the best config; None until some config has a finished fold.
+/// `compare`'s verdicts against the best config by the sweep's default criterion (as
+/// `foldsweep compare` without --by); None until some config has a value for it.
 pub fn verdicts(store: &Store, rows: &[ConfigSummary]) -> anyhow::Result<Option<CompareReport>> {
-    if !rows.iter().any(|r| r.oof_rmse.is_some()) {
+    let criterion = Criterion::default_for(rows);
+    if best(rows, criterion.sort_key()).is_none() {
         return Ok(None);
     }
-    compare(store, rows, None, false).map(Some)
+    compare(store, rows, None, criterion).map(Some)
 }
 
 /// The report's charts for a sweep, as HTML figures (inline SVG), from the same code.
@@ -290,101 +255,46 @@ pub fn sweep_charts(store: &Store, rows: &[ConfigSummary]) -> anyhow::Result<Vec
 
 /// One config with its folds, or None if no config has this id.
 pub fn config(store: &Store, id: &str) -> anyhow::Result<Option<ConfigDetail>> {
-    // TODO(store): move into Store
-    let conn = store.conn();
-    let Some(params) = conn
-        .query_row("SELECT params FROM configs WHERE id = ?1", [id], |r| r.get::<_, String>(0))
-        .optional()?
-    else {
-        return Ok(None);
-    };
-    let mut stmt = conn.prepare(
-        "SELECT s.sweep_id, w.name, s.label FROM sweep_configs s JOIN sweeps w ON w.id = s.sweep_id
-         WHERE s.config_id = ?1 ORDER BY w.updated_at DESC",
-    )?;
-    let sweeps: Vec<(i64, String, String)> = stmt
-        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?;
+    let Some(params) = store.config_params(id)? else { return Ok(None) };
+    let sweeps = store.config_sweeps(id)?;
     let summary = match sweeps.first() {
-        Some((sweep_id, _, _)) => {
-            summaries(store, *sweep_id, SortKey::Oof)?.into_iter().find(|s| s.id == id)
-        }
+        // Retired configs too: their page still shows what they got.
+        Some(sweep) => summaries_with(store, sweep.sweep_id, SortKey::Oof, true)?
+            .into_iter()
+            .find(|s| s.id == id),
         None => None,
     };
     Ok(Some(ConfigDetail {
         id: id.to_string(),
-        label: sweeps.first().map(|s| s.2.clone()).unwrap_or_default(),
+        label: sweeps.first().map(|s| s.label.clone()).unwrap_or_default(),
         params: serde_json::from_str(&params).unwrap_or(serde_json::Value::Null),
-        sweeps: sweeps.into_iter().map(|s| s.1).collect(),
+        sweeps: sweeps.into_iter().map(|s| s.name).collect(),
         summary,
         folds: folds(store, id)?,
     }))
 }
 
+/// Every job of a config with the epochs it has recorded so far (running ones too).
 fn folds(store: &Store, config_id: &str) -> anyhow::Result<Vec<FoldDetail>> {
-    // TODO(store): move into Store
-    let mut stmt = store.conn().prepare(
-        "SELECT j.id, j.fold, j.status, j.attempt, j.device, j.host, j.started_at, j.finished_at, j.error,
-                r.best_epoch, r.epochs_run, r.rmse, r.rounded_rmse, r.macro_rmse, r.mean_predictor_rmse,
-                r.val_rows, r.train_seconds
-         FROM jobs j LEFT JOIN fold_results r ON r.job_id = j.id
-         WHERE j.config_id = ?1 ORDER BY j.fold",
-    )?;
-    let rows = stmt.query_map([config_id], |r| {
-        let outcome = match r.get::<_, Option<i64>>(9)? {
-            Some(best_epoch) => Some(FoldOutcome {
-                best_epoch: best_epoch as usize,
-                epochs_run: r.get::<_, i64>(10)? as usize,
-                rmse: r.get(11)?,
-                rounded_rmse: r.get(12)?,
-                macro_rmse: r.get(13)?,
-                mean_predictor_rmse: r.get(14)?,
-                val_rows: r.get::<_, i64>(15)? as usize,
-                train_seconds: r.get(16)?,
-            }),
-            None => None,
-        };
-        let job_id: i64 = r.get(0)?;
-        Ok((
-            job_id,
-            FoldDetail {
-                fold: r.get::<_, i64>(1)? as usize,
-                status: r.get(2)?,
-                attempt: r.get(3)?,
-                device: r.get(4)?,
-                host: r.get(5)?,
-                started_at: r.get(6)?,
-                finished_at: r.get(7)?,
-                error: r.get(8)?,
-                outcome,
-                epochs: Vec::new(),
-            },
-        ))
-    })?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (job_id, mut fold) = row?;
-        fold.epochs = epochs(store, job_id)?;
-        out.push(fold);
-    }
-    Ok(out)
-}
-
-fn epochs(store: &Store, job_id: i64) -> anyhow::Result<Vec<EpochRow>> {
-    // TODO(store): move into Store
-    let mut stmt = store.conn().prepare(
-        "SELECT epoch, train_loss, val_rmse, lr, seconds FROM epochs WHERE job_id = ?1 ORDER BY epoch",
-    )?;
-    let rows = stmt.query_map([job_id], |r| {
-        Ok(EpochRow {
-            epoch: r.get::<_, i64>(0)? as usize,
-            train_loss: r.get(1)?,
-            val_rmse: r.get(2)?,
-            lr: r.get(3)?,
-            seconds: r.get(4)?,
+    store
+        .job_records(config_id)?
+        .into_iter()
+        .map(|job| {
+            Ok(FoldDetail {
+                epochs: store.job_epochs(job.id)?,
+                fold: job.fold,
+                status: job.status,
+                attempt: job.attempt,
+                device: job.device,
+                host: job.host,
+                started_at: job.started_at,
+                finished_at: job.finished_at,
+                error: job.error,
+                diverged_epoch: job.diverged_epoch,
+                outcome: job.outcome,
+            })
         })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        .collect()
 }
 
 /// A config's charts: every fold's learning curve (running folds too, as far as recorded)
@@ -413,4 +323,46 @@ pub fn config_charts(store: &Store, detail: &ConfigDetail) -> anyhow::Result<Vec
         detail.id
     );
     Ok(vec![learning.html(), histogram.html()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewConfig, SweepDefinition};
+
+    fn register(store: &mut Store, configs: &[&str]) -> i64 {
+        let sweep = SweepDefinition {
+            name: "s",
+            definition: "",
+            data_fingerprint: "fp",
+            fold_hash: "fh",
+            folds: 1,
+        };
+        let new: Vec<NewConfig> = configs
+            .iter()
+            .map(|&id| NewConfig {
+                id,
+                params_json: "{}",
+                varying_json: "{}",
+                label: id,
+                data_fingerprint: "fp",
+            })
+            .collect();
+        let jobs: Vec<(String, usize)> = configs.iter().map(|id| (id.to_string(), 0)).collect();
+        store.register_sweep(&sweep, &new, &jobs).unwrap().0
+    }
+
+    #[test]
+    fn job_counts_show_diverged_jobs_and_leave_out_retired_configs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("c.db")).unwrap();
+        let sweep_id = register(&mut store, &["c1", "c2", "c3"]);
+        let job = store.claim_next(sweep_id, "cpu", &|id, _| id == "c1").unwrap().unwrap();
+        store.record_diverged(job.id, 2, &[], "diverged").unwrap();
+        register(&mut store, &["c1", "c2"]);
+        let counts = job_counts(&store, sweep_id).unwrap();
+        let expected =
+            JobCounts { total: 2, diverged: 1, pending: 1, left: 1, ..JobCounts::default() };
+        assert_eq!(counts, expected);
+    }
 }

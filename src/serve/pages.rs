@@ -8,7 +8,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::api::sweep;
+use super::api::{sort_key, sweep};
 use super::data::{self, ConfigDetail, JobCounts, SweepProgress};
 use super::http::{percent_encode, Request, Response, HTML};
 use super::{is_config_id, not_found};
@@ -16,6 +16,7 @@ use crate::report::compare::CompareReport;
 use crate::report::html::{escape, STYLE};
 use crate::report::{varying_keys, ConfigSummary, SortKey};
 use crate::sampling::NUM_BINS;
+use crate::store::JobStatus;
 
 const APP_JS: &str = include_str!("assets/app.js");
 const APP_CSS: &str = include_str!("assets/style.css");
@@ -33,7 +34,7 @@ pub fn route(db: &Path, segments: &[&str], request: &Request) -> anyhow::Result<
     let (title, main) = match segments {
         [] => ("sweeps".to_string(), sweeps_page(db)?),
         ["sweeps", name] => {
-            let sort = request.query.get("sort").map_or("oof", String::as_str);
+            let sort = request.query.get("sort").and_then(|text| sort_key(text));
             match sweep_page(db, name, sort)? {
                 Some(main) => (format!("sweep {name}"), main),
                 None => return Ok(not_found()),
@@ -104,8 +105,8 @@ fn progress_bar(jobs: &JobCounts) -> String {
 
 fn counts_text(jobs: &JobCounts) -> String {
     let mut text = format!(
-        "{} done, {} running, {} failed, {} left of {} jobs",
-        jobs.done, jobs.running, jobs.failed, jobs.left, jobs.total
+        "{} done, {} running, {} failed, {} diverged, {} left of {} jobs",
+        jobs.done, jobs.running, jobs.failed, jobs.diverged, jobs.left, jobs.total
     );
     if jobs.interrupted > 0 {
         text += &format!(" ({} of them interrupted)", jobs.interrupted);
@@ -124,12 +125,12 @@ fn sweeps_page(db: &Path) -> anyhow::Result<String> {
         return Ok(html);
     }
     html += "<div class=\"scroll\"><table>\n<thead><tr><th>sweep</th><th>progress</th>\
-             <th>configs × folds</th><th>best config</th><th>OOF RMSE</th></tr></thead>\n<tbody>\n";
+             <th>configs × folds</th><th>best config</th><th>RMSE (by)</th></tr></thead>\n<tbody>\n";
     for s in &sweeps {
         let (best, oof) = match &s.best {
             Some(b) => (
                 format!("{} {}", config_link(&b.id), escape(&b.label)),
-                format!("{:.4}", b.oof_rmse),
+                format!("{:.4} ({})", b.rmse, b.criterion),
             ),
             None => ("-".into(), "-".into()),
         };
@@ -148,12 +149,16 @@ fn sweeps_page(db: &Path) -> anyhow::Result<String> {
     Ok(html)
 }
 
-fn sweep_page(db: &Path, name: &str, sort_text: &str) -> anyhow::Result<Option<String>> {
+/// An unknown `sort`, or one needing probes the sweep lacks, is the sweep's default, as no
+/// `sort` is (the API refuses both instead).
+fn sweep_page(db: &Path, name: &str, sort: Option<SortKey>) -> anyhow::Result<Option<String>> {
     let store = data::open(db)?;
     let Some(id) = sweep(&store, name)? else { return Ok(None) };
-    let sort = SortKey::parse(sort_text).unwrap_or(SortKey::Oof);
     let progress = data::progress(&store, id, name)?;
-    let rows = data::results(&store, id, sort)?;
+    let (mut rows, mut sort) = data::results(&store, id, sort)?;
+    if data::needs_probes(sort) && !data::has_probes(&rows) {
+        (rows, sort) = data::results(&store, id, None)?;
+    }
     let verdicts = data::verdicts(&store, &rows)?;
     let charts = data::sweep_charts(&store, &rows)?;
     drop(store);
@@ -183,15 +188,16 @@ fn progress_section(p: &SweepProgress) -> String {
         return html;
     }
     html += "<div class=\"scroll\"><table>\n<thead><tr><th>config</th><th>fold</th><th>device</th>\
-             <th>host</th><th>attempt</th><th>epoch</th><th>val RMSE</th><th>running for</th>\
-             <th>heartbeat</th></tr></thead>\n<tbody>\n";
+             <th>host</th><th>attempt</th><th>epoch</th><th>val RMSE</th><th>shifted</th>\
+             <th>running for</th><th>heartbeat</th></tr></thead>\n<tbody>\n";
     for r in &p.running {
         let since =
             |t: Option<f64>| t.map_or("-".into(), |t| format!("{} ago", duration(p.now - t)));
         let _ = writeln!(
             html,
             "<tr><td>{} {}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td></tr>",
             config_link(&r.config),
             escape(&r.label),
             r.fold,
@@ -200,6 +206,7 @@ fn progress_section(p: &SweepProgress) -> String {
             r.attempt,
             r.epoch.map_or("-".into(), |e| e.to_string()),
             num(r.val_rmse, 4),
+            num(r.shifted_rmse, 4),
             r.started_at.map_or("-".into(), |t| duration(p.now - t)),
             since(r.heartbeat)
         );
@@ -210,6 +217,7 @@ fn progress_section(p: &SweepProgress) -> String {
 
 fn results_section(name: &str, rows: &[ConfigSummary], sort: SortKey) -> String {
     let keys = varying_keys(rows);
+    let probes = data::has_probes(rows);
     let scores: Vec<usize> =
         (0..NUM_BINS).filter(|&b| rows.iter().any(|r| r.bin_count[b] > 0)).collect();
     let sort_link = |key: &str, label: &str, this: SortKey| {
@@ -232,6 +240,14 @@ fn results_section(name: &str, rows: &[ConfigSummary], sort: SortKey) -> String 
         sort_link("oof", "OOF RMSE", SortKey::Oof),
         sort_link("macro", "macro", SortKey::Macro)
     );
+    if probes {
+        let _ = write!(
+            html,
+            "<th>{}</th><th>{}</th>",
+            sort_link("probe", "probe RMSE", SortKey::Probe),
+            sort_link("shifted", "shifted RMSE", SortKey::Shifted)
+        );
+    }
     for b in &scores {
         let _ = write!(html, "<th>@{b}</th>");
     }
@@ -260,6 +276,14 @@ fn results_section(name: &str, rows: &[ConfigSummary], sort: SortKey) -> String 
             num(r.oof_rmse, 4),
             num(r.macro_rmse, 4)
         );
+        if probes {
+            let _ = write!(
+                html,
+                "<td class=\"num\">{}</td><td class=\"num\">{}</td>",
+                num(r.probe_rmse, 4),
+                num(r.shifted_rmse, 4)
+            );
+        }
         for &b in &scores {
             let _ = write!(html, "<td class=\"num\">{}</td>", num(r.bin_rmse[b], 2));
         }
@@ -268,13 +292,19 @@ fn results_section(name: &str, rows: &[ConfigSummary], sort: SortKey) -> String 
     html += "</tbody></table></div>\n<p class=\"note\">Click a column title to sort by it \
              (configs without results last). Per-score columns (@s) are the RMSE of pooled \
              out-of-fold predictions on records scored s.</p>\n";
+    if probes {
+        html +=
+            "<p class=\"note\">Probe RMSE: the validation probes (validation texts paired with \
+                 another metric's scores); shifted RMSE weighs them in as the test set's shift \
+                 expects. With probes the sweep is judged on shifted RMSE.</p>\n";
+    }
     html
 }
 
 fn verdicts_section(report: Option<&CompareReport>) -> String {
     let mut html = String::from("<h2>Compare</h2>\n");
     let Some(report) = report else {
-        html += "<p class=\"empty\">No config has a finished fold yet.</p>\n";
+        html += "<p class=\"empty\">No config has a result to compare yet.</p>\n";
         return html;
     };
     let _ = writeln!(
@@ -354,8 +384,12 @@ fn summary_section(detail: &ConfigDetail) -> String {
     let Some(s) = &detail.summary else {
         return String::new();
     };
+    let shifted = match (s.probe_rmse, s.shifted_rmse) {
+        (None, None) => String::new(),
+        (probe, shifted) => format!(", probe {}, shifted {}", num(probe, 4), num(shifted, 4)),
+    };
     let mut html = format!(
-        "<p class=\"facts\">{}/{} folds done{}. Pooled OOF RMSE {}, macro {}, mean ± sd of folds {} ± {}.</p>\n",
+        "<p class=\"facts\">{}/{} folds done{}. Pooled OOF RMSE {}, macro {}{shifted}, mean ± sd of folds {} ± {}.</p>\n",
         s.folds_done,
         s.folds_total,
         if s.folds_failed > 0 { format!(", {} failed", s.folds_failed) } else { String::new() },
@@ -385,42 +419,65 @@ fn summary_section(detail: &ConfigDetail) -> String {
 }
 
 fn folds_section(detail: &ConfigDetail) -> String {
+    // Probe columns only when some fold was judged on validation probes.
+    let probes =
+        detail.folds.iter().any(|f| f.outcome.as_ref().is_some_and(|o| o.probe_rmse.is_some()));
     let mut html = String::from(
         "<h2>Folds</h2>\n<div class=\"scroll\"><table>\n<thead><tr><th>fold</th><th>status</th>\
          <th>attempt</th><th>device</th><th>best/epochs</th><th>RMSE</th><th>rounded</th>\
-         <th>macro</th><th>mean-pred</th><th>seconds</th></tr></thead>\n<tbody>\n",
+         <th>macro</th><th>mean-pred</th>",
     );
+    if probes {
+        html += "<th>probe</th><th>shifted</th>";
+    }
+    html += "<th>seconds</th></tr></thead>\n<tbody>\n";
     for f in &detail.folds {
         let o = f.outcome.as_ref();
         let best = o.map_or_else(
             || f.epochs.last().map_or("-".into(), |e| format!("-/{} so far", e.epoch)),
             |o| format!("{}/{}", o.best_epoch, o.epochs_run),
         );
-        let _ = writeln!(
+        let status = f.status.as_str();
+        let _ = write!(
             html,
-            "<tr><td class=\"num\">{}</td><td class=\"status-{}\">{}</td><td class=\"num\">{}</td><td>{}</td>\
+            "<tr><td class=\"num\">{}</td><td class=\"status-{status}\">{status}</td><td class=\"num\">{}</td><td>{}</td>\
              <td class=\"num\">{best}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+             <td class=\"num\">{}</td>",
             f.fold,
-            escape(&f.status),
-            escape(&f.status),
             f.attempt,
             escape(f.device.as_deref().unwrap_or("-")),
             num(o.map(|o| o.rmse), 4),
             num(o.map(|o| o.rounded_rmse), 4),
             num(o.map(|o| o.macro_rmse), 4),
             num(o.map(|o| o.mean_predictor_rmse), 4),
-            num(o.map(|o| o.train_seconds), 1)
         );
+        if probes {
+            let _ = write!(
+                html,
+                "<td class=\"num\">{}</td><td class=\"num\">{}</td>",
+                num(o.and_then(|o| o.probe_rmse), 4),
+                num(o.and_then(|o| o.shifted_rmse), 4)
+            );
+        }
+        let _ =
+            writeln!(html, "<td class=\"num\">{}</td></tr>", num(o.map(|o| o.train_seconds), 1));
     }
     html += "</tbody></table></div>\n";
-    for f in detail.folds.iter().filter(|f| f.status != "done") {
+    for f in detail.folds.iter().filter(|f| f.status != JobStatus::Done) {
+        if let Some(epoch) = f.diverged_epoch {
+            let _ = writeln!(
+                html,
+                "<p class=\"facts\">Fold {} diverged at epoch {epoch} (a loss or RMSE that was not \
+                 finite).</p>",
+                f.fold
+            );
+        }
         if let Some(error) = f.error.as_deref().filter(|e| !e.is_empty()) {
             let _ = writeln!(
                 html,
                 "<h3>Fold {} ({}): error of attempt {}</h3>\n<pre class=\"error\">{}</pre>",
                 f.fold,
-                escape(&f.status),
+                f.status.as_str(),
                 f.attempt,
                 escape(error)
             );

@@ -1,17 +1,25 @@
 //! Sweeps: a grid of configs x folds run as isolated jobs, results in SQLite.
 //!
-//! The coordinator (this module) is the only writer of the database. Each job runs in its own
-//! child process (`foldsweep worker`), so a panic, an out-of-memory kill or a crash fails only
-//! that job; it is retried up to `max_attempts` and the sweep goes on.
+//! Each job runs in its own child process (`foldsweep worker`), so a panic, an out-of-memory
+//! kill or a crash fails only that job; it is retried up to `max_attempts` and the sweep goes
+//! on. A job that diverges is a result (status `diverged`), never retried.
+//!
+//! The queue is the database: a coordinator claims the next pending job in one write
+//! transaction, so several coordinators on one database share the work and each job runs
+//! once. A coordinator ends only when none of its jobs is pending or running anywhere: it
+//! waits for the other coordinators' running jobs, so that its exit code speaks for the whole
+//! sweep, and so that it takes over a job whose coordinator died (requeued by the claim).
+//!
+//! The loop does not print: it reports [`SweepEvent`]s to a callback, which the CLI renders
+//! as bars or log lines (and a test can simply collect).
 
 pub mod merge;
-pub mod progress;
 pub mod shard;
 pub mod slurm;
 pub mod spec;
 pub mod worker;
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -23,14 +31,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::backend::Device;
+use crate::config::Config;
 use crate::cv::FoldAssignment;
 use crate::data::{Dataset, MetricTable, Split};
-use crate::job::FoldResult;
-use crate::store::{JobRow, NewConfig, Store};
+use crate::store::{JobRow, JobStatus, NewConfig, Store, SweepDefinition};
 use crate::train::EpochLog;
-use progress::{Counts, Progress};
 pub use spec::{config_id, data_fingerprint, Expansion, GridPoint, SweepFile};
-use worker::JobSpec;
+use worker::{JobSpec, WorkerOutcome};
 
 /// How a sweep runs.
 #[derive(Debug, Clone)]
@@ -41,12 +48,19 @@ pub struct RunOptions {
     pub max_attempts: u32,
     /// Run only this slice of the jobs (into its own database).
     pub shard: Option<shard::Shard>,
+    /// The `foldsweep` executable that runs each job [default: this process's own].
+    pub worker_exe: Option<PathBuf>,
+    /// Keep every finished fold's best weights (`[resources] checkpoints = "all"`).
+    pub keep_checkpoints: bool,
 }
 
 /// A sweep's configs with their ids, ready to register.
 pub struct Plan {
     pub expansion: Expansion,
     pub ids: Vec<String>,
+    /// Per config: the content hash of everything it reads.
+    pub fingerprints: Vec<String>,
+    /// The sweep's: a hash of its configs' fingerprints.
     pub data_fingerprint: String,
     pub folds: FoldAssignment,
 }
@@ -79,43 +93,160 @@ pub fn plan(sweep: &SweepFile) -> anyhow::Result<Plan> {
             seen.push(point.config.text.clone());
         }
     }
-    let data_fingerprint = data_fingerprint(&first.config)?;
+    let fingerprints = config_fingerprints(&expansion.points)?;
     let ids = expansion
         .points
         .iter()
-        .map(|p| config_id(&p.config, &data_fingerprint, &folds.hash()))
+        .zip(&fingerprints)
+        .map(|(p, fingerprint)| config_id(&p.config, fingerprint, &folds.hash()))
         .collect();
-    Ok(Plan { expansion, ids, data_fingerprint, folds })
+    let data_fingerprint = spec::sweep_fingerprint(&fingerprints);
+    Ok(Plan { expansion, ids, fingerprints, data_fingerprint, folds })
+}
+
+/// Each config's data fingerprint, reading each distinct set of inputs once.
+fn config_fingerprints(points: &[GridPoint]) -> anyhow::Result<Vec<String>> {
+    let mut known: HashMap<String, String> = HashMap::new();
+    points
+        .iter()
+        .map(|p| {
+            // What data_fingerprint reads; configs that differ only in training settings share it.
+            let inputs = serde_json::to_string(&(
+                &p.config.data,
+                &p.config.text.encoder,
+                &p.config.text.train_embeddings,
+                &p.config.text.test_embeddings,
+                &p.config.text.model,
+                p.config.text.finetune.is_some(),
+            ))?;
+            if let Some(fingerprint) = known.get(&inputs) {
+                return Ok(fingerprint.clone());
+            }
+            let fingerprint = data_fingerprint(&p.config)?;
+            known.insert(inputs, fingerprint.clone());
+            Ok(fingerprint)
+        })
+        .collect()
 }
 
 /// What a run did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RunSummary {
     pub jobs_total: usize,
-    pub ran: usize,
+    /// Jobs done when the run ended (by any coordinator).
     pub done: usize,
+    /// Jobs this run started.
+    pub ran: usize,
     pub failed: usize,
+    pub diverged: usize,
     pub interrupted: usize,
     /// Jobs left pending because Ctrl-C stopped the run before they started.
     pub not_started: usize,
 }
 
-struct Running {
-    job: JobRow,
-    label: String,
-    child: Child,
-    started: Instant,
-    result_path: PathBuf,
-    stderr_path: PathBuf,
-    last_epoch: Option<EpochLog>,
-    last_heartbeat: Instant,
-    /// Epochs not yet in the database; written about once a second so `serve` shows them live.
-    unsaved_epochs: Vec<EpochLog>,
-    epochs_saved: Instant,
+/// A job as events name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobRef {
+    pub config_id: String,
+    pub fold: usize,
+    /// The config's grid values, `key=value ...`.
+    pub label: String,
 }
 
-enum Event {
-    Epoch(usize, EpochLog),
+/// Where the sweep stands, for progress displays.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counts {
+    pub total: usize,
+    pub done: usize,
+    pub running: usize,
+    pub failed: usize,
+    pub diverged: usize,
+    pub left: usize,
+    /// Mean job time so far x jobs still to run / slots.
+    pub eta: Option<Duration>,
+}
+
+/// What the sweep loop reports as it goes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SweepEvent {
+    Started {
+        sweep: String,
+        configs: usize,
+        folds: usize,
+        jobs_total: usize,
+        already_done: usize,
+        to_run: usize,
+        slots: usize,
+        devices: Vec<String>,
+        /// The shard and how many jobs the whole sweep has.
+        shard: Option<(shard::Shard, usize)>,
+    },
+    /// No job left to start; `running` are other coordinators' jobs this run will wait for.
+    NothingToDo {
+        sweep: String,
+        jobs_total: usize,
+        running: usize,
+    },
+    JobStarted {
+        slot: usize,
+        device: String,
+        job: JobRef,
+        attempt: u32,
+    },
+    Epoch {
+        slot: usize,
+        device: String,
+        job: JobRef,
+        epoch: EpochLog,
+    },
+    JobDone {
+        job: JobRef,
+        rmse: f64,
+        macro_rmse: f64,
+        best_epoch: usize,
+        epochs_run: usize,
+        seconds: f64,
+        counts: Counts,
+    },
+    /// A failed attempt that will be retried.
+    JobRetried {
+        job: JobRef,
+        attempt: u32,
+        max_attempts: u32,
+        error: String,
+        counts: Counts,
+    },
+    /// A failed attempt that was the last.
+    JobFailed {
+        job: JobRef,
+        attempt: u32,
+        max_attempts: u32,
+        error: String,
+        counts: Counts,
+    },
+    /// Training produced a non-finite loss or RMSE at `epoch`: recorded, not retried.
+    JobDiverged {
+        job: JobRef,
+        epoch: usize,
+        counts: Counts,
+    },
+    /// Waiting for jobs other coordinators run (once, when this run has none left itself).
+    Waiting {
+        running: usize,
+        counts: Counts,
+    },
+    /// Ctrl-C once: no new jobs start; the running ones finish.
+    Stopping {
+        counts: Counts,
+    },
+    /// Ctrl-C twice: the running jobs were stopped and marked interrupted.
+    Interrupted {
+        stopped: usize,
+        counts: Counts,
+    },
+    Finished {
+        summary: RunSummary,
+    },
 }
 
 /// Ctrl-C presses seen by this process (the handler can only be installed once).
@@ -130,13 +261,27 @@ fn install_interrupt_handler() {
     });
 }
 
-pub fn run_sweep(
+/// Shares the interrupt counter with callers that need to know (exit codes).
+pub fn interrupted() -> bool {
+    INTERRUPTS.load(Ordering::SeqCst) > 0
+}
+
+/// A sweep as registered for this run.
+struct Registered {
+    sweep_id: i64,
+    /// The (config, fold) jobs this run is responsible for (the shard's slice, or all).
+    selected: Vec<(String, usize)>,
+    /// How many jobs the whole sweep has.
+    all_jobs: usize,
+}
+
+/// Registers the sweep's current definition.
+fn register(
+    store: &mut Store,
     sweep: &SweepFile,
     plan: &Plan,
     options: &RunOptions,
-) -> anyhow::Result<RunSummary> {
-    install_interrupt_handler();
-    let mut store = Store::open(&options.db)?;
+) -> anyhow::Result<Registered> {
     let points = &plan.expansion.points;
     let labels: Vec<String> = points.iter().map(GridPoint::label).collect();
     let params: Vec<String> =
@@ -148,6 +293,7 @@ pub fn run_sweep(
             params_json: &params[i],
             varying_json: &varying[i],
             label: &labels[i],
+            data_fingerprint: &plan.fingerprints[i],
         })
         .collect();
     let folds = plan.folds.folds;
@@ -157,138 +303,266 @@ pub fn run_sweep(
         Some(shard) => shard.select(&all_jobs).into_iter().cloned().collect(),
         None => all_jobs.clone(),
     };
-    let (sweep_id, _added) = store.register_sweep(
-        &sweep.name,
-        &sweep.source,
-        &plan.data_fingerprint,
-        &plan.folds.hash(),
+    let definition = SweepDefinition {
+        name: &sweep.name,
+        definition: &sweep.source,
+        data_fingerprint: &plan.data_fingerprint,
+        fold_hash: &plan.folds.hash(),
         folds,
-        &configs,
-        &selected,
-    )?;
-    store.requeue_for_rerun(sweep_id)?;
-    let label_of = |config_id: &str| {
-        plan.ids
-            .iter()
-            .position(|id| id == config_id)
-            .map_or_else(String::new, |i| labels[i].clone())
     };
+    let (sweep_id, _added) = store.register_sweep(&definition, &configs, &selected)?;
+    Ok(Registered { sweep_id, selected, all_jobs: all_jobs.len() })
+}
 
-    let in_slice = |job: &JobRow| {
-        options.shard.is_none()
-            || selected.iter().any(|(c, f)| *c == job.config_id && *f == job.fold)
+/// Runs the sweep's pending jobs, reporting progress to `on_event`.
+pub fn run_sweep(
+    sweep: &SweepFile,
+    plan: &Plan,
+    options: &RunOptions,
+    on_event: &mut dyn FnMut(&SweepEvent),
+) -> anyhow::Result<RunSummary> {
+    install_interrupt_handler();
+    let mut store = Store::open(&options.db)?;
+    let Registered { sweep_id, selected, all_jobs } = register(&mut store, sweep, plan, options)?;
+    store.requeue_for_rerun(sweep_id)?;
+    let slice: Option<HashSet<(String, usize)>> =
+        options.shard.map(|_| selected.iter().cloned().collect());
+    let filter = |config_id: &str, fold: usize| {
+        slice.as_ref().is_none_or(|s| s.contains(&(config_id.to_string(), fold)))
     };
-    let mut queue: VecDeque<JobRow> =
-        store.jobs(sweep_id, "pending")?.into_iter().filter(|j| in_slice(j)).collect();
-    let already_done = store.jobs(sweep_id, "done")?.into_iter().filter(|j| in_slice(j)).count();
     let jobs_total = selected.len();
-    if queue.is_empty() {
-        println!("nothing to do: all {jobs_total} jobs of sweep {:?} are done", sweep.name);
-        return Ok(RunSummary { jobs_total, done: already_done, ..Default::default() });
+    let to_run = store.count_jobs(sweep_id, JobStatus::Pending, &filter)?;
+    if to_run == 0 {
+        let running = store.count_jobs(sweep_id, JobStatus::Running, &filter)?;
+        on_event(&SweepEvent::NothingToDo { sweep: sweep.name.clone(), jobs_total, running });
+        if running == 0 {
+            let summary = final_summary(&store, sweep_id, &filter, jobs_total)?;
+            on_event(&SweepEvent::Finished { summary });
+            return Ok(summary);
+        }
     }
     let slot_devices: Vec<Device> = options
         .devices
         .iter()
         .flat_map(|d| std::iter::repeat_n(d.clone(), options.jobs_per_device.max(1)))
         .collect();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let cpu_threads =
-        cpu_thread_share(&slot_devices, std::env::var_os("RAYON_NUM_THREADS").is_some(), cores);
-    let work_dir = options.db.with_extension("jobs");
-    std::fs::create_dir_all(&work_dir)
-        .with_context(|| format!("creating {}", work_dir.display()))?;
-    let checkpoint_root = store.base_dir().join("checkpoints");
-    let shard_note = options.shard.map_or(String::new(), |s| {
-        format!(" (shard {}/{} of {} jobs)", s.index, s.count, all_jobs.len())
-    });
-    println!(
-        "sweep {:?}: {} configs x {folds} folds = {jobs_total} jobs{shard_note}; {already_done} done, {} to run on {} slot(s) [{}]",
-        sweep.name,
-        points.len(),
-        queue.len(),
-        slot_devices.len(),
-        options.devices.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
-    );
+    if to_run > 0 {
+        on_event(&SweepEvent::Started {
+            sweep: sweep.name.clone(),
+            configs: plan.expansion.points.len(),
+            folds: plan.folds.folds,
+            jobs_total,
+            already_done: store.count_jobs(sweep_id, JobStatus::Done, &filter)?,
+            to_run,
+            slots: slot_devices.len(),
+            devices: options.devices.iter().map(ToString::to_string).collect(),
+            shard: options.shard.map(|s| (s, all_jobs)),
+        });
+    }
+    let launcher = Launcher::new(options, &store, &slot_devices)?;
+    let mut run = SweepLoop {
+        sweep_id,
+        plan,
+        options,
+        filter: &filter,
+        launcher,
+        slots: (0..slot_devices.len()).map(|_| None).collect(),
+        slot_devices,
+        summary: RunSummary { jobs_total, ..Default::default() },
+        durations: Vec::new(),
+        interrupts_at_start: INTERRUPTS.load(Ordering::SeqCst),
+    };
+    run.run(&mut store, on_event)?;
+    let mut summary = final_summary(&store, sweep_id, &filter, jobs_total)?;
+    summary.ran = run.summary.ran;
+    summary.interrupted = run.summary.interrupted;
+    if INTERRUPTS.load(Ordering::SeqCst) > run.interrupts_at_start {
+        summary.not_started = store.count_jobs(sweep_id, JobStatus::Pending, &filter)?;
+    }
+    on_event(&SweepEvent::Finished { summary });
+    Ok(summary)
+}
 
-    let progress = Progress::new(slot_devices.len(), jobs_total);
-    let (events_tx, events) = mpsc::channel::<Event>();
-    let mut slots: Vec<Option<Running>> = (0..slot_devices.len()).map(|_| None).collect();
-    let mut summary = RunSummary { jobs_total, done: already_done, ..Default::default() };
-    let mut durations: Vec<f64> = Vec::new();
-    let interrupts_at_start = INTERRUPTS.load(Ordering::SeqCst);
-    let mut announced_stop = false;
+/// Done, failed and diverged as the database has them when the run ends. A rerun first
+/// requeues failed jobs, so every failed one failed in this run (here or in another
+/// coordinator): the exit code speaks for the whole sweep.
+fn final_summary(
+    store: &Store,
+    sweep_id: i64,
+    filter: crate::store::JobFilter,
+    jobs_total: usize,
+) -> anyhow::Result<RunSummary> {
+    Ok(RunSummary {
+        jobs_total,
+        done: store.count_jobs(sweep_id, JobStatus::Done, filter)?,
+        failed: store.count_jobs(sweep_id, JobStatus::Failed, filter)?,
+        diverged: store.count_jobs(sweep_id, JobStatus::Diverged, filter)?,
+        ..Default::default()
+    })
+}
 
-    loop {
-        let interrupts = INTERRUPTS.load(Ordering::SeqCst) - interrupts_at_start;
-        if interrupts >= 2 {
-            for running in slots.iter_mut().filter_map(Option::take) {
-                stop_child(running.child);
-                store.mark_interrupted(running.job.id)?;
-                summary.interrupted += 1;
+struct Running {
+    job: JobRow,
+    job_ref: JobRef,
+    child: Child,
+    started: Instant,
+    result_path: PathBuf,
+    stderr_path: PathBuf,
+    last_heartbeat: Instant,
+    /// Epochs not yet in the database; written about once a second so `serve` shows them live.
+    unsaved_epochs: Vec<EpochLog>,
+    epochs_saved: Instant,
+}
+
+/// Where and how workers start.
+struct Launcher {
+    work_dir: PathBuf,
+    /// Where checkpoints go; None when the sweep keeps none.
+    checkpoint_root: Option<PathBuf>,
+    worker_exe: PathBuf,
+    cpu_threads: Option<usize>,
+}
+
+/// A worker's epoch line, tagged with its slot.
+struct EpochLine(usize, EpochLog);
+
+struct SweepLoop<'a> {
+    sweep_id: i64,
+    plan: &'a Plan,
+    options: &'a RunOptions,
+    filter: crate::store::JobFilter<'a>,
+    launcher: Launcher,
+    slot_devices: Vec<Device>,
+    slots: Vec<Option<Running>>,
+    summary: RunSummary,
+    durations: Vec<f64>,
+    interrupts_at_start: usize,
+}
+
+/// How long an idle coordinator waits before looking for work again.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+impl SweepLoop<'_> {
+    fn run(
+        &mut self,
+        store: &mut Store,
+        on_event: &mut dyn FnMut(&SweepEvent),
+    ) -> anyhow::Result<()> {
+        let (epochs_tx, epochs) = mpsc::channel::<EpochLine>();
+        let mut announced_stop = false;
+        let mut announced_wait = false;
+        let mut next_claim = Instant::now();
+        loop {
+            let interrupts = INTERRUPTS.load(Ordering::SeqCst) - self.interrupts_at_start;
+            if interrupts >= 2 {
+                let stopped = self.stop_all(store)?;
+                on_event(&SweepEvent::Interrupted { stopped, counts: self.counts(store)? });
+                return Ok(());
             }
-            progress.event(
-                counts(&summary, &slots, &queue),
-                None,
-                "interrupted: running jobs stopped and marked interrupted (rerun to resume)",
-            );
-            break;
-        }
-        if interrupts == 1 && !announced_stop {
-            announced_stop = true;
-            progress.event(counts(&summary, &slots, &queue), None, "Ctrl-C: no new jobs will start; waiting for the running ones (Ctrl-C again to stop them)");
-        }
-        if interrupts == 0 {
-            for (slot, device) in slot_devices.iter().enumerate() {
-                if slots[slot].is_some() {
-                    continue;
+            if interrupts == 1 && !announced_stop {
+                announced_stop = true;
+                on_event(&SweepEvent::Stopping { counts: self.counts(store)? });
+            }
+            let mut queue_empty = false;
+            if interrupts == 0 && Instant::now() >= next_claim {
+                queue_empty = self.fill_slots(store, &epochs_tx, on_event)?;
+                if queue_empty {
+                    next_claim = Instant::now() + IDLE_POLL;
                 }
-                let Some(job) = queue.pop_front() else { break };
-                if !store.claim(job.id, &device.to_string())? {
-                    continue; // another coordinator on this database took it
+            }
+            if self.slots.iter().all(Option::is_none) {
+                if interrupts > 0 {
+                    return Ok(());
                 }
-                let config: crate::config::Config =
-                    serde_json::from_str(&store.config_params(&job.config_id)?)?;
-                let running = spawn_job(
-                    &work_dir,
-                    &checkpoint_root,
-                    job,
-                    config,
-                    (device, cpu_threads),
-                    slot,
-                    label_of,
-                    events_tx.clone(),
-                )?;
-                store.set_worker_pid(running.job.id, running.child.id())?;
-                slots[slot] = Some(running);
+                if queue_empty {
+                    let running =
+                        store.count_jobs(self.sweep_id, JobStatus::Running, self.filter)?;
+                    if running == 0 {
+                        return Ok(());
+                    }
+                    if !announced_wait {
+                        announced_wait = true;
+                        on_event(&SweepEvent::Waiting { running, counts: self.counts(store)? });
+                    }
+                }
+            }
+            // Wait briefly for news, then take what is queued, but never loop on the channel: a
+            // job streaming epochs every few milliseconds must not starve Ctrl-C, heartbeats and
+            // exit checks below.
+            let first = epochs.recv_timeout(Duration::from_millis(100)).ok();
+            for EpochLine(slot, epoch) in first.into_iter().chain(epochs.try_iter().take(1000)) {
+                if let Some(running) = &mut self.slots[slot] {
+                    running.unsaved_epochs.push(epoch.clone());
+                    on_event(&SweepEvent::Epoch {
+                        slot,
+                        device: self.slot_devices[slot].to_string(),
+                        job: running.job_ref.clone(),
+                        epoch,
+                    });
+                }
+            }
+            if self.reap_finished(store, on_event)? {
+                next_claim = Instant::now();
             }
         }
-        if slots.iter().all(Option::is_none) {
-            break;
-        }
-        // Wait briefly for news, then take what is queued, but never loop on the channel: a
-        // job streaming epochs every few milliseconds must not starve Ctrl-C, heartbeats and
-        // exit checks below.
-        let first = events.recv_timeout(Duration::from_millis(100)).ok();
-        for Event::Epoch(slot, epoch) in first.into_iter().chain(events.try_iter().take(1000)) {
-            if let Some(running) = slots[slot].as_mut() {
-                progress.slot(
-                    slot,
-                    &format!(
-                        "{} {} fold {} [{}]: epoch {} val_rmse {:.4}",
-                        slot_devices[slot],
-                        running.job.config_id,
-                        running.job.fold,
-                        running.label,
-                        epoch.epoch,
-                        epoch.val_rmse
-                    ),
-                );
-                running.unsaved_epochs.push(epoch.clone());
-                running.last_epoch = Some(epoch);
+    }
+
+    /// Claims a job for every empty slot; true when the database had none left to claim.
+    fn fill_slots(
+        &mut self,
+        store: &mut Store,
+        epochs: &mpsc::Sender<EpochLine>,
+        on_event: &mut dyn FnMut(&SweepEvent),
+    ) -> anyhow::Result<bool> {
+        for slot in 0..self.slots.len() {
+            if self.slots[slot].is_some() {
+                continue;
             }
+            let device = self.slot_devices[slot].clone();
+            let Some(job) = store.claim_next(self.sweep_id, &device.to_string(), self.filter)?
+            else {
+                return Ok(true);
+            };
+            let index = self.plan.ids.iter().position(|id| *id == job.config_id);
+            let Some(index) = index else {
+                // Only current configs are claimed: another run registered another definition
+                // of this sweep meanwhile. Hand the job back and stop, rather than run it
+                // with settings this run does not know.
+                let why = "the sweep's definition changed while this run was going";
+                store.record_failure(job.id, why, true)?;
+                anyhow::bail!("{why} (config {} is not in this run's grid)", job.config_id);
+            };
+            let point = &self.plan.expansion.points[index];
+            let job_ref =
+                JobRef { config_id: job.config_id.clone(), fold: job.fold, label: point.label() };
+            let running = self.launcher.spawn(
+                job,
+                job_ref,
+                point.config.clone(),
+                (&device, slot),
+                epochs.clone(),
+            )?;
+            store.set_worker_pid(running.job.id, running.child.id())?;
+            on_event(&SweepEvent::JobStarted {
+                slot,
+                device: device.to_string(),
+                job: running.job_ref.clone(),
+                attempt: running.job.attempt,
+            });
+            self.slots[slot] = Some(running);
         }
-        for slot in 0..slots.len() {
-            let Some(running) = slots[slot].as_mut() else { continue };
+        Ok(false)
+    }
+
+    /// Heartbeats the running jobs and records the ones that ended; true if any did.
+    fn reap_finished(
+        &mut self,
+        store: &mut Store,
+        on_event: &mut dyn FnMut(&SweepEvent),
+    ) -> anyhow::Result<bool> {
+        let mut any = false;
+        for slot in 0..self.slots.len() {
+            let Some(running) = self.slots[slot].as_mut() else { continue };
             if running.last_heartbeat.elapsed() > Duration::from_secs(5) {
                 store.heartbeat(running.job.id)?;
                 running.last_heartbeat = Instant::now();
@@ -299,90 +573,110 @@ pub fn run_sweep(
                 running.epochs_saved = Instant::now();
             }
             let Some(status) = running.child.try_wait()? else { continue };
-            let running = slots[slot].take().expect("slot is running");
-            summary.ran += 1;
-            let seconds = running.started.elapsed().as_secs_f64();
+            let running = self.slots[slot].take().expect("slot is running");
+            any = true;
+            self.summary.ran += 1;
             let outcome = if status.success() {
-                read_result(&running.result_path)
+                read_outcome(&running.result_path)
             } else {
                 Err(describe_failure(status, &running.stderr_path))
             };
-            let name =
-                format!("{} fold {} [{}]", running.job.config_id, running.job.fold, running.label);
-            match outcome {
-                Ok(result) => {
-                    let checkpoint =
-                        format!("checkpoints/{}/fold{}", running.job.config_id, running.job.fold);
-                    store.record_success(running.job.id, &result, Some(&checkpoint))?;
-                    summary.done += 1;
-                    durations.push(seconds);
-                    let c = counts(&summary, &slots, &queue);
-                    progress.event(
-                        c,
-                        eta(&durations, &c, slot_devices.len()),
-                        &format!(
-                            "done   {name}: rmse {:.4} macro {:.4} (best epoch {}/{}) in {:.1}s",
-                            result.metrics.rmse,
-                            result.metrics.macro_rmse,
-                            result.best_epoch,
-                            result.epochs_run,
-                            seconds
-                        ),
-                    );
-                }
-                Err(error) => {
-                    let retry = running.job.attempt + 1 < options.max_attempts
-                        && INTERRUPTS.load(Ordering::SeqCst) == interrupts_at_start;
-                    store.record_failure(running.job.id, &error, retry)?;
-                    let attempt = running.job.attempt + 1;
-                    if retry {
-                        queue.push_back(JobRow { attempt, ..running.job.clone() });
-                    } else {
-                        summary.failed += 1;
-                    }
-                    let c = counts(&summary, &slots, &queue);
-                    let what = if retry { "retry " } else { "FAILED" };
-                    let first_line = error.lines().last().unwrap_or("").trim();
-                    progress.event(
-                        c,
-                        eta(&durations, &c, slot_devices.len()),
-                        &format!(
-                            "{what} {name} (attempt {attempt}/{}): {first_line}",
-                            options.max_attempts
-                        ),
-                    );
-                }
-            }
+            let event = self.record(store, &running, outcome)?;
+            on_event(&event);
             let _ = std::fs::remove_file(&running.result_path);
         }
-        let c = counts(&summary, &slots, &queue);
-        progress.counts(c, eta(&durations, &c, slot_devices.len()));
+        Ok(any)
     }
-    progress.finish();
-    if INTERRUPTS.load(Ordering::SeqCst) > interrupts_at_start {
-        summary.not_started = queue.len();
-    }
-    Ok(summary)
-}
 
-fn counts(summary: &RunSummary, slots: &[Option<Running>], queue: &VecDeque<JobRow>) -> Counts {
-    let running = slots.iter().filter(|s| s.is_some()).count();
-    Counts {
-        total: summary.jobs_total,
-        done: summary.done,
-        running,
-        failed: summary.failed,
-        left: queue.len(),
+    /// Stores what a finished job reported and says so as an event.
+    fn record(
+        &mut self,
+        store: &mut Store,
+        running: &Running,
+        outcome: Result<WorkerOutcome, String>,
+    ) -> anyhow::Result<SweepEvent> {
+        let job = running.job_ref.clone();
+        let seconds = running.started.elapsed().as_secs_f64();
+        match outcome {
+            Ok(WorkerOutcome::Done(result)) => {
+                // Stored relative to the database's folder, so a shard folder can move.
+                let checkpoint = result
+                    .checkpoint
+                    .as_ref()
+                    .map(|_| format!("checkpoints/{}/fold{}", job.config_id, job.fold));
+                store.record_success(running.job.id, &result, checkpoint.as_deref())?;
+                self.durations.push(seconds);
+                Ok(SweepEvent::JobDone {
+                    job,
+                    rmse: result.metrics.rmse,
+                    macro_rmse: result.metrics.macro_rmse,
+                    best_epoch: result.best_epoch,
+                    epochs_run: result.epochs_run,
+                    seconds,
+                    counts: self.counts(store)?,
+                })
+            }
+            Ok(WorkerOutcome::Diverged(diverged)) => {
+                let reason = diverged.to_string();
+                store.record_diverged(running.job.id, diverged.epoch, &diverged.log, &reason)?;
+                self.durations.push(seconds);
+                Ok(SweepEvent::JobDiverged {
+                    job,
+                    epoch: diverged.epoch,
+                    counts: self.counts(store)?,
+                })
+            }
+            Err(error) => {
+                let attempt = running.job.attempt;
+                let max_attempts = self.options.max_attempts;
+                let retry = attempt < max_attempts
+                    && INTERRUPTS.load(Ordering::SeqCst) == self.interrupts_at_start;
+                store.record_failure(running.job.id, &error, retry)?;
+                let counts = self.counts(store)?;
+                Ok(if retry {
+                    SweepEvent::JobRetried { job, attempt, max_attempts, error, counts }
+                } else {
+                    SweepEvent::JobFailed { job, attempt, max_attempts, error, counts }
+                })
+            }
+        }
+    }
+
+    /// Ctrl-C twice: stops every running job and marks it interrupted.
+    fn stop_all(&mut self, store: &mut Store) -> anyhow::Result<usize> {
+        let mut stopped = 0;
+        for running in self.slots.iter_mut().filter_map(Option::take) {
+            stop_child(running.child);
+            store.mark_interrupted(running.job.id)?;
+            stopped += 1;
+        }
+        self.summary.interrupted += stopped;
+        Ok(stopped)
+    }
+
+    fn counts(&self, store: &Store) -> anyhow::Result<Counts> {
+        let count = |status| store.count_jobs(self.sweep_id, status, self.filter);
+        let running_here = self.slots.iter().filter(|s| s.is_some()).count();
+        let left = count(JobStatus::Pending)?;
+        Ok(Counts {
+            total: self.summary.jobs_total,
+            done: count(JobStatus::Done)?,
+            running: running_here,
+            failed: count(JobStatus::Failed)?,
+            diverged: count(JobStatus::Diverged)?,
+            left,
+            eta: eta(&self.durations, left, running_here, self.slots.len()),
+        })
     }
 }
 
 /// Mean job time so far x jobs still to run / slots.
-fn eta(durations: &[f64], c: &Counts, slots: usize) -> Option<Duration> {
+fn eta(durations: &[f64], left: usize, running: usize, slots: usize) -> Option<Duration> {
     if durations.is_empty() {
         return None;
     }
     let mean = durations.iter().sum::<f64>() / durations.len() as f64;
-    let remaining = (c.left as f64 + c.running as f64 * 0.5) * mean / slots.max(1) as f64;
+    let remaining = (left as f64 + running as f64 * 0.5) * mean / slots.max(1) as f64;
     Some(Duration::from_secs_f64(remaining))
 }
 
@@ -398,77 +692,97 @@ fn cpu_thread_share(
     (cpu_slots > 1 && !user_set_threads).then(|| (cores / cpu_slots).max(1))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn spawn_job(
-    work_dir: &Path,
-    checkpoint_root: &Path,
-    job: JobRow,
-    config: crate::config::Config,
-    (device, cpu_threads): (&Device, Option<usize>),
-    slot: usize,
-    label_of: impl Fn(&str) -> String,
-    events: mpsc::Sender<Event>,
-) -> anyhow::Result<Running> {
-    let stem = work_dir.join(format!("{}-fold{}", job.config_id, job.fold));
-    let job_file = stem.with_extension("job.json");
-    let result_path = stem.with_extension("result.json");
-    let stderr_path = stem.with_extension("stderr.log");
-    let _ = std::fs::remove_file(&result_path);
-    let spec = JobSpec {
-        config,
-        fold: job.fold,
-        device: device.to_string(),
-        checkpoint_dir: checkpoint_root.join(&job.config_id).join(format!("fold{}", job.fold)),
-        result_path: result_path.clone(),
-    };
-    crate::util::write_atomic(&job_file, serde_json::to_string(&spec)?.as_bytes())?;
-    let mut command =
-        Command::new(std::env::current_exe().context("locating the foldsweep binary")?);
-    command
-        .arg("worker")
-        .arg(&job_file)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr_path)?)
-        // Own process group: a terminal's Ctrl-C reaches only the coordinator, which decides.
-        .process_group(0);
-    if let (Device::Cpu, Some(threads)) = (device, cpu_threads) {
-        command.env("RAYON_NUM_THREADS", threads.to_string());
+impl Launcher {
+    fn new(options: &RunOptions, store: &Store, slot_devices: &[Device]) -> anyhow::Result<Self> {
+        let worker_exe = match &options.worker_exe {
+            Some(exe) => exe.clone(),
+            None => std::env::current_exe().context("locating the foldsweep binary")?,
+        };
+        let work_dir = options.db.with_extension("jobs");
+        std::fs::create_dir_all(&work_dir)
+            .with_context(|| format!("creating {}", work_dir.display()))?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let user_set_threads = std::env::var_os("RAYON_NUM_THREADS").is_some();
+        Ok(Launcher {
+            work_dir,
+            checkpoint_root: options.keep_checkpoints.then(|| store.base_dir().join("checkpoints")),
+            worker_exe,
+            cpu_threads: cpu_thread_share(slot_devices, user_set_threads, cores),
+        })
     }
-    // SAFETY: prctl is async-signal-safe; it asks the kernel to kill the child if we die
-    // (kill -9 of the coordinator must not leave jobs running unrecorded).
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
-    let mut child = command.spawn().context("starting a worker process")?;
-    let stdout = child.stdout.take().expect("piped stdout");
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(epoch) = serde_json::from_str::<EpochLog>(&line) {
-                if events.send(Event::Epoch(slot, epoch)).is_err() {
-                    break;
+
+    fn spawn(
+        &self,
+        job: JobRow,
+        job_ref: JobRef,
+        config: Config,
+        (device, slot): (&Device, usize),
+        epochs: mpsc::Sender<EpochLine>,
+    ) -> anyhow::Result<Running> {
+        let stem = self.work_dir.join(format!("{}-fold{}", job.config_id, job.fold));
+        let job_file = stem.with_extension("job.json");
+        let result_path = stem.with_extension("result.json");
+        let stderr_path = stem.with_extension("stderr.log");
+        let _ = std::fs::remove_file(&result_path);
+        let spec = JobSpec {
+            config,
+            fold: job.fold,
+            device: device.to_string(),
+            checkpoint_dir: self
+                .checkpoint_root
+                .as_ref()
+                .map(|root| root.join(&job.config_id).join(format!("fold{}", job.fold))),
+            result_path: result_path.clone(),
+        };
+        crate::util::write_atomic(&job_file, serde_json::to_string(&spec)?.as_bytes())?;
+        let mut command = Command::new(&self.worker_exe);
+        command
+            .arg("worker")
+            .arg(&job_file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path)?)
+            // Own process group: a terminal's Ctrl-C reaches only the coordinator, which decides.
+            .process_group(0);
+        if let (Device::Cpu, Some(threads)) = (device, self.cpu_threads) {
+            command.env("RAYON_NUM_THREADS", threads.to_string());
+        }
+        // SAFETY: prctl is async-signal-safe; it asks the kernel to kill the child if we die
+        // (kill -9 of the coordinator must not leave jobs running unrecorded).
+        unsafe {
+            command.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        let mut child = command.spawn().with_context(|| {
+            format!("starting a worker process ({})", self.worker_exe.display())
+        })?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(epoch) = serde_json::from_str::<EpochLog>(&line) {
+                    if epochs.send(EpochLine(slot, epoch)).is_err() {
+                        break;
+                    }
                 }
             }
-        }
-    });
-    Ok(Running {
-        label: label_of(&job.config_id),
-        job,
-        child,
-        started: Instant::now(),
-        result_path,
-        stderr_path,
-        last_epoch: None,
-        last_heartbeat: Instant::now(),
-        unsaved_epochs: Vec::new(),
-        epochs_saved: Instant::now(),
-    })
+        });
+        Ok(Running {
+            job,
+            job_ref,
+            child,
+            started: Instant::now(),
+            result_path,
+            stderr_path,
+            last_heartbeat: Instant::now(),
+            unsaved_epochs: Vec::new(),
+            epochs_saved: Instant::now(),
+        })
+    }
 }
 
-fn read_result(path: &Path) -> Result<FoldResult, String> {
+fn read_outcome(path: &Path) -> Result<WorkerOutcome, String> {
     let bytes =
         std::fs::read(path).map_err(|e| format!("the worker exited without a result ({e})"))?;
     serde_json::from_slice(&bytes).map_err(|e| format!("unreadable worker result: {e}"))
@@ -496,11 +810,6 @@ fn describe_failure(status: std::process::ExitStatus, stderr_path: &Path) -> Str
 fn stop_child(mut child: Child) {
     let _ = child.kill();
     let _ = child.wait();
-}
-
-/// Shares the interrupt counter with callers that need to know (exit codes).
-pub fn interrupted() -> bool {
-    INTERRUPTS.load(Ordering::SeqCst) > 0
 }
 
 #[cfg(test)]

@@ -12,12 +12,13 @@ pub struct Shard {
     pub count: usize,
 }
 
-impl Shard {
-    pub fn parse(text: &str) -> InputResult<Shard> {
-        let err = || {
-            InputError::new(format!("expected I/N with 1 <= I <= N, e.g. 2/8; got {text:?}"))
-                .field("--shard")
-        };
+/// `I/N` with 1 <= I <= N; errors name the concept, and the CLI the flag (`--shard`).
+impl std::str::FromStr for Shard {
+    type Err = InputError;
+
+    fn from_str(text: &str) -> InputResult<Shard> {
+        let err =
+            || InputError::new(format!("expected I/N with 1 <= I <= N, e.g. 2/8; got {text:?}"));
         let (i, n) = text.split_once('/').ok_or_else(err)?;
         let (index, count) = (
             i.trim().parse::<usize>().map_err(|_| err())?,
@@ -28,7 +29,9 @@ impl Shard {
         }
         Ok(Shard { index, count })
     }
+}
 
+impl Shard {
     /// The jobs of this shard among all jobs of a sweep. Jobs are ordered by (config id, fold),
     /// which every machine computes the same way, and dealt round-robin, so the shards' sizes
     /// differ by at most one and every job is in exactly one shard.
@@ -93,9 +96,9 @@ mod tests {
 
     #[test]
     fn parse_rejects_nonsense() {
-        assert_eq!(Shard::parse("2/8").unwrap(), Shard { index: 2, count: 8 });
+        assert_eq!("2/8".parse::<Shard>().unwrap(), Shard { index: 2, count: 8 });
         for bad in ["0/4", "5/4", "1/0", "x/2", "3"] {
-            assert!(Shard::parse(bad).is_err(), "{bad}");
+            assert!(bad.parse::<Shard>().is_err(), "{bad}");
         }
     }
 }

@@ -78,14 +78,14 @@ pub fn create_output_folder(
     let out_dir = workdir.join(&o.out_dir);
     if out_dir.to_string_lossy().chars().any(|c| c.is_whitespace() || "'\"\\".contains(c)) {
         return Err(crate::error::InputError::in_file(&out_dir, "Slurm's #SBATCH --output cannot name a folder whose path has blanks or quotes; pick another folder")
-            .field("--out-dir"));
+            .field("out_dir"));
     }
     std::fs::create_dir_all(&out_dir).map_err(|e| {
         crate::error::InputError::in_file(
             &out_dir,
             format!("cannot create the Slurm output folder: {e}"),
         )
-        .field("--out-dir")
+        .field("out_dir")
     })
 }
 
@@ -174,7 +174,7 @@ mod tests {
         };
         let error = create_output_folder(Path::new("/tmp"), &options).unwrap_err().to_string();
         assert!(
-            error.contains("--out-dir")
+            error.contains("`out_dir`")
                 && error.contains("/tmp/sweep out")
                 && error.contains("blanks"),
             "{error}"

@@ -8,11 +8,12 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use toml::{Table, Value};
 
-use crate::config::{line_of, toml_error, Config, TrainConfig};
+use crate::config::{line_of, toml_error, with_line, Config, TextEncoderKind, TrainConfig};
 use crate::error::{InputError, InputResult};
 
 /// Sections a sweep file may have; anything else is a typo worth an error.
-const SECTIONS: &[&str] = &["name", "data", "text", "cv", "train", "grid", "resources"];
+const SECTIONS: &[&str] =
+    &["name", "data", "text", "cv", "train", "validation", "grid", "resources"];
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +24,22 @@ pub struct Resources {
     pub jobs_per_device: usize,
     #[serde(default = "default_attempts")]
     pub max_attempts: u32,
+    /// Which folds keep their best epoch's weights on disk. Every job stores its test
+    /// predictions, so `export` needs checkpoints only for another test file; the full
+    /// model's is 1.8 GB, which a report-sized grid would multiply into hundreds of GB.
+    #[serde(default)]
+    pub checkpoints: Checkpoints,
+}
+
+/// `[resources] checkpoints = "none" | "all"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Checkpoints {
+    /// No weights on disk (the default): exports come from stored test predictions.
+    #[default]
+    None,
+    /// Every finished fold's best epoch.
+    All,
 }
 
 fn default_devices() -> String {
@@ -41,6 +58,7 @@ impl Default for Resources {
             devices: default_devices(),
             jobs_per_device: 1,
             max_attempts: default_attempts(),
+            checkpoints: Checkpoints::None,
         }
     }
 }
@@ -152,7 +170,7 @@ impl SweepFile {
         // Validates the sections once, with line numbers, before any grid value is applied.
         let stripped = strip_sweep_keys(&sweep.source);
         let base: Config = toml::from_str(&stripped).map_err(|e| toml_error(&stripped, &e))?;
-        base.text.validate_public()?;
+        base.text.validate_public().map_err(|e| with_line(&stripped, e))?;
         Ok(sweep)
     }
 
@@ -186,8 +204,9 @@ impl SweepFile {
                     .find(|a| e.field.as_deref().is_some_and(|f| axis_sets(&a.key, f)))
                 {
                     Some(axis) => self.axis_error(axis, e.message.clone()),
-                    None => e,
+                    None => with_line(&self.source, e),
                 }
+                .file(&self.path)
             })?;
             points.push(GridPoint { config, varying });
         }
@@ -375,16 +394,16 @@ pub fn config_id(config: &Config, data_fingerprint: &str, fold_hash: &str) -> St
     crate::cv::hex16(&hasher.finalize())[..12].to_string()
 }
 
-/// Content hash of everything a config reads: train records, metric table, precomputed text,
-/// and the test records when a fine-tuned model learns from them (only then, so that the
-/// ids of other configs do not change).
-pub fn data_fingerprint(config: &Config) -> InputResult<String> {
+/// Content hash of everything a config reads: train records, metric table, precomputed text
+/// (train and test), the files of a transformer model folder, and the test records when a
+/// fine-tuned model learns from them (only then, so that the ids of other configs do not
+/// change). Each config of a grid has its own: a grid may vary any of these.
+pub fn data_fingerprint(config: &Config) -> anyhow::Result<String> {
     let mut hasher = Sha256::new();
     let mut files: Vec<&Path> =
         vec![&config.data.train, &config.data.metric_names, &config.data.metric_embeddings];
-    if let Some(path) = &config.text.train_embeddings {
-        files.push(path);
-    }
+    files.extend(config.text.train_embeddings.as_deref());
+    files.extend(config.text.test_embeddings.as_deref());
     if let (Some(_), Some(test)) = (&config.text.finetune, &config.data.test) {
         files.push(test);
     }
@@ -394,7 +413,25 @@ pub fn data_fingerprint(config: &Config) -> InputResult<String> {
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(&bytes);
     }
+    if let (TextEncoderKind::Transformer, Some(dir)) = (config.text.encoder, &config.text.model) {
+        // The embedding cache's content hash of the model, edits in place included.
+        let spec = crate::text::transformer::ModelSpec::load(dir)?;
+        hasher.update(crate::text::transformer::cache::model_hash(&spec)?.as_bytes());
+    }
     Ok(crate::cv::hex16(&hasher.finalize()))
+}
+
+/// The sweep's fingerprint (for merge's "same sweep" check): a hash of its configs' sorted,
+/// distinct fingerprints.
+pub fn sweep_fingerprint(config_fingerprints: &[String]) -> String {
+    let mut sorted: Vec<&String> = config_fingerprints.iter().collect();
+    sorted.sort();
+    sorted.dedup();
+    let mut hasher = Sha256::new();
+    for fingerprint in sorted {
+        hasher.update(fingerprint.as_bytes());
+    }
+    crate::cv::hex16(&hasher.finalize())
 }
 
 /// Varying keys as a JSON object, for the database.

@@ -1,8 +1,9 @@
 //! The child side of a job: `foldsweep worker JOB.json` trains one fold and reports.
 //!
-//! Protocol: each finished epoch is one JSON line on stdout; at the end the FoldResult is
-//! written (atomically) to the path named in the job file. Anything on stderr is kept by the
-//! coordinator as the job's error text if it fails.
+//! Protocol: each finished epoch is one JSON line on stdout; at the end the [`WorkerOutcome`]
+//! (the FoldResult, or where training diverged) is written (atomically) to the path named in
+//! the job file. Anything on stderr is kept by the coordinator as the job's error text if it
+//! fails.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +12,8 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::job::TrainingData;
+use crate::job::{FoldResult, TrainingData};
+use crate::train::Diverged;
 
 /// Environment variable that makes a worker panic on the given fold: a test hook for the
 /// failure path (retries, error text, the sweep going on). Never set it in real runs.
@@ -22,8 +24,18 @@ pub struct JobSpec {
     pub config: Config,
     pub fold: usize,
     pub device: String,
-    pub checkpoint_dir: PathBuf,
+    /// Where the best epoch's weights go; None when the sweep keeps no checkpoints.
+    #[serde(default)]
+    pub checkpoint_dir: Option<PathBuf>,
     pub result_path: PathBuf,
+}
+
+/// What a worker that finished reports. Divergence is a result, not a crash: the coordinator
+/// records it and does not retry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum WorkerOutcome {
+    Done(Box<FoldResult>),
+    Diverged(Diverged),
 }
 
 pub fn run_worker(job_file: &Path) -> anyhow::Result<()> {
@@ -45,13 +57,17 @@ pub fn run_worker(job_file: &Path) -> anyhow::Result<()> {
             std::process::exit(crate::cli::EXIT_FAILED as i32);
         }
     };
-    let result = crate::backend::run_fold_on(
-        &spec.device,
+    let device: crate::backend::Device = spec.device.parse()?;
+    let outcome = match crate::backend::run_fold_on(
+        &device,
         &spec.config,
         &data,
         spec.fold,
-        &spec.checkpoint_dir,
+        spec.checkpoint_dir.as_deref(),
         &mut on_epoch,
-    )?;
-    crate::util::write_atomic(&spec.result_path, serde_json::to_string(&result)?.as_bytes())
+    ) {
+        Ok(result) => WorkerOutcome::Done(Box::new(result)),
+        Err(error) => WorkerOutcome::Diverged(error.downcast::<Diverged>()?),
+    };
+    crate::util::write_atomic(&spec.result_path, serde_json::to_string(&outcome)?.as_bytes())
 }

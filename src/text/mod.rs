@@ -9,6 +9,8 @@ pub mod transformer;
 
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
 use crate::config::{Config, DataConfig, TextEncoderKind};
 use crate::data::{npy, Dataset, Matrix};
 use crate::error::{InputError, InputResult};
@@ -24,7 +26,11 @@ pub enum Part {
 /// Text features for every record of `dataset`, row i for record i, by `config.text`
 /// (the data section is read too: fine-tuning trains on the config's train and test texts,
 /// whichever records `dataset` holds).
-pub fn text_features(config: &Config, dataset: &Dataset, part: Part) -> InputResult<Matrix> {
+///
+/// A problem with what the user gave (a missing model folder, a bad .npy) is an
+/// [`InputError`]; a failure of the machine (the cache cannot be written) stays an I/O error,
+/// so that it does not exit as bad input.
+pub fn text_features(config: &Config, dataset: &Dataset, part: Part) -> anyhow::Result<Matrix> {
     let text = &config.text;
     match text.encoder {
         TextEncoderKind::Hashing => Ok(HashingFeaturizer {
@@ -41,7 +47,7 @@ pub fn text_features(config: &Config, dataset: &Dataset, part: Part) -> InputRes
             let path = path.ok_or_else(|| {
                 InputError::new("required for precomputed text features").field(key)
             })?;
-            load_precomputed(path, dataset.len())
+            Ok(load_precomputed(path, dataset.len())?)
         }
         TextEncoderKind::Transformer => {
             let model = transformer_model(config)?;
@@ -52,7 +58,7 @@ pub fn text_features(config: &Config, dataset: &Dataset, part: Part) -> InputRes
                 32,
                 &mut |_, _| {},
             )
-            .map_err(|e| input_error(e, "text.model"))?;
+            .with_context(|| format!("text.model: encoding with {}", model.display()))?;
             Ok(matrix)
         }
     }
@@ -61,7 +67,7 @@ pub fn text_features(config: &Config, dataset: &Dataset, part: Part) -> InputRes
 /// The model folder the transformer encoder runs: `text.model`, or with `text.finetune` its
 /// fine-tuned copy (trained now unless the cache already has it). A sweep's plan calls this
 /// before any job starts, so its workers only ever find the copy.
-fn transformer_model(config: &Config) -> InputResult<PathBuf> {
+fn transformer_model(config: &Config) -> anyhow::Result<PathBuf> {
     let model = config.text.model.as_deref().ok_or_else(|| {
         InputError::new("required when text.encoder = \"transformer\"").field("text.model")
     })?;
@@ -70,7 +76,7 @@ fn transformer_model(config: &Config) -> InputResult<PathBuf> {
     };
     let texts = finetune_texts(&config.data)?;
     transformer::finetuned_model(model, &texts, &finetune.settings(), &cache_dir())
-        .map_err(|e| input_error(e, "text.finetune"))
+        .with_context(|| format!("text.finetune: fine-tuning {}", model.display()))
 }
 
 /// The texts a model is fine-tuned on: the train records' combined texts, then the test
@@ -81,15 +87,6 @@ pub fn finetune_texts(data: &DataConfig) -> InputResult<Vec<String>> {
         texts.extend(transformer::read_texts(test)?);
     }
     Ok(texts)
-}
-
-/// An encoder failure as the InputError it wraps, else as one naming `field` (the setting
-/// that led there), so that the CLI reports it as the user's to fix.
-fn input_error(error: anyhow::Error, field: &str) -> InputError {
-    match error.downcast::<InputError>() {
-        Ok(input) => input,
-        Err(other) => InputError::new(format!("{other:#}")).field(field),
-    }
 }
 
 /// Where encoded texts are cached: FOLDSWEEP_CACHE, else `.cache/foldsweep` in the current

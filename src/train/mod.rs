@@ -23,6 +23,7 @@ use crate::config::TrainConfig;
 use crate::data::{score_bin, Matrix};
 use crate::model::loss::{predict_logvar, weighted_loss};
 use crate::model::{predict_score, LossSettings, ModelSpec, PairModel, Targets};
+use crate::probe::{Monitor, ProbeConfig};
 use crate::sampling::Sample;
 pub use metrics::{BinMetric, EvalMetrics};
 use optim::{Adam, AdamSettings};
@@ -79,11 +80,51 @@ fn targets<B: Backend>(samples: &[Sample], device: &B::Device) -> (Targets<B>, T
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochLog {
     pub epoch: usize,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub train_loss: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub val_rmse: f64,
     /// Learning rate used during this epoch.
     pub lr: f64,
     pub seconds: f64,
+    /// With validation probes: the probe rows' RMSE and the shifted RMSE (see [`crate::probe`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub probe_rmse: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shifted_rmse: Option<f64>,
+}
+
+impl EpochLog {
+    /// The figure early stopping and the plateau schedule watch.
+    pub fn monitored(&self, monitor: Monitor) -> f64 {
+        match (monitor, self.shifted_rmse) {
+            (Monitor::Shifted, Some(shifted)) => shifted,
+            _ => self.val_rmse,
+        }
+    }
+}
+
+/// Probe rows of a fold's validation set and how to judge them.
+#[derive(Debug, Clone, Copy)]
+pub struct Probes<'a> {
+    pub rows: &'a [Sample],
+    pub config: &'a ProbeConfig,
+    pub monitor: Monitor,
+}
+
+/// What the probes said at the best epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeOutcome {
+    pub rmse: f64,
+    pub shifted_rmse: f64,
+    /// One per probe row, in the probes' order.
+    pub predictions: Vec<f32>,
+}
+
+/// JSON has no NaN or infinity (serde_json writes null): a diverged epoch's loss reads back
+/// as NaN.
+fn f64_or_nan<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
 }
 
 /// Predictions for a set of samples, in their order.
@@ -151,6 +192,31 @@ fn to_vec<B: Backend>(tensor: Tensor<B, 1>) -> Vec<f32> {
     tensor.into_data().convert::<f32>().into_vec().expect("f32 data")
 }
 
+/// Training reached a non-finite loss or validation RMSE (a learning rate far too high, say).
+/// That is a result of the config, not a failure: rerunning it diverges the same way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diverged {
+    /// The epoch whose loss or RMSE was not finite (1-based).
+    pub epoch: usize,
+    /// The learning curve up to and including that epoch.
+    pub log: Vec<EpochLog>,
+}
+
+impl std::fmt::Display for Diverged {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let last = self.log.last();
+        write!(
+            f,
+            "training diverged at epoch {} (train loss {}, validation RMSE {})",
+            self.epoch,
+            last.map_or(f64::NAN, |e| e.train_loss),
+            last.map_or(f64::NAN, |e| e.val_rmse)
+        )
+    }
+}
+
+impl std::error::Error for Diverged {}
+
 /// What training one fold produced.
 pub struct FitOutcome<B: Backend> {
     /// The weights of the best validation epoch.
@@ -160,6 +226,8 @@ pub struct FitOutcome<B: Backend> {
     pub log: Vec<EpochLog>,
     pub val_metrics: EvalMetrics,
     pub val_predictions: Predictions,
+    /// With probes: their figures and predictions at the best epoch.
+    pub probe: Option<ProbeOutcome>,
 }
 
 /// One pass over `samples` in the given order; returns the model and the mean training loss.
@@ -207,7 +275,8 @@ pub fn train_epoch<B: AutodiffBackend>(
 }
 
 /// Trains with Adam, plateau schedule and early stopping, keeping the best epoch.
-/// `on_epoch` sees each epoch as it ends (progress output, heartbeats).
+/// `on_epoch` sees each epoch as it ends (progress output, heartbeats). A non-finite training
+/// loss or validation RMSE ends training with [`Diverged`].
 pub fn fit<B: AutodiffBackend>(
     spec: &ModelSpec,
     config: &TrainConfig,
@@ -216,7 +285,23 @@ pub fn fit<B: AutodiffBackend>(
     val: &[Sample],
     device: &B::Device,
     on_epoch: &mut dyn FnMut(&EpochLog),
-) -> FitOutcome<B::InnerBackend> {
+) -> Result<FitOutcome<B::InnerBackend>, Diverged> {
+    fit_probed::<B>(spec, config, features, train, val, None, device, on_epoch)
+}
+
+/// [`fit`] that also scores validation probes every epoch; early stopping and the plateau
+/// schedule then watch what `probes.monitor` says (the shifted RMSE by default).
+#[allow(clippy::too_many_arguments)]
+pub fn fit_probed<B: AutodiffBackend>(
+    spec: &ModelSpec,
+    config: &TrainConfig,
+    features: Features,
+    train: &[Sample],
+    val: &[Sample],
+    probes: Option<Probes>,
+    device: &B::Device,
+    on_epoch: &mut dyn FnMut(&EpochLog),
+) -> Result<FitOutcome<B::InnerBackend>, Diverged> {
     let mut model: PairModel<B> =
         seeded::<B, _>(device, config.seed, || initialized(spec.init(device)));
     let clip = (config.grad_clip > 0.0).then_some(config.grad_clip);
@@ -231,9 +316,13 @@ pub fn fit<B: AutodiffBackend>(
     let mut stopping = EarlyStopping::new(config.patience);
     let loss_settings = LossSettings::from_config(config);
     let val_truth: Vec<f32> = val.iter().map(|s| s.target).collect();
+    // Real rows then probe rows, predicted together (one shared-metric product per epoch).
+    let eval_rows: Vec<Sample> =
+        val.iter().chain(probes.iter().flat_map(|p| p.rows)).copied().collect();
+    let monitor = probes.map_or(Monitor::Rmse, |p| p.monitor);
     let mut rng = StdRng::seed_from_u64(config.seed);
     let mut order: Vec<Sample> = train.to_vec();
-    let mut best: Option<(PairModel<B::InnerBackend>, EvalMetrics, Predictions)> = None;
+    let mut best = None;
     let mut log = Vec::new();
 
     for epoch in 1..=config.epochs {
@@ -252,32 +341,66 @@ pub fn fit<B: AutodiffBackend>(
             device,
         );
         let inference = model.valid();
-        let predictions = predict(&inference, features, val, device);
-        let metrics = EvalMetrics::compute(&val_truth, &predictions.scores);
+        // Weights that are no longer numbers predict nothing worth evaluating.
+        let (predictions, metrics, probe) = if train_loss.is_finite() {
+            let mut predictions = predict(&inference, features, &eval_rows, device);
+            let probe_predictions = split_off_probes(&mut predictions, val.len());
+            let metrics = EvalMetrics::compute(&val_truth, &predictions.scores);
+            let probe = probes.map(|p| probe_outcome(p.config, probe_predictions, metrics.rmse));
+            (predictions, Some(metrics), probe)
+        } else {
+            (Predictions::default(), None, None)
+        };
+        let val_rmse = metrics.as_ref().map_or(f64::NAN, |m| m.rmse);
         let entry = EpochLog {
             epoch,
             train_loss,
-            val_rmse: metrics.rmse,
+            val_rmse,
             lr,
             seconds: started.elapsed().as_secs_f64(),
+            probe_rmse: probe.as_ref().map(|p| p.rmse),
+            shifted_rmse: probe.as_ref().map(|p| p.shifted_rmse),
         };
         on_epoch(&entry);
+        let watched = entry.monitored(monitor);
         log.push(entry);
-        if stopping.record(epoch, metrics.rmse) {
-            best = Some((inference, metrics.clone(), predictions));
+        let Some(metrics) = metrics.filter(|m| m.rmse.is_finite() && watched.is_finite()) else {
+            return Err(Diverged { epoch, log });
+        };
+        if stopping.record(epoch, watched) {
+            best = Some((inference, metrics.clone(), predictions, probe));
         }
-        plateau.step(metrics.rmse);
+        plateau.step(watched);
         if stopping.should_stop() {
             break;
         }
     }
-    let (model, val_metrics, val_predictions) = best.expect("at least one epoch ran");
-    FitOutcome {
+    // Every epoch's RMSE was finite, so the first one at least was the best so far.
+    let (model, val_metrics, val_predictions, probe) = best.expect("at least one epoch ran");
+    Ok(FitOutcome {
         model,
         best_epoch: stopping.best_epoch(),
         epochs_run: log.len(),
         log,
         val_metrics,
         val_predictions,
+        probe,
+    })
+}
+
+/// The predictions of the rows after the first `real_rows` (the probe rows), taken off.
+fn split_off_probes(predictions: &mut Predictions, real_rows: usize) -> Vec<f32> {
+    if let Some(logvars) = predictions.logvars.as_mut() {
+        logvars.truncate(real_rows);
+    }
+    predictions.scores.split_off(real_rows)
+}
+
+fn probe_outcome(config: &ProbeConfig, predictions: Vec<f32>, real_rmse: f64) -> ProbeOutcome {
+    let probe_mse = config.mse(predictions.iter().map(|&p| p as f64));
+    ProbeOutcome {
+        rmse: probe_mse.sqrt(),
+        shifted_rmse: config.shifted_rmse(real_rmse.powi(2), probe_mse),
+        predictions,
     }
 }

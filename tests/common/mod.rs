@@ -172,6 +172,7 @@ loss = ["hybrid", "ordinal"]
 devices = "cpu"
 jobs_per_device = 2
 max_attempts = 2
+checkpoints = "all"
 "#
 );
 

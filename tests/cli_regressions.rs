@@ -1,0 +1,330 @@
+//! Regressions of the command line's checks (issue 13, items 6-9, 13, 14): export checks,
+//! numeric ranges in configs and sweep files, exit codes as a property of the error, and
+//! arguments parsed into types by clap.
+
+use std::process::{Command, Output};
+
+use crate::common::{
+    assert_bad_input, f32_bytes, npy_bytes, stderr, stdout, Scratch, QUICK_CONFIG, TINY_SWEEP,
+};
+use rusqlite::Connection;
+
+/// A one-config sweep (2 folds, 1 epoch) on precomputed text features of width 8.
+const PRECOMPUTED_SWEEP: &str = r#"
+name = "pre"
+
+[data]
+train = "train_data.json"
+test = "test_data.json"
+metric_names = "metric_names.json"
+metric_embeddings = "metric_name_embeddings.npy"
+
+[text]
+encoder = "precomputed"
+train_embeddings = "train_text.npy"
+test_embeddings = "test_text.npy"
+
+[cv]
+folds = 2
+
+[train]
+model = "standard"
+loss = "hybrid"
+hidden_dims = [8]
+bilinear_dim = 8
+bilinear_rank = 4
+epochs = 1
+
+[resources]
+devices = "cpu"
+# Exporting another test file than data.test predicts from the checkpoints.
+checkpoints = "all"
+"#;
+
+fn text_npy(rows: usize, cols: usize) -> Vec<u8> {
+    let values: Vec<f32> =
+        (0..rows * cols).map(|i| ((i * 37 % 101) as f32 / 101.0) - 0.5).collect();
+    npy_bytes("<f4", &[rows, cols], &f32_bytes(&values))
+}
+
+/// The sample data with precomputed text features, after a finished run of PRECOMPUTED_SWEEP.
+fn precomputed_sweep_done() -> Scratch {
+    let s = Scratch::new();
+    s.write("train_text.npy", text_npy(400, 8));
+    s.write("test_text.npy", text_npy(200, 8));
+    s.write("sweep.toml", PRECOMPUTED_SWEEP);
+    let out = s.run(&["run", "sweep.toml", "--db", "results.db"]);
+    assert_eq!(out.status.code(), Some(0), "sweep failed:\n{}", stderr(&out));
+    s
+}
+
+#[test]
+fn export_of_a_new_test_file_with_precomputed_text_is_not_paired_with_the_old_embeddings() {
+    let s = precomputed_sweep_done();
+    s.write("other_test.json", s.read("test_data.json"));
+    let out = s.run(&["export", "--best", "--test", "other_test.json", "--out", "sub.csv"]);
+    assert_bad_input(&out, &["other_test.json", "--test-embeddings"]);
+    assert!(!s.path("sub.csv").exists(), "no submission from mismatched features");
+    // With its own embeddings, the new test file exports.
+    s.write("other_text.npy", text_npy(200, 8));
+    let out = s.run(&[
+        "export",
+        "--best",
+        "--test",
+        "other_test.json",
+        "--test-embeddings",
+        "other_text.npy",
+        "--out",
+        "sub.csv",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(s.read("sub.csv").lines().count(), 201);
+}
+
+#[test]
+fn export_with_text_features_of_another_width_than_the_checkpoint_names_both_widths() {
+    let s = precomputed_sweep_done();
+    s.write("test_text.npy", text_npy(200, 5));
+    let out = s.run(&["export", "--best", "--out", "sub.csv"]);
+    assert_bad_input(&out, &["checkpoint", "fold0", "text width 8", "5"]);
+}
+
+/// `train` with QUICK_CONFIG after replacing `from` by `to` (which must occur).
+fn train_with(from: &str, to: &str) -> (Output, usize) {
+    assert!(QUICK_CONFIG.contains(from), "{from}");
+    let config = QUICK_CONFIG.replacen(from, to, 1);
+    let line = config.lines().position(|l| l.contains(to.lines().last().unwrap())).unwrap() + 1;
+    let s = Scratch::new();
+    s.write("config.toml", &config);
+    (s.train(), line)
+}
+
+#[test]
+fn non_finite_or_out_of_range_numbers_in_a_config_name_key_and_line() {
+    let train = "lr = 3e-3";
+    let cases: &[(&str, &str, &str)] = &[
+        (train, "lr = 3e-3\nlr_factor = nan", "train.lr_factor"),
+        (train, "lr = inf", "train.lr"),
+        (train, "lr = 3e-3\nweight_decay = inf", "train.weight_decay"),
+        (train, "lr = 3e-3\nmin_lr = -1.0", "train.min_lr"),
+        (train, "lr = 3e-3\ngrad_clip = inf", "train.grad_clip"),
+        (train, "lr = 3e-3\ndropout = nan", "train.dropout"),
+        (train, "lr = 3e-3\nce_weight = inf", "train.ce_weight"),
+        (train, "lr = 3e-3\nmse_weight = -inf", "train.mse_weight"),
+        (train, "lr = 3e-3\nfocal_alpha = nan", "train.focal_alpha"),
+        (train, "lr = 3e-3\nfocal_gamma = inf", "train.focal_gamma"),
+        (train, "lr = 3e-3\nsynthetic = { ratio = inf }", "train.synthetic.ratio"),
+        (train, "lr = 3e-3\nweighting = { temperature = inf }", "train.weighting.temperature"),
+        (train, "lr = 3e-3\nweighting = { max_weight = inf }", "train.weighting.max_weight"),
+        (train, "lr = 3e-3\nweighting = { min_weight = nan }", "train.weighting.min_weight"),
+    ];
+    for (from, to, key) in cases {
+        let (out, line) = train_with(from, to);
+        assert_bad_input(&out, &["config.toml", &format!("`{key}`"), &format!("line {line}")]);
+    }
+}
+
+#[test]
+fn integers_out_of_range_in_a_config_name_key_and_line() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("dim = 64", "dim = 1000000000000", "text.dim"),
+        ("dim = 64", "dim = 64\nngram_max = 1000", "text.ngram_max"),
+        ("folds = 5", "folds = 1", "cv.folds"),
+        ("epochs = 2", "epochs = 0", "train.epochs"),
+        ("hidden_dims = [16]", "hidden_dims = [16, 100000000]", "train.hidden_dims"),
+        ("bilinear_rank = 4", "bilinear_rank = 100000000", "train.bilinear_rank"),
+        ("lr = 3e-3", "lr = 3e-3\nbatch_size = 0", "train.batch_size"),
+        ("lr = 3e-3", "lr = 3e-3\nsynthetic = { score_max = 11 }", "train.synthetic.score_max"),
+    ];
+    for (from, to, key) in cases {
+        let (out, line) = train_with(from, to);
+        assert_bad_input(&out, &["config.toml", &format!("`{key}`"), &format!("line {line}")]);
+    }
+}
+
+#[test]
+fn non_finite_finetune_settings_name_key_and_line() {
+    let transformer = "encoder = \"transformer\"\nmodel = \"no-model-needed\"\n";
+    for (setting, key) in [
+        ("lr = inf", "text.finetune.lr"),
+        ("scale = nan", "text.finetune.scale"),
+        ("weight_decay = inf", "text.finetune.weight_decay"),
+        ("warmup_fraction = nan", "text.finetune.warmup_fraction"),
+    ] {
+        let to = format!("{transformer}finetune = {{ {setting} }}");
+        let (out, line) = train_with("encoder = \"hashing\"", &to);
+        assert_bad_input(&out, &["config.toml", &format!("`{key}`"), &format!("line {line}")]);
+    }
+}
+
+/// `run --dry-run` of TINY_SWEEP after replacing `from` by `to`; the line of `to`'s last line.
+fn dry_run_with(from: &str, to: &str) -> (Output, usize) {
+    assert!(TINY_SWEEP.contains(from), "{from}");
+    let sweep = TINY_SWEEP.replacen(from, to, 1);
+    let line = sweep.lines().position(|l| l.contains(to.lines().last().unwrap())).unwrap() + 1;
+    let s = Scratch::new();
+    s.write("sweep.toml", &sweep);
+    (s.run(&["run", "sweep.toml", "--db", "results.db", "--dry-run"]), line)
+}
+
+#[test]
+fn non_finite_numbers_in_a_sweep_file_name_key_and_line() {
+    // In a base section.
+    let (out, line) = dry_run_with("lr = 3e-3", "lr = inf");
+    assert_bad_input(&out, &["sweep.toml", "`train.lr`", &format!("line {line}")]);
+    let (out, line) = dry_run_with("ratio = 0.3", "ratio = inf");
+    assert_bad_input(&out, &["sweep.toml", "`train.synthetic.ratio`", &format!("line {line}")]);
+    // A grid value.
+    let (out, line) = dry_run_with(
+        "loss = [\"hybrid\", \"ordinal\"]",
+        "loss = [\"hybrid\", \"ordinal\"]\nlr = [1e-3, inf]",
+    );
+    assert_bad_input(&out, &["sweep.toml", "grid key `lr`", &format!("line {line}")]);
+    let (out, line) = dry_run_with(
+        "loss = [\"hybrid\", \"ordinal\"]",
+        "loss = [\"hybrid\", \"ordinal\"]\n\"synthetic.ratio\" = [0.1, nan]",
+    );
+    assert_bad_input(&out, &["sweep.toml", "grid key `synthetic.ratio`", &format!("line {line}")]);
+}
+
+/// `train` of QUICK_CONFIG with the transformer encoder on `model`, the cache at `cache`.
+fn train_transformer(s: &Scratch, model: &str, cache: &std::path::Path) -> Output {
+    s.write(
+        "config.toml",
+        QUICK_CONFIG.replace(
+            "encoder = \"hashing\"",
+            &format!("encoder = \"transformer\"\nmodel = {model:?}"),
+        ),
+    );
+    Command::new(env!("CARGO_BIN_EXE_foldsweep"))
+        .args(["train", "config.toml", "--fold", "0", "--out", "out", "--quiet"])
+        .current_dir(s.dir.path())
+        .env("FOLDSWEEP_CACHE", cache)
+        .output()
+        .expect("run foldsweep")
+}
+
+#[test]
+fn a_cache_that_cannot_be_written_exits_1_but_a_missing_model_folder_exits_2() {
+    let s = Scratch::new();
+    // A regular file where the cache folder should be: creating the folder fails (I/O).
+    s.write("not-a-folder", "x");
+    let model = crate::common::fixture("encoder/tiny-bert");
+    let out = train_transformer(&s, model.to_str().unwrap(), &s.path("not-a-folder"));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "an I/O failure is not bad input:\n{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let out = train_transformer(&s, "no-such-model", &s.path("cache"));
+    assert_bad_input(&out, &["no-such-model", "model folder not found"]);
+}
+
+#[test]
+fn arguments_are_parsed_by_clap_into_types() {
+    let s = Scratch::new();
+    s.write("sweep.toml", TINY_SWEEP);
+    let out = s.run(&["run", "sweep.toml", "--shard", "5/4", "--dry-run"]);
+    assert_bad_input(&out, &["--shard", "5/4"]);
+    let out = s.run(&["results", "--sort", "median"]);
+    assert_bad_input(&out, &["--sort", "possible values: oof, mean, macro"]);
+    let out = s.run(&["results", "--format", "yaml"]);
+    assert_bad_input(&out, &["--format", "possible values: table, csv, json"]);
+    let out = s.run(&["compare", "--by", "median"]);
+    assert_bad_input(&out, &["--by", "possible values: oof, macro"]);
+    let out = s.run(&["export", "--best", "--by", "mean", "--out", "x.csv"]);
+    assert_bad_input(&out, &["--by", "possible values: oof, macro"]);
+    let out = s.run(&["bench-epoch", "--precision", "f64"]);
+    assert_bad_input(&out, &["--precision", "possible values: f32, bf16, f16"]);
+    let out = s.run(&["train", "config.toml", "--fold", "0", "--device", "tpu"]);
+    assert_bad_input(&out, &["--device", "tpu"]);
+}
+
+#[test]
+fn no_library_error_names_a_command_line_flag() {
+    let src = crate::common::repo_root().join("src");
+    let mut offenders = Vec::new();
+    let mut stack = vec![src.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if path != src.join("cli.rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                if text.contains("field(\"--") || text.contains("field(format!(\"--") {
+                    offenders.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "library errors naming flags in {offenders:?}");
+}
+
+fn db(s: &Scratch) -> Connection {
+    Connection::open(s.path("results.db")).unwrap()
+}
+
+#[test]
+fn compare_by_macro_compares_against_the_best_config_by_macro() {
+    let s = Scratch::new();
+    s.write("sweep.toml", TINY_SWEEP);
+    let out = s.run(&["run", "sweep.toml", "--db", "results.db"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let results = s.run(&["results", "--sort", "macro", "--format", "json"]);
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&results)).unwrap();
+    let best_macro = rows[0]["id"].as_str().unwrap().to_string();
+    for args in [
+        &["compare", "--by-macro", "--format", "json"][..],
+        &["compare", "--by", "macro", "--format", "json"],
+    ] {
+        let out = s.run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        let report: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(report["reference"], best_macro.as_str(), "{args:?}");
+        assert_eq!(report["metric"], "macro RMSE");
+    }
+}
+
+#[test]
+fn results_json_shows_the_pooled_rounded_rmse_and_export_rounds_only_when_asked() {
+    let s = Scratch::new();
+    s.write("sweep.toml", TINY_SWEEP);
+    let out = s.run(&["run", "sweep.toml", "--db", "results.db"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let results = s.run(&["results", "--format", "json"]);
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&results)).unwrap();
+    let conn = db(&s);
+    for row in rows.as_array().unwrap() {
+        let id = row["id"].as_str().unwrap();
+        let mut stmt = conn
+            .prepare(
+                "SELECT o.truth, o.prediction FROM oof_predictions o JOIN jobs j ON j.id = o.job_id
+                 WHERE j.config_id = ?1 AND j.status = 'done'",
+            )
+            .unwrap();
+        let pairs: Vec<(f64, f64)> = stmt
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let expected =
+            (pairs.iter().map(|(t, p)| (p.clamp(0.0, 10.0).round() - t).powi(2)).sum::<f64>()
+                / pairs.len() as f64)
+                .sqrt();
+        let shown = row["oof_rounded_rmse"].as_f64().expect("oof_rounded_rmse in the JSON");
+        assert!((shown - expected).abs() < 1e-9, "{id}: {shown} vs {expected}");
+    }
+    let scores = |args: &[&str]| -> Vec<f64> {
+        let out = s.run(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+        s.read("sub.csv")
+            .lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(1).unwrap().parse().unwrap())
+            .collect()
+    };
+    let rounded = scores(&["export", "--best", "--round", "--out", "sub.csv"]);
+    assert!(rounded.iter().all(|v| v.fract() == 0.0));
+    let raw = scores(&["export", "--best", "--no-round", "--out", "sub.csv"]);
+    assert!(raw.iter().any(|v| v.fract() != 0.0), "--no-round keeps the averaged scores");
+    assert_eq!(scores(&["export", "--best", "--out", "sub.csv"]), raw, "the default: no rounding");
+}

@@ -151,12 +151,13 @@ struct ServeArgs {
     db: PathBuf,
     /// IP address and port to listen on; any address but loopback requires a token.
     #[arg(long, default_value = "127.0.0.1:8765")]
-    addr: String,
+    addr: std::net::SocketAddr,
     /// Access token [default: none on loopback, generated and printed elsewhere].
     #[arg(long)]
-    token: Option<String>,
-    /// Requests served at once (each with its own read-only database connection).
-    #[arg(long, default_value_t = 4)]
+    token: Option<crate::serve::auth::Token>,
+    /// Requests served at once, 1 to 64 (each with its own read-only database connection).
+    #[arg(long, default_value_t = 4,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
     workers: usize,
 }
 

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::{Child, ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{stderr, stdout, Scratch, TINY_SWEEP};
+use crate::common::{assert_bad_input, stderr, stdout, Scratch, TINY_SWEEP};
 use serde_json::Value;
 
 /// A running `foldsweep serve`, killed when dropped.
@@ -289,6 +289,21 @@ fn serve_needs_a_token_off_loopback() {
         http(served.port, "GET", "/api/sweeps", &[("Cookie", "foldsweep_token=x")]).status,
         401
     );
+}
+
+/// Checked by clap where the arguments are read (the library names no flags), before the
+/// database is opened: a usage error naming the flag, exit code 2.
+#[test]
+fn serve_refuses_a_bad_address_token_or_worker_count_naming_the_flag() {
+    let s = tiny_sweep_done();
+    for (args, fragments) in [
+        (["--addr", "localhost"], ["--addr", "localhost"]),
+        (["--token", "short"], ["--token", "16 to 256 characters"]),
+        (["--workers", "0"], ["--workers", "1..=64"]),
+    ] {
+        let out = s.run(&[&["serve", "--db", "results.db"][..], &args[..]].concat());
+        assert_bad_input(&out, &fragments);
+    }
 }
 
 #[test]

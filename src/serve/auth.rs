@@ -7,27 +7,36 @@
 use std::net::IpAddr;
 
 use super::http::{Request, Response};
-use crate::error::InputError;
 
 pub const COOKIE: &str = "foldsweep_token";
 
-/// The token the server requires, if any: the given one (checked), a new one on a
-/// non-loopback address, none on loopback.
-pub fn required_token(ip: IpAddr, given: Option<String>) -> Result<Option<String>, InputError> {
-    match given {
-        Some(token) => {
-            let ok = (16..=256).contains(&token.len())
-                && token.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b));
-            if !ok {
-                return Err(InputError::new(
-                    "a token is 16 to 256 characters of letters, digits, '-', '_', '.' or '~'",
-                )
-                .field("--token"));
-            }
-            Ok(Some(token))
+/// A token given with `--token`: 16 to 256 characters that need no escaping in a URL or a
+/// cookie, so the printed link works as printed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Token(String);
+
+impl std::str::FromStr for Token {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Token, String> {
+        let ok = (16..=256).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b));
+        if !ok {
+            return Err(
+                "a token is 16 to 256 characters of letters, digits, '-', '_', '.' or '~'".into()
+            );
         }
-        None if ip.is_loopback() => Ok(None),
-        None => Ok(Some(generate())),
+        Ok(Token(text.to_string()))
+    }
+}
+
+/// The token the server requires, if any: the given one, a new one on a non-loopback
+/// address, none on loopback.
+pub fn required_token(ip: IpAddr, given: Option<Token>) -> Option<String> {
+    match given {
+        Some(Token(token)) => Some(token),
+        None if ip.is_loopback() => None,
+        None => Some(generate()),
     }
 }
 
@@ -94,11 +103,15 @@ mod tests {
 
     #[test]
     fn loopback_needs_no_token_and_other_addresses_get_one() {
-        assert_eq!(required_token("127.0.0.1".parse().unwrap(), None).unwrap(), None);
-        assert_eq!(required_token("::1".parse().unwrap(), None).unwrap(), None);
-        let generated = required_token("0.0.0.0".parse().unwrap(), None).unwrap().unwrap();
+        assert_eq!(required_token("127.0.0.1".parse().unwrap(), None), None);
+        assert_eq!(required_token("::1".parse().unwrap(), None), None);
+        let generated = required_token("0.0.0.0".parse().unwrap(), None).unwrap();
         assert_eq!(generated.len(), 32);
-        assert!(required_token("127.0.0.1".parse().unwrap(), Some("short".into())).is_err());
+        assert!(
+            "short".parse::<Token>().is_err() && "a b c d e f g h i j".parse::<Token>().is_err()
+        );
+        let given: Token = "0123456789abcdef".parse().unwrap();
+        assert_eq!(required_token("127.0.0.1".parse().unwrap(), Some(given)).unwrap().len(), 16);
         assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
     }
 }

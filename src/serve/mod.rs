@@ -28,7 +28,6 @@ use anyhow::Context;
 
 use self::auth::Gate;
 use self::http::{ReadError, Request, Response};
-use crate::error::InputError;
 
 /// Waiting for the next bytes of a request, or for the client to take the response.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
@@ -40,8 +39,9 @@ const QUEUE: usize = 32;
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     pub db: PathBuf,
-    pub addr: String,
-    pub token: Option<String>,
+    pub addr: SocketAddr,
+    pub token: Option<auth::Token>,
+    /// Requests served at once, 1 to 64 (the CLI's `--workers` checks the range).
     pub workers: usize,
 }
 
@@ -62,17 +62,13 @@ impl Server {
     /// Checks the database opens read-only and binds the address.
     pub fn bind(options: ServeOptions) -> anyhow::Result<Server> {
         data::open(&options.db)?;
-        let addr: SocketAddr = options.addr.parse().map_err(|_| {
-            InputError::new(format!(
-                "{:?} is not an IP address and port (e.g. 127.0.0.1:8765)",
-                options.addr
-            ))
-            .field("--addr")
-        })?;
-        if !(1..=64).contains(&options.workers) {
-            return Err(InputError::new("use 1 to 64 workers").field("--workers").into());
-        }
-        let token = auth::required_token(addr.ip(), options.token)?;
+        anyhow::ensure!(
+            (1..=64).contains(&options.workers),
+            "serve takes 1 to 64 workers, not {}",
+            options.workers
+        );
+        let addr = options.addr;
+        let token = auth::required_token(addr.ip(), options.token);
         let listener = TcpListener::bind(addr).with_context(|| format!("listening on {addr}"))?;
         Ok(Server {
             listener,

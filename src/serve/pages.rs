@@ -187,17 +187,21 @@ fn progress_section(p: &SweepProgress) -> String {
     if p.running.is_empty() {
         return html;
     }
+    // A shifted column only when the sweep's jobs report one (a sweep with probes).
+    let shifted = p.running.iter().any(|r| r.shifted_rmse.is_some());
     html += "<div class=\"scroll\"><table>\n<thead><tr><th>config</th><th>fold</th><th>device</th>\
-             <th>host</th><th>attempt</th><th>epoch</th><th>val RMSE</th><th>shifted</th>\
-             <th>running for</th><th>heartbeat</th></tr></thead>\n<tbody>\n";
+             <th>host</th><th>attempt</th><th>epoch</th><th>val RMSE</th>";
+    if shifted {
+        html += "<th>shifted</th>";
+    }
+    html += "<th>running for</th><th>heartbeat</th></tr></thead>\n<tbody>\n";
     for r in &p.running {
         let since =
             |t: Option<f64>| t.map_or("-".into(), |t| format!("{} ago", duration(p.now - t)));
-        let _ = writeln!(
+        let _ = write!(
             html,
             "<tr><td>{} {}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td></tr>",
+             <td class=\"num\">{}</td><td class=\"num\">{}</td>",
             config_link(&r.config),
             escape(&r.label),
             r.fold,
@@ -206,7 +210,13 @@ fn progress_section(p: &SweepProgress) -> String {
             r.attempt,
             r.epoch.map_or("-".into(), |e| e.to_string()),
             num(r.val_rmse, 4),
-            num(r.shifted_rmse, 4),
+        );
+        if shifted {
+            let _ = write!(html, "<td class=\"num\">{}</td>", num(r.shifted_rmse, 4));
+        }
+        let _ = writeln!(
+            html,
+            "<td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             r.started_at.map_or("-".into(), |t| duration(p.now - t)),
             since(r.heartbeat)
         );

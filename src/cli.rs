@@ -75,6 +75,8 @@ enum Command {
     Export(ExportArgs),
     /// One self-contained HTML report of a sweep (tables and inline SVG charts).
     Report(ReportArgs),
+    /// A live, read-only view of the results database in the browser (pages and a JSON API).
+    Serve(ServeArgs),
     /// Train and evaluate one config on one fold.
     Train(TrainArgs),
     /// Encode texts with a sentence-transformers model folder into a float32 .npy.
@@ -146,6 +148,22 @@ struct ReportArgs {
     /// Output HTML file.
     #[arg(long, default_value = "report.html")]
     out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[arg(long, default_value = "results.db")]
+    db: PathBuf,
+    /// IP address and port to listen on; any address but loopback requires a token.
+    #[arg(long, default_value = "127.0.0.1:8765")]
+    addr: std::net::SocketAddr,
+    /// Access token [default: none on loopback, generated and printed elsewhere].
+    #[arg(long)]
+    token: Option<crate::serve::auth::Token>,
+    /// Requests served at once, 1 to 64 (each with its own read-only database connection).
+    #[arg(long, default_value_t = 4,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    workers: usize,
 }
 
 #[derive(Debug, Args)]
@@ -391,6 +409,17 @@ fn run(cli: Cli) -> CommandResult {
             let html = report::html::render_with_trials(&store, sweep_id, &trials, space.as_ref())?;
             crate::util::write_atomic(&args.out, html.as_bytes())?;
             println!("wrote the report of sweep {name:?} to {}", args.out.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve(args) => {
+            let server = crate::serve::Server::bind(crate::serve::ServeOptions {
+                db: args.db,
+                addr: args.addr,
+                token: args.token,
+                workers: args.workers,
+            })?;
+            print!("{}", server.announcement()?);
+            server.run()?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Train(args) => train(args),

@@ -9,6 +9,7 @@
 //! - [`train`]: optimiser, schedules, the training loop, evaluation and checkpoints;
 //! - [`job`]: one resolved config on one fold, end to end;
 //! - [`search`]: random and TPE search, ASHA and racing pruners, parameter importance;
+//! - [`serve`]: a live, read-only view of the results database in the browser;
 //! - [`cli`]: the command line on top.
 
 mod alloc;
@@ -25,6 +26,7 @@ pub mod probe;
 pub mod report;
 pub mod sampling;
 pub mod search;
+pub mod serve;
 pub mod store;
 pub mod sweep;
 pub mod text;

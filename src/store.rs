@@ -456,6 +456,70 @@ pub enum TrialState {
     Failed,
 }
 
+/// A sweep as the sweeps list shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepListing {
+    pub id: i64,
+    pub name: String,
+    pub folds: usize,
+    pub updated_at: f64,
+}
+
+/// A running job of a sweep with the latest epoch its coordinator has written, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunningJob {
+    pub config_id: String,
+    pub label: String,
+    pub fold: usize,
+    pub attempt: u32,
+    pub device: Option<String>,
+    pub host: Option<String>,
+    pub started_at: Option<f64>,
+    pub heartbeat: Option<f64>,
+    pub epoch: Option<usize>,
+    pub val_rmse: Option<f64>,
+    pub shifted_rmse: Option<f64>,
+}
+
+/// A sweep that lists a config, with the config's label there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigSweep {
+    pub sweep_id: i64,
+    pub name: String,
+    pub label: String,
+}
+
+/// What a finished fold reported (its `fold_results` row).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FoldOutcome {
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    pub rmse: f64,
+    pub rounded_rmse: f64,
+    pub macro_rmse: f64,
+    pub mean_predictor_rmse: f64,
+    pub val_rows: usize,
+    pub train_seconds: f64,
+    pub probe_rmse: Option<f64>,
+    pub shifted_rmse: Option<f64>,
+}
+
+/// One job of a config with its times, error and result (for `serve`'s config page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub id: i64,
+    pub fold: usize,
+    pub status: JobStatus,
+    pub attempt: u32,
+    pub device: Option<String>,
+    pub host: Option<String>,
+    pub started_at: Option<f64>,
+    pub finished_at: Option<f64>,
+    pub error: Option<String>,
+    pub diverged_epoch: Option<usize>,
+    pub outcome: Option<FoldOutcome>,
+}
+
 /// Which jobs a coordinator may claim: all of the sweep's, or a shard's slice.
 pub type JobFilter<'a> = &'a dyn Fn(&str, usize) -> bool;
 
@@ -1084,6 +1148,186 @@ impl Store {
             )
             .optional()?)
     }
+
+    /// Opens an existing database for reading only (`foldsweep serve`): no schema or pragma
+    /// writes, so it never takes the write lock a running sweep needs. WAL readers do not block
+    /// the writer; the short busy timeout only covers the moment a checkpoint holds the WAL
+    /// index, so a reader gives up quickly rather than queue behind the sweep.
+    pub fn open_read_only(path: &Path) -> anyhow::Result<Store> {
+        use rusqlite::OpenFlags;
+        if !path.exists() {
+            return Err(crate::error::InputError::in_file(
+                path,
+                "no such results database (run a sweep first)",
+            )
+            .into());
+        }
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags)
+            .with_context(|| format!("opening results database {} read-only", path.display()))?;
+        conn.busy_timeout(Duration::from_secs(2))?;
+        let version = schema_version(&conn)
+            .with_context(|| format!("{} is not a foldsweep results database", path.display()))?;
+        if version != Some(SCHEMA_VERSION) {
+            bail!(
+                "{} has schema version {}; this foldsweep reads version {SCHEMA_VERSION} \
+                 (open it once with another command to migrate it)",
+                path.display(),
+                version.map_or("none".to_string(), |v| v.to_string())
+            );
+        }
+        Ok(Store { conn, path: path.to_path_buf() })
+    }
+
+    /// A running job's epochs as they come, so `serve` can show them live. Rows from an
+    /// earlier attempt at or after the first epoch given are replaced; `record_success`
+    /// rewrites them all when the job finishes.
+    pub fn record_epochs(&mut self, job_id: i64, epochs: &[EpochLog]) -> anyhow::Result<()> {
+        let Some(first) = epochs.first() else {
+            return Ok(());
+        };
+        let tx = self.write()?;
+        tx.execute(
+            "DELETE FROM epochs WHERE job_id = ?1 AND epoch >= ?2",
+            params![job_id, first.epoch as i64],
+        )?;
+        insert_epochs(&tx, job_id, epochs)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every sweep, most recently updated first.
+    pub fn sweep_list(&self) -> anyhow::Result<Vec<SweepListing>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, name, folds, updated_at FROM sweeps ORDER BY updated_at DESC")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(SweepListing {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                folds: r.get::<_, i64>(2)? as usize,
+                updated_at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The running jobs of a sweep's current configs, oldest first, each with the latest
+    /// epoch the coordinator has written (about once a second).
+    pub fn running_jobs(&self, sweep_id: i64) -> anyhow::Result<Vec<RunningJob>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT j.config_id, s.label, j.fold, j.attempt, j.device, j.host, j.started_at, j.heartbeat,
+                    e.epoch, e.val_rmse, e.shifted_rmse
+             FROM jobs j JOIN sweep_configs s ON s.config_id = j.config_id
+             LEFT JOIN epochs e ON e.job_id = j.id
+                  AND e.epoch = (SELECT MAX(epoch) FROM epochs WHERE job_id = j.id)
+             WHERE s.sweep_id = ?1 AND s.retired_at IS NULL AND j.status = ?2
+             ORDER BY j.started_at, s.position, j.fold",
+        )?;
+        let rows = stmt.query_map(params![sweep_id, JobStatus::Running], |r| {
+            Ok(RunningJob {
+                config_id: r.get(0)?,
+                label: r.get(1)?,
+                fold: r.get::<_, i64>(2)? as usize,
+                attempt: r.get(3)?,
+                device: r.get(4)?,
+                host: r.get(5)?,
+                started_at: r.get(6)?,
+                heartbeat: r.get(7)?,
+                epoch: r.get::<_, Option<i64>>(8)?.map(|e| e as usize),
+                val_rmse: r.get(9)?,
+                shifted_rmse: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Mean wall time of the finished jobs of a sweep's current configs; None before the first.
+    pub fn mean_job_seconds(&self, sweep_id: i64) -> anyhow::Result<Option<f64>> {
+        Ok(self.conn.query_row(
+            "SELECT AVG(j.finished_at - j.started_at) FROM jobs j
+             JOIN sweep_configs s ON s.config_id = j.config_id
+             WHERE s.sweep_id = ?1 AND s.retired_at IS NULL AND j.status = ?2
+                   AND j.started_at IS NOT NULL AND j.finished_at IS NOT NULL",
+            params![sweep_id, JobStatus::Done],
+            |r| r.get(0),
+        )?)
+    }
+
+    /// The sweeps that list a config, most recently updated first.
+    pub fn config_sweeps(&self, config_id: &str) -> anyhow::Result<Vec<ConfigSweep>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT s.sweep_id, w.name, s.label FROM sweep_configs s JOIN sweeps w ON w.id = s.sweep_id
+             WHERE s.config_id = ?1 ORDER BY s.retired_at IS NOT NULL, w.updated_at DESC",
+        )?;
+        let rows = stmt.query_map([config_id], |r| {
+            Ok(ConfigSweep { sweep_id: r.get(0)?, name: r.get(1)?, label: r.get(2)? })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every job of a config with its times, error and result, in fold order.
+    pub fn job_records(&self, config_id: &str) -> anyhow::Result<Vec<JobRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT j.id, j.fold, j.status, j.attempt, j.device, j.host, j.started_at, j.finished_at,
+                    j.error, j.diverged_epoch, r.best_epoch, r.epochs_run, r.rmse, r.rounded_rmse,
+                    r.macro_rmse, r.mean_predictor_rmse, r.val_rows, r.train_seconds, r.probe_rmse,
+                    r.shifted_rmse
+             FROM jobs j LEFT JOIN fold_results r ON r.job_id = j.id
+             WHERE j.config_id = ?1 ORDER BY j.fold",
+        )?;
+        let rows = stmt.query_map([config_id], |r| {
+            let outcome = match r.get::<_, Option<i64>>(10)? {
+                Some(best_epoch) => Some(FoldOutcome {
+                    best_epoch: best_epoch as usize,
+                    epochs_run: r.get::<_, i64>(11)? as usize,
+                    rmse: r.get(12)?,
+                    rounded_rmse: r.get(13)?,
+                    macro_rmse: r.get(14)?,
+                    mean_predictor_rmse: r.get(15)?,
+                    val_rows: r.get::<_, i64>(16)? as usize,
+                    train_seconds: r.get(17)?,
+                    probe_rmse: r.get(18)?,
+                    shifted_rmse: r.get(19)?,
+                }),
+                None => None,
+            };
+            Ok(JobRecord {
+                id: r.get(0)?,
+                fold: r.get::<_, i64>(1)? as usize,
+                status: r.get(2)?,
+                attempt: r.get(3)?,
+                device: r.get(4)?,
+                host: r.get(5)?,
+                started_at: r.get(6)?,
+                finished_at: r.get(7)?,
+                error: r.get(8)?,
+                diverged_epoch: r.get::<_, Option<i64>>(9)?.map(|e| e as usize),
+                outcome,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every epoch one job has recorded so far (a running job's too), in order.
+    pub fn job_epochs(&self, job_id: i64) -> anyhow::Result<Vec<EpochLog>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT epoch, train_loss, val_rmse, lr, seconds, probe_rmse, shifted_rmse
+             FROM epochs WHERE job_id = ?1 ORDER BY epoch",
+        )?;
+        let rows = stmt.query_map([job_id], |r| {
+            Ok(EpochLog {
+                epoch: r.get::<_, i64>(0)? as usize,
+                train_loss: r.get(1)?,
+                val_rmse: r.get(2)?,
+                lr: r.get(3)?,
+                seconds: r.get(4)?,
+                probe_rmse: r.get(5)?,
+                shifted_rmse: r.get(6)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
 }
 
 fn job_row(r: &rusqlite::Row) -> rusqlite::Result<JobRow> {
@@ -1414,6 +1658,76 @@ mod tests {
         drop(store);
         let (store, _) = one_job_sweep(&dir.path().join("r.db"), "c1");
         assert!(!store.sweep_configs(sweep_id, false).unwrap()[0].retired);
+    }
+
+    fn epoch(epoch: usize, probe_rmse: Option<f64>, shifted_rmse: Option<f64>) -> EpochLog {
+        EpochLog {
+            epoch,
+            train_loss: 1.0,
+            val_rmse: 2.0,
+            lr: 1e-3,
+            seconds: 0.1,
+            probe_rmse,
+            shifted_rmse,
+        }
+    }
+
+    #[test]
+    fn a_running_jobs_live_epochs_keep_their_probe_and_shifted_rmse() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, sweep_id) = one_job_sweep(&dir.path().join("e.db"), "c1");
+        let job = store.claim_next(sweep_id, "cpu", &|_, _| true, false).unwrap().expect("a job");
+        store.record_epochs(job.id, &[epoch(1, Some(3.0), Some(2.5))]).unwrap();
+        // The next write starts where the last left off; a repeated epoch replaces its row.
+        store
+            .record_epochs(
+                job.id,
+                &[epoch(1, Some(3.0), Some(2.4)), epoch(2, Some(2.8), Some(2.2))],
+            )
+            .unwrap();
+        let epochs = store.job_epochs(job.id).unwrap();
+        assert_eq!(epochs, vec![epoch(1, Some(3.0), Some(2.4)), epoch(2, Some(2.8), Some(2.2))]);
+        let running = store.running_jobs(sweep_id).unwrap();
+        assert_eq!(running.len(), 1);
+        assert_eq!((running[0].epoch, running[0].shifted_rmse), (Some(2), Some(2.2)));
+    }
+
+    #[test]
+    fn running_jobs_and_mean_job_seconds_leave_out_retired_configs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, sweep_id) = one_job_sweep(&dir.path().join("r.db"), "c1");
+        let job = store.claim_next(sweep_id, "cpu", &|_, _| true, false).unwrap().expect("a job");
+        store.record_epochs(job.id, &[epoch(1, None, None)]).unwrap();
+        assert_eq!(store.running_jobs(sweep_id).unwrap()[0].val_rmse, Some(2.0));
+        let sweep = SweepDefinition {
+            name: "s",
+            definition: "",
+            data_fingerprint: "fp",
+            fold_hash: "fh",
+            folds: 1,
+            keep_trials: false,
+        };
+        store.register_sweep(&sweep, &[], &[]).unwrap();
+        assert!(store.running_jobs(sweep_id).unwrap().is_empty());
+        assert!(store.status_counts(sweep_id).unwrap().is_empty());
+        assert_eq!(store.mean_job_seconds(sweep_id).unwrap(), None);
+        // The config's own page still finds it and its sweep.
+        assert_eq!(store.config_sweeps("c1").unwrap()[0].name, "s");
+        assert_eq!(store.job_records("c1").unwrap()[0].status, JobStatus::Running);
+    }
+
+    #[test]
+    fn a_read_only_store_reads_a_sweep_but_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ro.db");
+        let (mut store, sweep_id) = one_job_sweep(&path, "c1");
+        let job = store.claim_next(sweep_id, "cpu", &|_, _| true, false).unwrap().expect("a job");
+        let mut reader = Store::open_read_only(&path).unwrap();
+        assert_eq!(reader.sweep_list().unwrap()[0].name, "s");
+        assert_eq!(reader.status_counts(sweep_id).unwrap()[&JobStatus::Running], 1);
+        assert!(reader.record_epochs(job.id, &[epoch(1, None, None)]).is_err());
+        let missing = Store::open_read_only(&dir.path().join("none.db")).err().expect("refused");
+        assert!(missing.to_string().contains("none.db"), "{missing}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod reduced_precision;
 mod report_html;
 mod search;
 mod search_plots;
+mod serve;
 mod shard;
 mod shift;
 mod store_regressions;

@@ -152,20 +152,20 @@ impl SweepHead {
 }
 
 /// One chart with its legend and caption; `svg` is None when there is nothing to draw yet.
-pub(super) struct Figure {
-    pub(super) title: String,
-    pub(super) svg: Option<String>,
-    pub(super) legend: Vec<(RGBColor, String)>,
-    pub(super) caption: String,
+pub(crate) struct Figure {
+    pub(crate) title: String,
+    pub(crate) svg: Option<String>,
+    pub(crate) legend: Vec<(RGBColor, String)>,
+    pub(crate) caption: String,
 }
 
 impl Figure {
-    fn html(&self) -> String {
+    pub(crate) fn html(&self) -> String {
         self.html_or("No finished results to chart yet.")
     }
 
     /// The figure, with `empty` (plain text) in place of a chart when `svg` is None.
-    pub(super) fn html_or(&self, empty: &str) -> String {
+    pub(crate) fn html_or(&self, empty: &str) -> String {
         let body =
             self.svg.clone().unwrap_or_else(|| format!("<p class=\"empty\">{}</p>", escape(empty)));
         let legend: String = self
@@ -196,14 +196,14 @@ fn css(c: RGBColor) -> String {
     format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
 }
 
-pub(super) fn color(i: usize) -> RGBColor {
+pub(crate) fn color(i: usize) -> RGBColor {
     PALETTE[i % PALETTE.len()]
 }
 
 // ---------------------------------------------------------------------------------------------
 // The page
 
-const STYLE: &str = "
+pub(crate) const STYLE: &str = "
 body { font-family: system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif; margin: 20px; color: #222; }
 h1 { margin-bottom: 4px; }
 .facts { color: #555; margin-top: 0; }
@@ -516,7 +516,7 @@ pub(super) fn grouped_bars(bars: &GroupedBars) -> anyhow::Result<String> {
 // The charts
 
 /// Per-score RMSE of the best configs, side by side for each score.
-fn per_score_figure(rows: &[ConfigSummary]) -> anyhow::Result<Figure> {
+pub(crate) fn per_score_figure(rows: &[ConfigSummary]) -> anyhow::Result<Figure> {
     let top: Vec<&ConfigSummary> = rows.iter().filter(|r| r.oof_rmse.is_some()).take(TOP).collect();
     let scores = scores_present(&top);
     let svg = if top.is_empty() || scores.is_empty() {
@@ -640,7 +640,7 @@ fn axis_points(rows: &[ConfigSummary], key: &str, axis: &GridAxis) -> (Points, P
 }
 
 /// Pooled OOF RMSE of every config against one grid key, with the mean per value.
-fn axis_figure(rows: &[ConfigSummary], key: &str) -> anyhow::Result<Figure> {
+pub(crate) fn axis_figure(rows: &[ConfigSummary], key: &str) -> anyhow::Result<Figure> {
     let axis = GridAxis::new(key_values(rows, key));
     let (points, means) = axis_points(rows, key, &axis);
     let svg = if points.is_empty() { None } else { Some(axis_chart(&axis, key, &points, &means)?) };
@@ -704,7 +704,10 @@ fn learning_curves(
     Ok(curves)
 }
 
-fn learning_curve_figure(store: &Store, best: Option<&ConfigSummary>) -> anyhow::Result<Figure> {
+pub(crate) fn learning_curve_figure(
+    store: &Store,
+    best: Option<&ConfigSummary>,
+) -> anyhow::Result<Figure> {
     let curves = match best {
         Some(b) => learning_curves(store, &b.id)?,
         None => BTreeMap::new(),
@@ -722,7 +725,9 @@ fn learning_curve_figure(store: &Store, best: Option<&ConfigSummary>) -> anyhow:
     })
 }
 
-fn learning_curve_chart(curves: &BTreeMap<usize, Vec<(f64, f64)>>) -> anyhow::Result<String> {
+pub(crate) fn learning_curve_chart(
+    curves: &BTreeMap<usize, Vec<(f64, f64)>>,
+) -> anyhow::Result<String> {
     let all = || curves.values().flatten();
     let (first, last) =
         all().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), p| (l.min(p.0), h.max(p.0)));
@@ -761,7 +766,10 @@ fn score_histograms(oof: &[(f64, f64)]) -> (Vec<usize>, Vec<usize>) {
     (predicted, truth)
 }
 
-fn histogram_figure(store: &Store, best: Option<&ConfigSummary>) -> anyhow::Result<Figure> {
+pub(crate) fn histogram_figure(
+    store: &Store,
+    best: Option<&ConfigSummary>,
+) -> anyhow::Result<Figure> {
     let oof = match best {
         Some(b) => oof_predictions(store, &b.id)?,
         None => Vec::new(),

@@ -503,6 +503,9 @@ struct Running {
     result_path: PathBuf,
     stderr_path: PathBuf,
     last_heartbeat: Instant,
+    /// Epochs not yet in the database; written about once a second so `serve` shows them live.
+    unsaved_epochs: Vec<EpochLog>,
+    epochs_saved: Instant,
 }
 
 /// Where and how workers start.
@@ -593,6 +596,7 @@ impl SweepLoop<'_> {
                     continue;
                 };
                 running.epochs.push(epoch.clone());
+                running.unsaved_epochs.push(epoch.clone());
                 on_event(&SweepEvent::Epoch {
                     slot,
                     device: self.slot_devices[slot].to_string(),
@@ -792,6 +796,11 @@ impl SweepLoop<'_> {
             if running.last_heartbeat.elapsed() > Duration::from_secs(5) {
                 store.heartbeat(running.job.id)?;
                 running.last_heartbeat = Instant::now();
+            }
+            if running.epochs_saved.elapsed() > Duration::from_secs(1) {
+                store.record_epochs(running.job.id, &running.unsaved_epochs)?;
+                running.unsaved_epochs.clear();
+                running.epochs_saved = Instant::now();
             }
             let Some(status) = running.child.try_wait()? else { continue };
             let running = self.slots[slot].take().expect("slot is running");
@@ -1005,6 +1014,8 @@ impl Launcher {
             result_path,
             stderr_path,
             last_heartbeat: Instant::now(),
+            unsaved_epochs: Vec::new(),
+            epochs_saved: Instant::now(),
         })
     }
 }

@@ -1,0 +1,369 @@
+//! Everything `serve` reads from the results database, in one place.
+//!
+//! Pages and the JSON API call only this module, and this module calls only the library's
+//! public read functions (`report::summaries_by`, `report::compare`, the report's charts and
+//! `Store`'s typed reads): the store owns the SQL, so src/serve holds none.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::report::compare::{compare, CompareReport};
+use crate::report::html::{
+    axis_figure, histogram_figure, learning_curve_chart, learning_curve_figure, per_score_figure,
+    Figure,
+};
+use crate::report::{
+    best, summaries_by, summaries_with, varying_keys, ConfigSummary, Criterion, SortKey,
+};
+use crate::store::{FoldOutcome, JobStatus, Store};
+use crate::train::EpochLog;
+
+/// A fresh read-only connection for one request: nothing is shared between requests, so a
+/// slow client never holds a connection (or a read transaction) open.
+pub fn open(db: &Path) -> anyhow::Result<Store> {
+    Store::open_read_only(db)
+}
+
+/// Job counts of one sweep's current configs by status; `left` is what still has to run
+/// (pending or interrupted). Retired configs' jobs are not the sweep's any more.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct JobCounts {
+    pub total: usize,
+    pub done: usize,
+    pub running: usize,
+    pub failed: usize,
+    pub diverged: usize,
+    pub interrupted: usize,
+    pub pending: usize,
+    pub left: usize,
+}
+
+/// The best config so far by the sweep's default criterion (`criterion` names it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BestConfig {
+    pub id: String,
+    pub label: String,
+    pub criterion: &'static str,
+    pub rmse: f64,
+}
+
+/// One line of the sweeps list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepOverview {
+    pub name: String,
+    pub folds: usize,
+    pub configs: usize,
+    pub updated_at: f64,
+    pub jobs: JobCounts,
+    pub best: Option<BestConfig>,
+}
+
+/// A job being trained now; `epoch`, `val_rmse` and `shifted_rmse` are the latest of the
+/// epochs the coordinator writes about once a second (empty in the job's first second).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunningJob {
+    pub config: String,
+    pub label: String,
+    pub fold: usize,
+    pub attempt: u32,
+    pub device: Option<String>,
+    pub host: Option<String>,
+    pub started_at: Option<f64>,
+    pub heartbeat: Option<f64>,
+    pub epoch: Option<usize>,
+    pub val_rmse: Option<f64>,
+    pub shifted_rmse: Option<f64>,
+}
+
+/// The live progress of one sweep.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepProgress {
+    pub sweep: String,
+    pub now: f64,
+    pub jobs: JobCounts,
+    pub running: Vec<RunningJob>,
+    /// Mean wall time of this sweep's finished jobs.
+    pub mean_job_seconds: Option<f64>,
+    /// Rough time to finish: mean job time x jobs still to run / jobs running at once.
+    pub eta_seconds: Option<f64>,
+}
+
+/// One (config, fold) job with everything it recorded.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FoldDetail {
+    pub fold: usize,
+    pub status: JobStatus,
+    pub attempt: u32,
+    pub device: Option<String>,
+    pub host: Option<String>,
+    pub started_at: Option<f64>,
+    pub finished_at: Option<f64>,
+    pub error: Option<String>,
+    pub diverged_epoch: Option<usize>,
+    pub outcome: Option<FoldOutcome>,
+    pub epochs: Vec<EpochLog>,
+}
+
+/// One config in detail: its parameters, pooled summary and every fold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConfigDetail {
+    pub id: String,
+    pub label: String,
+    pub params: serde_json::Value,
+    pub sweeps: Vec<String>,
+    pub summary: Option<ConfigSummary>,
+    pub folds: Vec<FoldDetail>,
+}
+
+/// A sweep's id by its name (looked up, never interpolated).
+pub fn sweep_id(store: &Store, name: &str) -> anyhow::Result<Option<i64>> {
+    store.sweep_id(name)
+}
+
+/// Every sweep, most recently updated first, with its best config by its default criterion.
+pub fn sweeps(store: &Store) -> anyhow::Result<Vec<SweepOverview>> {
+    let mut out = Vec::new();
+    for sweep in store.sweep_list()? {
+        let (rows, key) = summaries_by(store, sweep.id, None, false)?;
+        let best = best(&rows, key).and_then(|r| {
+            key.value(r).map(|rmse| BestConfig {
+                id: r.id.clone(),
+                label: r.label.clone(),
+                criterion: key.name(),
+                rmse,
+            })
+        });
+        out.push(SweepOverview {
+            name: sweep.name,
+            folds: sweep.folds,
+            configs: rows.len(),
+            updated_at: sweep.updated_at,
+            jobs: job_counts(store, sweep.id)?,
+            best,
+        });
+    }
+    Ok(out)
+}
+
+/// How many of a sweep's jobs are in each status.
+pub fn job_counts(store: &Store, sweep_id: i64) -> anyhow::Result<JobCounts> {
+    let by_status = store.status_counts(sweep_id)?;
+    let count = |status| by_status.get(&status).copied().unwrap_or(0);
+    Ok(JobCounts {
+        total: by_status.values().sum(),
+        done: count(JobStatus::Done),
+        running: count(JobStatus::Running),
+        failed: count(JobStatus::Failed),
+        diverged: count(JobStatus::Diverged),
+        interrupted: count(JobStatus::Interrupted),
+        pending: count(JobStatus::Pending),
+        left: count(JobStatus::Pending) + count(JobStatus::Interrupted),
+    })
+}
+
+/// Counts, running jobs and an ETA for one sweep.
+pub fn progress(store: &Store, sweep_id: i64, name: &str) -> anyhow::Result<SweepProgress> {
+    let jobs = job_counts(store, sweep_id)?;
+    let running = store
+        .running_jobs(sweep_id)?
+        .into_iter()
+        .map(|j| RunningJob {
+            config: j.config_id,
+            label: j.label,
+            fold: j.fold,
+            attempt: j.attempt,
+            device: j.device,
+            host: j.host,
+            started_at: j.started_at,
+            heartbeat: j.heartbeat,
+            epoch: j.epoch,
+            val_rmse: j.val_rmse,
+            shifted_rmse: j.shifted_rmse,
+        })
+        .collect();
+    let mean_job_seconds = store.mean_job_seconds(sweep_id)?;
+    let eta_seconds = match (jobs.left + jobs.running, mean_job_seconds) {
+        (0, _) => Some(0.0),
+        (_, None) => None,
+        (_, Some(mean)) => {
+            // Running jobs are on average half done; they run `running` at a time.
+            let parallel = jobs.running.max(1) as f64;
+            Some(mean * (jobs.left as f64 + 0.5 * jobs.running as f64) / parallel)
+        }
+    };
+    Ok(SweepProgress {
+        sweep: name.to_string(),
+        now: crate::store::now(),
+        jobs,
+        running,
+        mean_job_seconds,
+        eta_seconds,
+    })
+}
+
+/// Every config of a sweep, best first by `sort`, or when None by the sweep's default
+/// criterion (shifted RMSE with probes, else pooled OOF RMSE); returns the key used.
+pub fn results(
+    store: &Store,
+    sweep_id: i64,
+    sort: Option<SortKey>,
+) -> anyhow::Result<(Vec<ConfigSummary>, SortKey)> {
+    summaries_by(store, sweep_id, sort, false)
+}
+
+/// Whether a sort key reads figures only a sweep with validation probes has.
+pub fn needs_probes(key: SortKey) -> bool {
+    matches!(key, SortKey::Probe | SortKey::Shifted)
+}
+
+/// Whether the sweep's configs are judged on validation probes (probe and shifted columns).
+pub fn has_probes(rows: &[ConfigSummary]) -> bool {
+    crate::report::has_probes(rows)
+}
+
+/// `compare`'s verdicts against the best config by the sweep's default criterion (as
+/// `foldsweep compare` without --by); None until some config has a value for it.
+pub fn verdicts(store: &Store, rows: &[ConfigSummary]) -> anyhow::Result<Option<CompareReport>> {
+    let criterion = Criterion::default_for(rows);
+    if best(rows, criterion.sort_key()).is_none() {
+        return Ok(None);
+    }
+    compare(store, rows, None, criterion).map(Some)
+}
+
+/// The report's charts for a sweep, as HTML figures (inline SVG), from the same code.
+pub fn sweep_charts(store: &Store, rows: &[ConfigSummary]) -> anyhow::Result<Vec<String>> {
+    // The report's order of rows: best by pooled OOF RMSE first.
+    let mut by_oof = rows.to_vec();
+    by_oof.sort_by(|a, b| match (a.oof_rmse, b.oof_rmse) {
+        (Some(x), Some(y)) => x.total_cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => a.position.cmp(&b.position),
+    });
+    let best = by_oof.first().filter(|r| r.oof_rmse.is_some());
+    let mut figures = vec![per_score_figure(&by_oof)?];
+    for key in varying_keys(&by_oof) {
+        figures.push(axis_figure(&by_oof, &key)?);
+    }
+    figures.push(learning_curve_figure(store, best)?);
+    figures.push(histogram_figure(store, best)?);
+    Ok(figures.iter().map(Figure::html).collect())
+}
+
+/// One config with its folds, or None if no config has this id.
+pub fn config(store: &Store, id: &str) -> anyhow::Result<Option<ConfigDetail>> {
+    let Some(params) = store.config_params(id)? else { return Ok(None) };
+    let sweeps = store.config_sweeps(id)?;
+    let summary = match sweeps.first() {
+        // Retired configs too: their page still shows what they got.
+        Some(sweep) => summaries_with(store, sweep.sweep_id, SortKey::Oof, true)?
+            .into_iter()
+            .find(|s| s.id == id),
+        None => None,
+    };
+    Ok(Some(ConfigDetail {
+        id: id.to_string(),
+        label: sweeps.first().map(|s| s.label.clone()).unwrap_or_default(),
+        params: serde_json::from_str(&params).unwrap_or(serde_json::Value::Null),
+        sweeps: sweeps.into_iter().map(|s| s.name).collect(),
+        summary,
+        folds: folds(store, id)?,
+    }))
+}
+
+/// Every job of a config with the epochs it has recorded so far (running ones too).
+fn folds(store: &Store, config_id: &str) -> anyhow::Result<Vec<FoldDetail>> {
+    store
+        .job_records(config_id)?
+        .into_iter()
+        .map(|job| {
+            Ok(FoldDetail {
+                epochs: store.job_epochs(job.id)?,
+                fold: job.fold,
+                status: job.status,
+                attempt: job.attempt,
+                device: job.device,
+                host: job.host,
+                started_at: job.started_at,
+                finished_at: job.finished_at,
+                error: job.error,
+                diverged_epoch: job.diverged_epoch,
+                outcome: job.outcome,
+            })
+        })
+        .collect()
+}
+
+/// A config's charts: every fold's learning curve (running folds too, as far as recorded)
+/// and its prediction histogram, drawn by the report's code.
+pub fn config_charts(store: &Store, detail: &ConfigDetail) -> anyhow::Result<Vec<String>> {
+    let curves: BTreeMap<usize, Vec<(f64, f64)>> = detail
+        .folds
+        .iter()
+        .filter(|f| !f.epochs.is_empty())
+        .map(|f| (f.fold, f.epochs.iter().map(|e| (e.epoch as f64, e.val_rmse)).collect()))
+        .collect();
+    let mut learning = learning_curve_figure(store, None)?;
+    learning.title = "Learning curves".into();
+    learning.caption = "Validation RMSE after each epoch, one line per fold.".into();
+    if !curves.is_empty() {
+        learning.svg = Some(learning_curve_chart(&curves)?);
+        learning.legend = curves
+            .keys()
+            .map(|&fold| (crate::report::html::color(fold), format!("fold {fold}")))
+            .collect();
+    }
+    let mut histogram = histogram_figure(store, detail.summary.as_ref())?;
+    histogram.caption = format!(
+        "How often each score is predicted by config {} (its pooled out-of-fold predictions, \
+         rounded to 0..10) next to how often it occurs among the validated records.",
+        detail.id
+    );
+    Ok(vec![learning.html(), histogram.html()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NewConfig, SweepDefinition};
+
+    fn register(store: &mut Store, configs: &[&str]) -> i64 {
+        let sweep = SweepDefinition {
+            name: "s",
+            definition: "",
+            data_fingerprint: "fp",
+            fold_hash: "fh",
+            folds: 1,
+            keep_trials: false,
+        };
+        let new: Vec<NewConfig> = configs
+            .iter()
+            .map(|&id| NewConfig {
+                id,
+                params_json: "{}",
+                varying_json: "{}",
+                label: id,
+                data_fingerprint: "fp",
+            })
+            .collect();
+        let jobs: Vec<(String, usize)> = configs.iter().map(|id| (id.to_string(), 0)).collect();
+        store.register_sweep(&sweep, &new, &jobs).unwrap().0
+    }
+
+    #[test]
+    fn job_counts_show_diverged_jobs_and_leave_out_retired_configs() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("c.db")).unwrap();
+        let sweep_id = register(&mut store, &["c1", "c2", "c3"]);
+        let job = store.claim_next(sweep_id, "cpu", &|id, _| id == "c1", false).unwrap().unwrap();
+        store.record_diverged(job.id, 2, &[], "diverged").unwrap();
+        register(&mut store, &["c1", "c2"]);
+        let counts = job_counts(&store, sweep_id).unwrap();
+        let expected =
+            JobCounts { total: 2, diverged: 1, pending: 1, left: 1, ..JobCounts::default() };
+        assert_eq!(counts, expected);
+    }
+}

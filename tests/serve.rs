@@ -1,0 +1,482 @@
+//! `foldsweep serve` through the real binary on an ephemeral loopback port: the JSON API over
+//! a tiny sweep, the token off loopback, 404 for paths that climb, and a running sweep's
+//! results appearing while serve reads (with no "database is locked" on either side).
+//! HTTP is spoken with std::net::TcpStream, and only ever to 127.0.0.1.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, ChildStderr, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::{assert_bad_input, stderr, stdout, Scratch, TINY_SWEEP};
+use serde_json::Value;
+
+/// A running `foldsweep serve`, killed when dropped.
+struct Served {
+    child: Child,
+    port: u16,
+    token: Option<String>,
+    stderr: Option<ChildStderr>,
+}
+
+impl Served {
+    /// Starts serve on `addr` (port 0) and reads the bound port from its first stdout line
+    /// (and the token from the printed link, if any).
+    fn start(s: &Scratch, addr: &str, extra: &[&str]) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
+            .args(["serve", "--db", "results.db", "--addr", addr])
+            .args(extra)
+            .current_dir(s.dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start foldsweep serve");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().expect("serve printed nothing").unwrap();
+        let url = first.split_whitespace().find(|w| w.starts_with("http://")).expect(&first);
+        let port = url.trim_end_matches('/').rsplit(':').next().unwrap().parse().expect(url);
+        let token = if addr.starts_with("127.") {
+            None
+        } else {
+            let link = lines.next().expect("no link with a token").unwrap();
+            Some(link.split("?token=").nth(1).expect(&link).trim().to_string())
+        };
+        let stderr = child.stderr.take();
+        Served { child, port, token, stderr }
+    }
+
+    fn get(&self, path: &str) -> Reply {
+        http(self.port, "GET", path, &[])
+    }
+
+    fn json(&self, path: &str) -> Value {
+        let reply = self.get(path);
+        assert_eq!(reply.status, 200, "GET {path}: {}", reply.body);
+        assert!(reply.header("content-type").unwrap().starts_with("application/json"));
+        serde_json::from_str(&reply.body).expect("JSON body")
+    }
+
+    /// Stops serve and returns what it wrote on stderr (errors it met while serving).
+    fn stop(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut text = String::new();
+        if let Some(mut err) = self.stderr.take() {
+            let _ = err.read_to_string(&mut text);
+        }
+        text
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Reply {
+    status: u16,
+    head: String,
+    body: String,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.eq_ignore_ascii_case(name).then_some(v.trim())
+        })
+    }
+}
+
+/// One request to 127.0.0.1:port, the raw target sent as given (no normalisation).
+fn http(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to serve");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut request = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+    for (k, v) in headers {
+        request += &format!("{k}: {v}\r\n");
+    }
+    request += "Connection: close\r\n\r\n";
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let raw = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, body) = raw.split_once("\r\n\r\n").expect("a response head");
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect(head);
+    Reply { status, head: head.to_string(), body: body.to_string() }
+}
+
+fn tiny_sweep_done() -> Scratch {
+    let s = Scratch::new();
+    s.write("sweep.toml", TINY_SWEEP);
+    let out = s.run(&["run", "sweep.toml", "--db", "results.db"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    s
+}
+
+/// `foldsweep results --format json`'s config ids, in its order.
+fn cli_order(s: &Scratch, sort: &str) -> Vec<String> {
+    let out = s.run(&["results", "--db", "results.db", "--sort", sort, "--format", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    rows.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+}
+
+fn ids(rows: &Value) -> Vec<String> {
+    rows.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect()
+}
+
+#[test]
+fn serve_api_reports_a_finished_sweep() {
+    let s = tiny_sweep_done();
+    let served = Served::start(&s, "127.0.0.1:0", &[]);
+
+    let sweeps = served.json("/api/sweeps");
+    let tiny = &sweeps["sweeps"][0];
+    assert_eq!(sweeps["sweeps"].as_array().unwrap().len(), 1);
+    assert_eq!(tiny["name"], "tiny");
+    assert_eq!(
+        (tiny["jobs"]["done"].as_u64(), tiny["jobs"]["total"].as_u64()),
+        (Some(10), Some(10))
+    );
+    let best = cli_order(&s, "oof")[0].clone();
+    assert_eq!(tiny["best"]["id"].as_str(), Some(best.as_str()));
+
+    assert_eq!(tiny["best"]["criterion"], "oof");
+
+    // Every sort the CLI offers gives the CLI's order; without one, the sweep's default.
+    for sort in ["oof", "mean", "macro"] {
+        let results = served.json(&format!("/api/sweeps/tiny/results?sort={sort}"));
+        assert_eq!(results["sort"], sort);
+        assert_eq!(ids(&results["results"]), cli_order(&s, sort), "sort {sort}");
+        assert_eq!(results["results"][0]["folds_done"], 5);
+    }
+    assert_eq!(served.json("/api/sweeps/tiny/results")["sort"], "oof");
+    assert_eq!(served.get("/api/sweeps/tiny/results?sort=rmse").status, 400);
+    // As `results --sort probe` refuses it: this sweep has no validation probes.
+    for sort in ["probe", "shifted"] {
+        let reply = served.get(&format!("/api/sweeps/tiny/results?sort={sort}"));
+        assert_eq!(reply.status, 400, "{sort}");
+        assert!(reply.body.contains("no validation probes"), "{}", reply.body);
+    }
+
+    let progress = served.json("/api/sweeps/tiny/progress");
+    assert_eq!(progress["jobs"]["done"], 10);
+    assert_eq!(progress["jobs"]["left"], 0);
+    assert_eq!(progress["running"].as_array().unwrap().len(), 0);
+    assert_eq!(progress["eta_seconds"], 0.0);
+
+    let config = served.json(&format!("/api/configs/{best}"));
+    assert_eq!(config["id"].as_str(), Some(best.as_str()));
+    assert_eq!(config["sweeps"][0], "tiny");
+    let folds = config["folds"].as_array().unwrap();
+    assert_eq!(folds.len(), 5);
+    for f in folds {
+        assert_eq!(f["status"], "done");
+        assert_eq!(f["epochs"].as_array().unwrap().len(), 3, "3 epochs per fold: {f}");
+        assert!(f["outcome"]["rmse"].as_f64().unwrap() > 0.0);
+    }
+
+    // Pages: phone viewport, the report's inline SVG charts, nothing from elsewhere.
+    for page in ["/", "/sweeps/tiny", "/sweeps/tiny?sort=macro", &format!("/configs/{best}")] {
+        let reply = served.get(page);
+        assert_eq!(reply.status, 200, "{page}");
+        assert!(reply.body.contains("name=\"viewport\""), "{page}");
+        assert!(!reply.body.contains("https://"), "{page} refers to the network");
+    }
+    let sweep_page = served.get("/sweeps/tiny").body;
+    assert!(sweep_page.matches("<svg").count() >= 4, "the report's charts");
+    assert!(sweep_page.contains("not distinguishable") || sweep_page.contains("really "));
+    assert!(served.get("/assets/app.js").body.contains("X-Fragment"));
+
+    // Unknown things are 404, ids are validated, and nothing writes.
+    for missing in [
+        "/sweeps/nope",
+        "/api/sweeps/nope/progress",
+        "/configs/0123456789ab",
+        "/configs/XYZ",
+        "/api/configs/1;DROP",
+        "/results.db",
+        "/nothing",
+    ] {
+        assert_eq!(served.get(missing).status, 404, "{missing}");
+    }
+    assert_eq!(http(served.port, "POST", "/api/sweeps", &[]).status, 405);
+    let err = served.stop();
+    assert!(err.is_empty(), "serve reported errors:\n{err}");
+}
+
+/// The tiny sweep judged on validation probes: 35% mismatched pairs scored 0-3 expected.
+fn probe_sweep_done() -> Scratch {
+    let s = Scratch::new();
+    let sweep = format!(
+        "{TINY_SWEEP}\n[validation]\nprobe = {{ fraction = 0.35, score_min = 0, score_max = 3 }}\n"
+    );
+    s.write("sweep.toml", sweep);
+    let out = s.run(&["run", "sweep.toml", "--db", "results.db"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    s
+}
+
+#[test]
+fn serve_sorts_a_probe_sweep_by_every_criterion_and_judges_it_by_shifted_rmse() {
+    let s = probe_sweep_done();
+    let served = Served::start(&s, "127.0.0.1:0", &[]);
+
+    // The default of a sweep with probes is shifted RMSE, for the best config too.
+    let shifted_order = cli_order(&s, "shifted");
+    let sweeps = served.json("/api/sweeps");
+    assert_eq!(sweeps["sweeps"][0]["best"]["criterion"], "shifted");
+    assert_eq!(sweeps["sweeps"][0]["best"]["id"].as_str(), Some(shifted_order[0].as_str()));
+    let default = served.json("/api/sweeps/tiny/results");
+    assert_eq!(default["sort"], "shifted");
+    assert_eq!(ids(&default["results"]), shifted_order);
+    for sort in ["oof", "mean", "macro", "probe", "shifted"] {
+        let results = served.json(&format!("/api/sweeps/tiny/results?sort={sort}"));
+        assert_eq!(results["sort"], sort);
+        assert_eq!(ids(&results["results"]), cli_order(&s, sort), "sort {sort}");
+        let top = &results["results"][0];
+        assert!(top["probe_rmse"].as_f64().is_some() && top["shifted_rmse"].as_f64().is_some());
+    }
+
+    // The sweep page: probe and shifted columns, sortable, and verdicts on shifted RMSE.
+    let page = served.get("/sweeps/tiny").body;
+    assert!(page.contains("?sort=probe") && page.contains("?sort=shifted"), "sortable columns");
+    assert!(page.contains("shifted RMSE ▲"), "sorted by shifted RMSE by default");
+    assert!(page.contains("per fold (Nadeau-Bengio"), "verdicts shown");
+    assert!(page.contains("on shifted RMSE per fold"), "verdicts on shifted RMSE");
+
+    // The config page: each fold's probe and shifted RMSE.
+    let best = &shifted_order[0];
+    let config = served.json(&format!("/api/configs/{best}"));
+    for f in config["folds"].as_array().unwrap() {
+        assert!(f["outcome"]["shifted_rmse"].as_f64().is_some(), "{f}");
+        let last = f["epochs"].as_array().unwrap().last().cloned().unwrap();
+        assert!(last["shifted_rmse"].as_f64().is_some(), "{last}");
+    }
+    let page = served.get(&format!("/configs/{best}")).body;
+    assert!(page.contains("<th>probe</th><th>shifted</th>"), "per-fold probe columns");
+    let err = served.stop();
+    assert!(err.is_empty(), "serve reported errors:\n{err}");
+}
+
+#[test]
+fn serve_needs_a_token_off_loopback() {
+    let s = tiny_sweep_done();
+    // Bound to every interface, but the test only ever connects through 127.0.0.1.
+    let served = Served::start(&s, "0.0.0.0:0", &[]);
+    let token = served.token.clone().expect("a generated token");
+    assert_eq!(token.len(), 32);
+
+    assert_eq!(served.get("/api/sweeps").status, 401);
+    assert_eq!(served.get("/sweeps/tiny").status, 401);
+    assert_eq!(served.get("/?token=wrong-token-of-some-length").status, 401);
+    let bearer = format!("Bearer {token}");
+    assert_eq!(http(served.port, "GET", "/api/sweeps", &[("Authorization", &bearer)]).status, 200);
+
+    // The printed link sets a cookie and redirects to the page without the token.
+    let opened = served.get(&format!("/sweeps/tiny?token={token}"));
+    assert_eq!(opened.status, 303);
+    assert_eq!(opened.header("location"), Some("/sweeps/tiny"));
+    let cookie = opened.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
+    assert!(cookie.ends_with(&token) && opened.header("set-cookie").unwrap().contains("HttpOnly"));
+    let page = http(served.port, "GET", "/sweeps/tiny", &[("Cookie", &cookie)]);
+    assert_eq!(page.status, 200);
+    assert!(page.body.contains("Sweep tiny"));
+    assert_eq!(
+        http(served.port, "GET", "/api/sweeps", &[("Cookie", "foldsweep_token=x")]).status,
+        401
+    );
+}
+
+/// Checked by clap where the arguments are read (the library names no flags), before the
+/// database is opened: a usage error naming the flag, exit code 2.
+#[test]
+fn serve_refuses_a_bad_address_token_or_worker_count_naming_the_flag() {
+    let s = tiny_sweep_done();
+    for (args, fragments) in [
+        (["--addr", "localhost"], ["--addr", "localhost"]),
+        (["--token", "short"], ["--token", "16 to 256 characters"]),
+        (["--workers", "0"], ["--workers", "1..=64"]),
+    ] {
+        let out = s.run(&[&["serve", "--db", "results.db"][..], &args[..]].concat());
+        assert_bad_input(&out, &fragments);
+    }
+}
+
+#[test]
+fn serve_answers_404_for_paths_that_climb() {
+    let s = tiny_sweep_done();
+    let served = Served::start(&s, "127.0.0.1:0", &[]);
+    for target in [
+        "/../results.db",
+        "/../../../../etc/passwd",
+        "/assets/../../Cargo.toml",
+        "/assets/..%2f..%2fCargo.toml",
+        "/%2e%2e/%2e%2e/etc/passwd",
+        "/sweeps/..",
+        "/sweeps/tiny/../../results.db",
+        "/api/sweeps/..%2F..%2Fresults.db/results",
+        "/assets/%5c..%5cCargo.toml",
+        "/assets/Cargo.toml",
+    ] {
+        let reply = served.get(target);
+        assert_eq!(reply.status, 404, "{target}");
+        assert!(!reply.body.contains("SQLite format") && !reply.body.contains("[package]"));
+    }
+}
+
+#[test]
+fn serve_shows_a_running_sweeps_new_results_and_never_locks_it() {
+    let s = Scratch::new();
+    s.write(
+        "sweep.toml",
+        TINY_SWEEP
+            .replace("epochs = 3", "epochs = 150\npatience = 0")
+            .replace("jobs_per_device = 2", "jobs_per_device = 1"),
+    );
+    // An empty results database first, so serve is up before the sweep's first job.
+    drop(foldsweep::store::Store::open(&s.path("results.db")).unwrap());
+    let served = Served::start(&s, "127.0.0.1:0", &[]);
+    let sweep = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
+        .args(["run", "sweep.toml", "--db", "results.db"])
+        .current_dir(s.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Meanwhile a second client keeps loading the heaviest page (results, charts, verdicts).
+    let port = served.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let hammer = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut statuses = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                statuses.push(http(port, "GET", "/sweeps/tiny", &[]).status);
+            }
+            statuses
+        })
+    };
+
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut seen: Vec<(u64, u64)> = Vec::new(); // (done, total) while jobs were still to run
+    loop {
+        assert!(Instant::now() < deadline, "no new results seen: {seen:?}");
+        let reply = served.get("/api/sweeps/tiny/progress");
+        if reply.status == 200 {
+            let p: Value = serde_json::from_str(&reply.body).unwrap();
+            let (done, total) =
+                (p["jobs"]["done"].as_u64().unwrap(), p["jobs"]["total"].as_u64().unwrap());
+            let unfinished =
+                p["jobs"]["left"].as_u64().unwrap() + p["jobs"]["running"].as_u64().unwrap();
+            if unfinished > 0 {
+                seen.push((done, total));
+            }
+            if seen.first().is_some_and(|first| done > first.0) {
+                let results = served.json("/api/sweeps/tiny/results");
+                let folds: u64 = results["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["folds_done"].as_u64().unwrap())
+                    .sum();
+                assert!(folds >= done, "results lag progress: {folds} folds for {done} done jobs");
+                break;
+            }
+        } else {
+            // Before the sweep registers itself it is simply not there yet.
+            assert_eq!(reply.status, 404, "{}", reply.body);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(seen[0].0 < seen[0].1, "saw the sweep before it finished: {seen:?}");
+
+    let out = sweep.wait_with_output().unwrap();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let statuses = hammer.join().unwrap();
+    let (out_text, err_text) = (stdout(&out), stderr(&out));
+    assert!(out.status.success(), "{out_text}\n{err_text}");
+    assert!(!format!("{out_text}{err_text}").contains("locked"), "{out_text}\n{err_text}");
+    assert!(statuses.iter().all(|&s| s == 200 || s == 404), "{statuses:?}");
+    assert!(statuses.iter().filter(|&&s| s == 200).count() >= 3, "{statuses:?}");
+    let final_progress = served.json("/api/sweeps/tiny/progress");
+    assert_eq!(final_progress["jobs"]["done"], 10);
+    let err = served.stop();
+    assert!(err.is_empty(), "serve reported errors:\n{err}");
+}
+
+#[test]
+fn serve_times_out_silent_clients_and_bounds_the_request_head() {
+    let s = tiny_sweep_done();
+    let served = Served::start(&s, "127.0.0.1:0", &["--workers", "2"]);
+    // A client that connects and says nothing holds one worker until the read timeout...
+    let mut silent = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+    silent.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let started = Instant::now();
+    // ...while the other worker goes on answering.
+    assert_eq!(served.get("/api/sweeps").status, 200);
+    let mut reply = String::new();
+    silent.read_to_string(&mut reply).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+
+    let huge = "x".repeat(16 * 1024);
+    let reply = http(served.port, "GET", "/", &[("X-Padding", &huge)]);
+    assert_eq!(reply.status, 431);
+    assert_eq!(served.get("/").status, 200);
+}
+
+/// Jobs of several seconds each (epochs of a millisecond on the sample data): the coordinator
+/// writes epochs about once a second.
+#[test]
+fn serve_shows_a_running_jobs_epochs_while_it_trains() {
+    let s = Scratch::new();
+    s.write(
+        "sweep.toml",
+        TINY_SWEEP
+            .replace("epochs = 3", "epochs = 5000\npatience = 0")
+            .replace("jobs_per_device = 2", "jobs_per_device = 1"),
+    );
+    drop(foldsweep::store::Store::open(&s.path("results.db")).unwrap());
+    let served = Served::start(&s, "127.0.0.1:0", &[]);
+    let mut sweep = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
+        .args(["run", "sweep.toml", "--db", "results.db"])
+        .current_dir(s.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let job = loop {
+        assert!(Instant::now() < deadline, "never saw a running job's epoch");
+        let reply = served.get("/api/sweeps/tiny/progress");
+        if reply.status == 200 {
+            let p: Value = serde_json::from_str(&reply.body).unwrap();
+            let live =
+                p["running"].as_array().unwrap().iter().find(|j| j["epoch"].is_u64()).cloned();
+            if let Some(job) = live {
+                break job;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(job["val_rmse"].as_f64().unwrap() > 0.0, "{job}");
+    let config = served.json(&format!("/api/configs/{}", job["config"].as_str().unwrap()));
+    let fold = &config["folds"][job["fold"].as_u64().unwrap() as usize];
+    assert!(!fold["epochs"].as_array().unwrap().is_empty(), "{fold}");
+    let page = served.get(&format!("/configs/{}", job["config"].as_str().unwrap())).body;
+    assert!(page.contains("Learning curves") && page.contains("<svg"), "no live curve");
+
+    // Ctrl-C twice: the sweep stops its jobs and marks them interrupted.
+    for _ in 0..2 {
+        // SAFETY: sends SIGINT to our own child process.
+        unsafe { libc::kill(sweep.id() as libc::pid_t, libc::SIGINT) };
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    sweep.wait().unwrap();
+}

@@ -1,3 +1,4 @@
+#![allow(clippy::print_stdout)] // a bench prints its measurement
 //! Seconds per training epoch of the report's model on CPU (not a test: run it on a quiet
 //! machine; scripts/bench.sh runs it next to the PyTorch reference).
 //!

@@ -15,6 +15,7 @@
 mod alloc;
 pub mod backend;
 pub mod bench;
+#[allow(clippy::print_stdout)] // the command line is the one place that prints results
 pub mod cli;
 pub mod config;
 pub mod cv;

@@ -173,6 +173,35 @@ fn history_of(rows: &[TrialRow]) -> (Vec<Trial>, Vec<Point>) {
     (history, running)
 }
 
+/// A sweep's trials for the report's search plots, numbered in the order the store lists them
+/// (shard, then number), and its search space (None for a grid sweep, whose plots then treat
+/// each varying key as categorical).
+pub fn report_trials(
+    store: &Store,
+    sweep_id: i64,
+) -> anyhow::Result<(Vec<crate::report::search_plots::TrialPoint>, Option<Space>)> {
+    let rows = store.trials(sweep_id)?;
+    if rows.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let definition = store.sweep_definition(sweep_id)?;
+    let space = SweepFile::parse(std::path::Path::new("sweep.toml"), definition)
+        .ok()
+        .filter(|sweep| sweep.search.strategy != crate::search::Strategy::Grid)
+        .map(|sweep| sweep.space());
+    let points = rows
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| crate::report::search_plots::TrialPoint {
+            number: i as u64,
+            point: r.point,
+            value: r.value,
+            pruned: r.pruned,
+        })
+        .collect();
+    Ok((points, space))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,33 +251,4 @@ mod tests {
         assert_eq!(stream_seed(5, None), 5);
         assert_ne!(stream_seed(5, shard(1, 2)), stream_seed(5, shard(2, 2)));
     }
-}
-
-/// A sweep's trials for the report's search plots, numbered in the order the store lists them
-/// (shard, then number), and its search space (None for a grid sweep, whose plots then treat
-/// each varying key as categorical).
-pub fn report_trials(
-    store: &Store,
-    sweep_id: i64,
-) -> anyhow::Result<(Vec<crate::report::search_plots::TrialPoint>, Option<Space>)> {
-    let rows = store.trials(sweep_id)?;
-    if rows.is_empty() {
-        return Ok((Vec::new(), None));
-    }
-    let definition = store.sweep_definition(sweep_id)?;
-    let space = SweepFile::parse(std::path::Path::new("sweep.toml"), definition)
-        .ok()
-        .filter(|sweep| sweep.search.strategy != crate::search::Strategy::Grid)
-        .map(|sweep| sweep.space());
-    let points = rows
-        .into_iter()
-        .enumerate()
-        .map(|(i, r)| crate::report::search_plots::TrialPoint {
-            number: i as u64,
-            point: r.point,
-            value: r.value,
-            pruned: r.pruned,
-        })
-        .collect();
-    Ok((points, space))
 }

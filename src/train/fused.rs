@@ -153,10 +153,13 @@ unsafe impl Send for Shared {}
 impl Shared {
     #[allow(clippy::mut_from_ref)]
     unsafe fn row(&self, offset: usize, len: usize) -> (&mut [f32], &mut [f32], &mut [f32]) {
-        (
-            std::slice::from_raw_parts_mut(self.weight.add(offset), len),
-            std::slice::from_raw_parts_mut(self.first.add(offset), len),
-            std::slice::from_raw_parts_mut(self.second.add(offset), len),
-        )
+        // SAFETY: the caller gives each worker its own rows, inside the three buffers.
+        unsafe {
+            (
+                std::slice::from_raw_parts_mut(self.weight.add(offset), len),
+                std::slice::from_raw_parts_mut(self.first.add(offset), len),
+                std::slice::from_raw_parts_mut(self.second.add(offset), len),
+            )
+        }
     }
 }

@@ -50,17 +50,23 @@ impl TestData {
     }
 
     pub fn samples(&self) -> Vec<Sample> {
-        (0..self.dataset.len())
-            .map(|i| Sample {
-                metric_row: self.dataset.metric_rows[i],
-                text_row: i,
-                target: 0.0,
-                weight: 1.0,
-                record: i,
-                synthetic: false,
-            })
-            .collect()
+        unlabelled_samples(&self.dataset)
     }
+}
+
+/// One sample per record of an unlabelled (test) dataset, in file order: record i pairs its
+/// metric with text row i.
+pub fn unlabelled_samples(dataset: &Dataset) -> Vec<Sample> {
+    (0..dataset.len())
+        .map(|i| Sample {
+            metric_row: dataset.metric_rows[i],
+            text_row: i,
+            target: 0.0,
+            weight: 1.0,
+            record: i,
+            synthetic: false,
+        })
+        .collect()
 }
 
 /// Hash of the test records file and, for a precomputed encoder, the test embeddings.

@@ -465,9 +465,11 @@ pub struct SweepListing {
     pub updated_at: f64,
 }
 
-/// A running job of a sweep with the latest epoch its coordinator has written, if any.
-#[derive(Debug, Clone, PartialEq)]
+/// A running job of a sweep with the latest epoch its coordinator has written, if any
+/// (`epoch`, `val_rmse`, `shifted_rmse`: empty in the job's first second).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunningJob {
+    #[serde(rename = "config")]
     pub config_id: String,
     pub label: String,
     pub fold: usize,

@@ -16,9 +16,9 @@ use crate::backend::{cpu_device, Cpu};
 use crate::config::{Config, TextEncoderKind};
 use crate::data::{Dataset, MetricTable, Split};
 use crate::error::InputError;
-use crate::job::test_fingerprint;
+use crate::job::{test_fingerprint, unlabelled_samples};
 use crate::model::ModelSpec;
-use crate::sampling::{Sample, NUM_BINS};
+use crate::sampling::NUM_BINS;
 use crate::store::{FoldMetrics, Store};
 use crate::text::{text_features, Part};
 use crate::train::{checkpoint, predict, Features};
@@ -153,16 +153,7 @@ fn checkpoint_predictions(
     let metrics = MetricTable::load(&config.data.metric_names, &config.data.metric_embeddings)?;
     let test = Dataset::load(test_path, Split::Test, metrics)?;
     let texts = text_features(&config, &test, Part::Test)?;
-    let samples: Vec<Sample> = (0..test.len())
-        .map(|i| Sample {
-            metric_row: test.metric_rows[i],
-            text_row: i,
-            target: 0.0,
-            weight: 1.0,
-            record: i,
-            synthetic: false,
-        })
-        .collect();
+    let samples = unlabelled_samples(&test);
     let features = Features { metrics: &test.metrics.embeddings, texts: &texts };
     let device = cpu_device();
     let mut out = Vec::with_capacity(folds.len());

@@ -17,6 +17,7 @@ use crate::report::html::{
 use crate::report::{
     best, summaries_by, summaries_with, varying_keys, ConfigSummary, Criterion, SortKey,
 };
+use crate::store::RunningJob;
 use crate::store::{FoldOutcome, JobStatus, Store};
 use crate::train::EpochLog;
 
@@ -35,6 +36,7 @@ pub struct JobCounts {
     pub running: usize,
     pub failed: usize,
     pub diverged: usize,
+    pub pruned: usize,
     pub interrupted: usize,
     pub pending: usize,
     pub left: usize,
@@ -58,23 +60,6 @@ pub struct SweepOverview {
     pub updated_at: f64,
     pub jobs: JobCounts,
     pub best: Option<BestConfig>,
-}
-
-/// A job being trained now; `epoch`, `val_rmse` and `shifted_rmse` are the latest of the
-/// epochs the coordinator writes about once a second (empty in the job's first second).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct RunningJob {
-    pub config: String,
-    pub label: String,
-    pub fold: usize,
-    pub attempt: u32,
-    pub device: Option<String>,
-    pub host: Option<String>,
-    pub started_at: Option<f64>,
-    pub heartbeat: Option<f64>,
-    pub epoch: Option<usize>,
-    pub val_rmse: Option<f64>,
-    pub shifted_rmse: Option<f64>,
 }
 
 /// The live progress of one sweep.
@@ -157,6 +142,7 @@ pub fn job_counts(store: &Store, sweep_id: i64) -> anyhow::Result<JobCounts> {
         running: count(JobStatus::Running),
         failed: count(JobStatus::Failed),
         diverged: count(JobStatus::Diverged),
+        pruned: count(JobStatus::Pruned),
         interrupted: count(JobStatus::Interrupted),
         pending: count(JobStatus::Pending),
         left: count(JobStatus::Pending) + count(JobStatus::Interrupted),
@@ -166,23 +152,7 @@ pub fn job_counts(store: &Store, sweep_id: i64) -> anyhow::Result<JobCounts> {
 /// Counts, running jobs and an ETA for one sweep.
 pub fn progress(store: &Store, sweep_id: i64, name: &str) -> anyhow::Result<SweepProgress> {
     let jobs = job_counts(store, sweep_id)?;
-    let running = store
-        .running_jobs(sweep_id)?
-        .into_iter()
-        .map(|j| RunningJob {
-            config: j.config_id,
-            label: j.label,
-            fold: j.fold,
-            attempt: j.attempt,
-            device: j.device,
-            host: j.host,
-            started_at: j.started_at,
-            heartbeat: j.heartbeat,
-            epoch: j.epoch,
-            val_rmse: j.val_rmse,
-            shifted_rmse: j.shifted_rmse,
-        })
-        .collect();
+    let running = store.running_jobs(sweep_id)?;
     let mean_job_seconds = store.mean_job_seconds(sweep_id)?;
     let eta_seconds = match (jobs.left + jobs.running, mean_job_seconds) {
         (0, _) => Some(0.0),

@@ -105,8 +105,8 @@ fn progress_bar(jobs: &JobCounts) -> String {
 
 fn counts_text(jobs: &JobCounts) -> String {
     let mut text = format!(
-        "{} done, {} running, {} failed, {} diverged, {} left of {} jobs",
-        jobs.done, jobs.running, jobs.failed, jobs.diverged, jobs.left, jobs.total
+        "{} done, {} running, {} failed, {} diverged, {} pruned, {} left of {} jobs",
+        jobs.done, jobs.running, jobs.failed, jobs.diverged, jobs.pruned, jobs.left, jobs.total
     );
     if jobs.interrupted > 0 {
         text += &format!(" ({} of them interrupted)", jobs.interrupted);
@@ -202,7 +202,7 @@ fn progress_section(p: &SweepProgress) -> String {
             html,
             "<tr><td>{} {}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td><td class=\"num\">{}</td>",
-            config_link(&r.config),
+            config_link(&r.config_id),
             escape(&r.label),
             r.fold,
             escape(r.device.as_deref().unwrap_or("-")),

@@ -362,6 +362,9 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    if prints_a_report(&cli.command) {
+        end_quietly_on_a_closed_pipe();
+    }
     match run(cli) {
         Ok(code) => code,
         Err(mut error) => {
@@ -369,6 +372,20 @@ pub fn main() -> ExitCode {
             eprintln!("error: {error}");
             ExitCode::from(error.process_exit_code())
         }
+    }
+}
+
+/// Commands whose whole job is to print: `results | head` closing the pipe ends them, as
+/// it ends other Unix tools, instead of a panic in `println!`. A sweep, a worker or the server
+/// keep Rust's default (a write error), so a closed stdout never kills work in flight.
+fn prints_a_report(command: &Command) -> bool {
+    !matches!(command, Command::Run(_) | Command::Worker { .. } | Command::Serve(_))
+}
+
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: restores the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 

@@ -328,3 +328,26 @@ fn results_json_shows_the_pooled_rounded_rmse_and_export_rounds_only_when_asked(
     assert!(raw.iter().any(|v| v.fract() != 0.0), "--no-round keeps the averaged scores");
     assert_eq!(scores(&["export", "--best", "--out", "sub.csv"]), raw, "the default: no rounding");
 }
+
+/// `foldsweep results | head -1` panicked in println! ("failed printing to stdout: Broken
+/// pipe") once head closed the pipe.
+#[test]
+fn regression_results_piped_into_a_closed_pipe_ends_without_a_panic() {
+    use std::process::Stdio;
+    let s = Scratch::new();
+    s.write("sweep.toml", TINY_SWEEP);
+    let out = s.run(&["run", "sweep.toml", "--db", "results.db"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
+        .args(["results", "--db", "results.db", "--format", "csv"])
+        .current_dir(s.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes before the command prints its first line, as `| head -0` would.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

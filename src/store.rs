@@ -402,25 +402,6 @@ pub struct ProbeRow {
     pub prediction: f64,
 }
 
-/// One job of a config with its result, if it has one (for `show`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct JobDetail {
-    pub id: i64,
-    pub fold: usize,
-    pub status: JobStatus,
-    pub attempt: u32,
-    pub device: Option<String>,
-    pub best_epoch: Option<usize>,
-    pub epochs_run: Option<usize>,
-    pub rmse: Option<f64>,
-    pub rounded_rmse: Option<f64>,
-    pub macro_rmse: Option<f64>,
-    pub mean_predictor_rmse: Option<f64>,
-    pub train_seconds: Option<f64>,
-    pub error: Option<String>,
-    pub diverged_epoch: Option<usize>,
-}
-
 /// One trial of a random or tpe search, as the sampler's history and the report's plots see
 /// it.
 #[derive(Debug, Clone, PartialEq)]
@@ -506,9 +487,10 @@ pub struct FoldOutcome {
     pub shifted_rmse: Option<f64>,
 }
 
-/// One job of a config with its times, error and result (for `serve`'s config page).
-#[derive(Debug, Clone, PartialEq)]
+/// One job of a config with its times, error and result (`show`, `serve`'s config page).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct JobRecord {
+    #[serde(skip)]
     pub id: i64,
     pub fold: usize,
     pub status: JobStatus,
@@ -1075,35 +1057,6 @@ impl Store {
         let mut stmt =
             self.conn.prepare("SELECT val_rmse FROM epochs WHERE job_id = ?1 ORDER BY epoch")?;
         let rows = stmt.query_map([job_id], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Every job of a config with its result, in fold order.
-    pub fn job_details(&self, config_id: &str) -> anyhow::Result<Vec<JobDetail>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT j.id, j.fold, j.status, j.attempt, j.device, r.best_epoch, r.epochs_run, r.rmse, r.rounded_rmse,
-                    r.macro_rmse, r.mean_predictor_rmse, r.train_seconds, j.error, j.diverged_epoch
-             FROM jobs j LEFT JOIN fold_results r ON r.job_id = j.id WHERE j.config_id = ?1 ORDER BY j.fold",
-        )?;
-        let usize_of = |v: Option<i64>| v.map(|v| v as usize);
-        let rows = stmt.query_map([config_id], |r| {
-            Ok(JobDetail {
-                id: r.get(0)?,
-                fold: r.get::<_, i64>(1)? as usize,
-                status: r.get(2)?,
-                attempt: r.get(3)?,
-                device: r.get(4)?,
-                best_epoch: usize_of(r.get(5)?),
-                epochs_run: usize_of(r.get(6)?),
-                rmse: r.get(7)?,
-                rounded_rmse: r.get(8)?,
-                macro_rmse: r.get(9)?,
-                mean_predictor_rmse: r.get(10)?,
-                train_seconds: r.get(11)?,
-                error: r.get(12)?,
-                diverged_epoch: usize_of(r.get(13)?),
-            })
-        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

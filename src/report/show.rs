@@ -123,7 +123,7 @@ fn folds_table(store: &Store, config_id: &str) -> anyhow::Result<(Table, Vec<Str
     ]);
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
     let mut errors = Vec::new();
-    for job in store.job_details(config_id)? {
+    for job in store.job_records(config_id)? {
         let curve = store.job_curve(job.id)?;
         let finite: Vec<f64> = curve.iter().copied().filter(|v| v.is_finite()).collect();
         let curve_text = match (finite.first(), finite.iter().copied().reduce(f64::min)) {
@@ -136,20 +136,18 @@ fn folds_table(store: &Store, config_id: &str) -> anyhow::Result<(Table, Vec<Str
             Some(epoch) => format!("{} at epoch {epoch}", job.status),
             None => job.status.to_string(),
         };
+        let o = job.outcome.as_ref();
         folds.add_row(vec![
             job.fold.to_string(),
             status,
             job.attempt.to_string(),
             job.device.unwrap_or_default(),
-            match (job.best_epoch, job.epochs_run) {
-                (Some(b), Some(e)) => format!("{b}/{e}"),
-                _ => "-".into(),
-            },
-            f(job.rmse),
-            f(job.rounded_rmse),
-            f(job.macro_rmse),
-            f(job.mean_predictor_rmse),
-            job.train_seconds.map_or("-".into(), |s| format!("{s:.1}")),
+            o.map_or("-".into(), |o| format!("{}/{}", o.best_epoch, o.epochs_run)),
+            f(o.map(|o| o.rmse)),
+            f(o.map(|o| o.rounded_rmse)),
+            f(o.map(|o| o.macro_rmse)),
+            f(o.map(|o| o.mean_predictor_rmse)),
+            o.map_or("-".into(), |o| format!("{:.1}", o.train_seconds)),
             curve_text,
         ]);
         if let Some(e) = job.error {

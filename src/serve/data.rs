@@ -18,7 +18,7 @@ use crate::report::{
     best, summaries_by, summaries_with, varying_keys, ConfigSummary, Criterion, SortKey,
 };
 use crate::store::RunningJob;
-use crate::store::{FoldOutcome, JobStatus, Store};
+use crate::store::{JobRecord, JobStatus, Store};
 use crate::train::EpochLog;
 
 /// A fresh read-only connection for one request: nothing is shared between requests, so a
@@ -75,19 +75,11 @@ pub struct SweepProgress {
     pub eta_seconds: Option<f64>,
 }
 
-/// One (config, fold) job with everything it recorded.
+/// One (config, fold) job with everything it recorded: the store's record, and its epochs.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FoldDetail {
-    pub fold: usize,
-    pub status: JobStatus,
-    pub attempt: u32,
-    pub device: Option<String>,
-    pub host: Option<String>,
-    pub started_at: Option<f64>,
-    pub finished_at: Option<f64>,
-    pub error: Option<String>,
-    pub diverged_epoch: Option<usize>,
-    pub outcome: Option<FoldOutcome>,
+    #[serde(flatten)]
+    pub job: JobRecord,
     pub epochs: Vec<EpochLog>,
 }
 
@@ -249,21 +241,7 @@ fn folds(store: &Store, config_id: &str) -> anyhow::Result<Vec<FoldDetail>> {
     store
         .job_records(config_id)?
         .into_iter()
-        .map(|job| {
-            Ok(FoldDetail {
-                epochs: store.job_epochs(job.id)?,
-                fold: job.fold,
-                status: job.status,
-                attempt: job.attempt,
-                device: job.device,
-                host: job.host,
-                started_at: job.started_at,
-                finished_at: job.finished_at,
-                error: job.error,
-                diverged_epoch: job.diverged_epoch,
-                outcome: job.outcome,
-            })
-        })
+        .map(|job| Ok(FoldDetail { epochs: store.job_epochs(job.id)?, job }))
         .collect()
 }
 
@@ -274,7 +252,7 @@ pub fn config_charts(store: &Store, detail: &ConfigDetail) -> anyhow::Result<Vec
         .folds
         .iter()
         .filter(|f| !f.epochs.is_empty())
-        .map(|f| (f.fold, f.epochs.iter().map(|e| (e.epoch as f64, e.val_rmse)).collect()))
+        .map(|f| (f.job.fold, f.epochs.iter().map(|e| (e.epoch as f64, e.val_rmse)).collect()))
         .collect();
     let mut learning = learning_curve_figure(store, None)?;
     learning.title = "Learning curves".into();

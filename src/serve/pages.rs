@@ -431,7 +431,7 @@ fn summary_section(detail: &ConfigDetail) -> String {
 fn folds_section(detail: &ConfigDetail) -> String {
     // Probe columns only when some fold was judged on validation probes.
     let probes =
-        detail.folds.iter().any(|f| f.outcome.as_ref().is_some_and(|o| o.probe_rmse.is_some()));
+        detail.folds.iter().any(|f| f.job.outcome.as_ref().is_some_and(|o| o.probe_rmse.is_some()));
     let mut html = String::from(
         "<h2>Folds</h2>\n<div class=\"scroll\"><table>\n<thead><tr><th>fold</th><th>status</th>\
          <th>attempt</th><th>device</th><th>best/epochs</th><th>RMSE</th><th>rounded</th>\
@@ -442,20 +442,20 @@ fn folds_section(detail: &ConfigDetail) -> String {
     }
     html += "<th>seconds</th></tr></thead>\n<tbody>\n";
     for f in &detail.folds {
-        let o = f.outcome.as_ref();
+        let o = f.job.outcome.as_ref();
         let best = o.map_or_else(
             || f.epochs.last().map_or("-".into(), |e| format!("-/{} so far", e.epoch)),
             |o| format!("{}/{}", o.best_epoch, o.epochs_run),
         );
-        let status = f.status.as_str();
+        let status = f.job.status.as_str();
         let _ = write!(
             html,
             "<tr><td class=\"num\">{}</td><td class=\"status-{status}\">{status}</td><td class=\"num\">{}</td><td>{}</td>\
              <td class=\"num\">{best}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
              <td class=\"num\">{}</td>",
-            f.fold,
-            f.attempt,
-            escape(f.device.as_deref().unwrap_or("-")),
+            f.job.fold,
+            f.job.attempt,
+            escape(f.job.device.as_deref().unwrap_or("-")),
             num(o.map(|o| o.rmse), 4),
             num(o.map(|o| o.rounded_rmse), 4),
             num(o.map(|o| o.macro_rmse), 4),
@@ -473,22 +473,22 @@ fn folds_section(detail: &ConfigDetail) -> String {
             writeln!(html, "<td class=\"num\">{}</td></tr>", num(o.map(|o| o.train_seconds), 1));
     }
     html += "</tbody></table></div>\n";
-    for f in detail.folds.iter().filter(|f| f.status != JobStatus::Done) {
-        if let Some(epoch) = f.diverged_epoch {
+    for f in detail.folds.iter().filter(|f| f.job.status != JobStatus::Done) {
+        if let Some(epoch) = f.job.diverged_epoch {
             let _ = writeln!(
                 html,
                 "<p class=\"facts\">Fold {} diverged at epoch {epoch} (a loss or RMSE that was not \
                  finite).</p>",
-                f.fold
+                f.job.fold
             );
         }
-        if let Some(error) = f.error.as_deref().filter(|e| !e.is_empty()) {
+        if let Some(error) = f.job.error.as_deref().filter(|e| !e.is_empty()) {
             let _ = writeln!(
                 html,
                 "<h3>Fold {} ({}): error of attempt {}</h3>\n<pre class=\"error\">{}</pre>",
-                f.fold,
-                f.status.as_str(),
-                f.attempt,
+                f.job.fold,
+                f.job.status.as_str(),
+                f.job.attempt,
                 escape(error)
             );
         }

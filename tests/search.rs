@@ -5,28 +5,14 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::common::{assert_bad_input, stderr, stdout, Scratch};
+use crate::common::{assert_bad_input, stderr, stdout, Scratch, DATA_SECTIONS};
 use rusqlite::Connection;
 
 /// The sample data sections with a small model; `{grid}` and `{search}` filled in per test.
 fn sweep_text(name: &str, epochs: usize, grid: &str, search: &str) -> String {
     format!(
         r#"name = "{name}"
-
-[data]
-train = "train_data.json"
-test = "test_data.json"
-metric_names = "metric_names.json"
-metric_embeddings = "metric_name_embeddings.npy"
-
-[text]
-encoder = "hashing"
-dim = 64
-
-[cv]
-folds = 5
-seed = 42
-
+{DATA_SECTIONS}
 [train]
 model = "standard"
 loss = "hybrid"

@@ -135,6 +135,9 @@ seed = 42
     };
 }
 
+/// [`data_sections!`] for tests that build their text with `format!`.
+pub const DATA_SECTIONS: &str = data_sections!();
+
 /// A small, fast training config (for `foldsweep train`).
 pub const QUICK_CONFIG: &str = concat!(
     data_sections!(),

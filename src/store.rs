@@ -214,6 +214,27 @@ fn migrate(conn: &mut Connection, from: i64) -> anyhow::Result<()> {
     result
 }
 
+/// How long a writer waits for another process's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// WAL mode, so readers never block the writer. Switching a new file needs it alone for a
+/// moment, and SQLite answers a second process doing the same "database is locked" at once,
+/// without its busy handler; so wait here as the busy timeout would.
+fn enable_wal(conn: &Connection) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match conn.pragma_update(None, "journal_mode", "WAL") {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            result => return result.context("switching the database to WAL mode"),
+        }
+    }
+}
+
 fn schema_version(conn: &Connection) -> anyhow::Result<Option<i64>> {
     let has_meta: bool = conn.query_row(
         "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta')",
@@ -518,8 +539,8 @@ impl Store {
     pub fn open(path: &Path) -> anyhow::Result<Store> {
         let mut conn = Connection::open(path)
             .with_context(|| format!("opening results database {}", path.display()))?;
-        conn.busy_timeout(Duration::from_secs(60))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        enable_wal(&conn)?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         match schema_version(&conn)? {
@@ -534,11 +555,17 @@ impl Store {
             })?,
             _ => {}
         }
-        conn.execute_batch(SCHEMA)?;
-        conn.execute(
+        // One IMMEDIATE transaction: each `CREATE TABLE IF NOT EXISTS` alone reads the schema,
+        // then writes, and a write by another process in between fails that upgrade at once
+        // with "database is locked" (SQLite skips the busy handler there). Taking the write
+        // lock first makes two coordinators opening a new file wait for each other instead.
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(SCHEMA)?;
+        tx.execute(
             "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
             [SCHEMA_VERSION.to_string()],
         )?;
+        tx.commit()?;
         Ok(Store { conn, path: path.to_path_buf() })
     }
 

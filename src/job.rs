@@ -216,8 +216,9 @@ pub fn run_fold<B: AutodiffBackend>(
     }
     let (train, val) = data.fold_samples(config, k);
     let probe_config = config.validation.probe.as_ref();
-    let probe_rows =
-        probe_config.map(|p| p.probe_rows(&val, data.dataset.metrics.len(), k)).unwrap_or_default();
+    let probe_rows = probe_config
+        .map(|p| crate::probe::probe_rows(p, &val, data.dataset.metrics.len(), k))
+        .unwrap_or_default();
     let probes = probe_config.map(|config_probe| Probes {
         rows: &probe_rows,
         config: config_probe,

@@ -23,6 +23,7 @@ pub mod data;
 pub mod error;
 pub mod job;
 pub mod model;
+pub mod nn;
 pub mod probe;
 pub mod report;
 pub mod sampling;

@@ -202,7 +202,7 @@ fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     grads: &mut GradientsParams,
     max_norm: f64,
 ) {
-    let norm = crate::train::optim::global_grad_norm::<B, M>(module, grads);
+    let norm = crate::nn::global_grad_norm::<B, M>(module, grads);
     let factor = max_norm / (norm + 1e-6);
     if factor >= 1.0 {
         return;

@@ -14,7 +14,6 @@
 
 mod alloc;
 pub mod backend;
-pub mod bench;
 #[allow(clippy::print_stdout)] // the command line is the one place that prints results
 pub mod cli;
 pub mod config;

@@ -423,41 +423,6 @@ pub struct ProbeRow {
     pub prediction: f64,
 }
 
-/// One trial of a random or tpe search, as the sampler's history and the report's plots see
-/// it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrialRow {
-    /// 0, 1, ... within its stream (the whole run, or one shard).
-    pub number: u64,
-    /// `""` for a whole run, `"I/N"` for a trial of `run --shard I/N`.
-    pub shard: String,
-    pub config_id: String,
-    /// The sampled values, one `(key, value)` per axis, in axis order.
-    pub point: crate::search::Point,
-    /// The config's objective over the folds it finished (`sweep::objective::config_value`);
-    /// None before any fold finished.
-    pub value: Option<f64>,
-    /// A pruner stopped one of its jobs (or all its remaining folds).
-    pub pruned: bool,
-    pub state: TrialState,
-}
-
-/// Where a trial stands, from its config's jobs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TrialState {
-    /// A job is pending, running or interrupted.
-    Running,
-    /// Every fold done.
-    Complete,
-    /// Every job has its outcome and a pruner stopped at least one.
-    Pruned,
-    /// Every job has its outcome and at least one diverged.
-    Diverged,
-    /// Some job failed for good.
-    Failed,
-}
-
 /// A sweep as the sweeps list shows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SweepListing {
@@ -1735,19 +1700,16 @@ mod tests {
         assert!(store.register_trial(&trial(0)).unwrap());
         assert!(!store.register_trial(&trial(0)).unwrap(), "trial 0 exists: nothing written");
         store.retire_non_trials(sweep_id).unwrap();
-        let rows = store.trials(sweep_id).unwrap();
+        let rows = store.trial_records(sweep_id).unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!((rows[0].number, rows[0].config_id.as_str()), (0, "trial0"));
         assert_eq!(rows[0].point, point);
-        assert_eq!(
-            (rows[0].value, rows[0].pruned, rows[0].state),
-            (None, false, TrialState::Running)
-        );
+        assert_eq!(rows[0].statuses, vec![(JobStatus::Pending, 3)]);
         let pending = store.jobs(sweep_id, JobStatus::Pending).unwrap();
         assert_eq!(pending.len(), 3, "the grid config retired, the trial's 3 folds pending");
         assert_eq!(store.prune_pending("trial0", "raced").unwrap(), 3);
-        let rows = store.trials(sweep_id).unwrap();
-        assert_eq!((rows[0].pruned, rows[0].state), (true, TrialState::Pruned));
+        let rows = store.trial_records(sweep_id).unwrap();
+        assert_eq!(rows[0].statuses, vec![(JobStatus::Pruned, 3)]);
         assert_eq!(store.requeue_pruned(sweep_id).unwrap(), 3);
     }
 

@@ -383,6 +383,17 @@ fn prints_a_report(command: &Command) -> bool {
     !matches!(command, Command::Run(_) | Command::Worker { .. } | Command::Serve(_))
 }
 
+/// The worker's side of the protocol: each finished epoch is one JSON line on stdout. A closed
+/// pipe means the coordinator is gone: stop rather than train for nobody.
+fn report_epoch_to_coordinator(epoch: &crate::train::EpochLog) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let line = serde_json::to_string(epoch).expect("an epoch log serializes");
+    if writeln!(stdout, "{line}").and_then(|_| stdout.flush()).is_err() {
+        std::process::exit(EXIT_FAILED as i32);
+    }
+}
+
 fn end_quietly_on_a_closed_pipe() {
     // SAFETY: restores the default disposition of SIGPIPE before any thread starts.
     unsafe {
@@ -456,7 +467,7 @@ fn run(cli: Cli) -> CommandResult {
         Command::Embed(args) => embed(args),
         Command::Finetune(args) => finetune(args),
         Command::Worker { job_file } => {
-            crate::sweep::worker::run_worker(&job_file)?;
+            crate::sweep::worker::run_worker(&job_file, &mut report_epoch_to_coordinator)?;
             Ok(ExitCode::SUCCESS)
         }
     }

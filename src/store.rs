@@ -9,8 +9,10 @@
 //! migrated in place when it is opened.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+pub use crate::util::process::{hostname, now};
+use crate::util::process::{owner_running, process_start_time};
 use anyhow::{bail, Context};
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSqlOutput, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, ToSql, Transaction, TransactionBehavior};
@@ -321,22 +323,6 @@ impl ToSql for JobStatus {
 impl FromSql for JobStatus {
     fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
         value.as_str()?.parse().map_err(|e: String| FromSqlError::Other(e.into()))
-    }
-}
-
-pub fn now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs_f64()
-}
-
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: gethostname writes at most buf.len() bytes into a buffer we own.
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
-    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    if ok {
-        String::from_utf8_lossy(&buf[..end]).into_owned()
-    } else {
-        "localhost".into()
     }
 }
 
@@ -1335,17 +1321,6 @@ fn requeue_stale(tx: &Transaction, sweep_id: i64) -> anyhow::Result<usize> {
     Ok(requeued)
 }
 
-/// Whether the coordinator that claimed a job still runs: its pid is alive and, when the
-/// claim recorded one, started at the same time (otherwise the pid was reused).
-fn owner_running(pid: i64, owner_start: Option<i64>) -> bool {
-    process_alive(pid)
-        && match owner_start {
-            Some(start) => process_start_time(pid) == Some(start),
-            // Claimed without a start time (a schema 1 file, or no /proc): the pid alone.
-            None => true,
-        }
-}
-
 /// A rerun of a job replaces what an earlier attempt may have left.
 fn clear_results(tx: &Transaction, job_id: i64) -> anyhow::Result<()> {
     for table in [
@@ -1462,33 +1437,6 @@ fn storable(value: f64) -> f64 {
     } else {
         value
     }
-}
-
-/// Whether a live (not zombie) process with this pid exists on this machine.
-pub fn process_alive(pid: i64) -> bool {
-    // SAFETY: signal 0 checks for existence and permission only; nothing is delivered.
-    let exists = pid > 0
-        && (unsafe { libc::kill(pid as libc::pid_t, 0) } == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM));
-    // A killed process whose parent never reaps it stays a zombie and still "exists".
-    exists && !is_zombie(pid)
-}
-
-/// The fields of /proc/<pid>/stat after the command name (which may hold spaces and ')').
-fn proc_stat_fields(pid: i64) -> Option<Vec<String>> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    Some(rest.split_whitespace().map(str::to_string).collect())
-}
-
-fn is_zombie(pid: i64) -> bool {
-    proc_stat_fields(pid).is_some_and(|f| f.first().is_some_and(|s| s == "Z"))
-}
-
-/// A process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat; the
-/// fields after the name start at field 3). None where /proc is not available.
-pub fn process_start_time(pid: i64) -> Option<i64> {
-    proc_stat_fields(pid)?.get(22 - 3)?.parse().ok()
 }
 
 #[cfg(test)]
@@ -1719,13 +1667,5 @@ mod tests {
             assert_eq!(status.as_str().parse::<JobStatus>(), Ok(status));
         }
         assert!("finished".parse::<JobStatus>().is_err());
-    }
-
-    #[test]
-    fn own_process_start_time_is_read_from_proc() {
-        let start = process_start_time(std::process::id() as i64);
-        assert!(start.is_some_and(|s| s > 0), "{start:?}");
-        assert!(owner_running(std::process::id() as i64, start));
-        assert!(!owner_running(std::process::id() as i64, start.map(|s| s + 1)));
     }
 }

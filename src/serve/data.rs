@@ -158,7 +158,7 @@ pub fn progress(store: &Store, sweep_id: i64, name: &str) -> anyhow::Result<Swee
     };
     Ok(SweepProgress {
         sweep: name.to_string(),
-        now: crate::store::now(),
+        now: crate::util::process::now(),
         jobs,
         running,
         mean_job_seconds,

@@ -18,7 +18,6 @@ use crate::error::Error;
 pub use crate::error::{EXIT_BAD_INPUT, EXIT_FAILED};
 
 use crate::report::{self};
-
 use crate::store::Store;
 
 /// What a command returns: its exit code, or the error that decides one.

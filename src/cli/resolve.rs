@@ -2,11 +2,10 @@
 //! high args): a flag given on the command line wins over the sweep file's setting, and a
 //! value that is wrong either way is a usage error naming the flag or the file's key.
 
+use super::args::RunArgs;
 use crate::error::InputError;
 use crate::sweep::spec::Checkpoints;
 use crate::sweep::{RunOptions, SweepFile};
-
-use super::args::RunArgs;
 
 /// `run`'s options: devices and slots from the flags or `[resources]`, the rest from the file.
 pub(super) fn run_options(args: &RunArgs, sweep: &SweepFile) -> Result<RunOptions, InputError> {

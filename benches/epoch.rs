@@ -5,6 +5,10 @@
 //!     cargo bench --bench epoch -- [--rows 5000] [--batch 64] [--rank 0] [--dim 768]
 //!                                  [--hidden 512,256,128] [--max-steps N]
 
+// The binary's allocator, so the benchmark measures what `foldsweep` runs with.
+#[path = "../src/alloc.rs"]
+mod alloc;
+
 use foldsweep::backend::{cpu_device, CpuTrain};
 use foldsweep::job::bench::{run, EpochBench};
 

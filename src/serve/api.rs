@@ -1,4 +1,4 @@
-//! The JSON API behind the pages, for scripts that poll (documented in the README):
+//! The JSON API behind the pages, for scripts (documented in the README):
 //! - `GET /api/sweeps`: every sweep with its job counts and best config;
 //! - `GET /api/sweeps/{name}/results?sort=oof|mean|macro|probe|shifted`: `results --format
 //!   json`'s rows; without `sort`, the sweep's default (shifted with probes, else oof);
@@ -9,36 +9,38 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::http::{Request, Response};
+use super::http::{Query, Response};
 use super::{data, is_config_id, is_plausible_sweep_name};
 use crate::report::SortKey;
 
-pub fn route(db: &Path, segments: &[&str], request: &Request) -> anyhow::Result<Response> {
-    match segments {
-        ["sweeps"] => {
-            let store = data::open(db)?;
-            Ok(Response::json(200, &json!({ "sweeps": data::sweeps(&store)? })))
-        }
-        ["sweeps", name, "results"] => results(db, name, request),
-        ["sweeps", name, "progress"] => {
-            let store = data::open(db)?;
-            let Some(id) = sweep(&store, name)? else { return Ok(no_sweep(name)) };
-            Ok(Response::json(200, &data::progress(&store, id, name)?))
-        }
-        ["configs", id] if is_config_id(id) => {
-            let store = data::open(db)?;
-            Ok(match data::config(&store, id)? {
-                Some(detail) => Response::json(200, &detail),
-                None => Response::json_error(404, &format!("no config {id}")),
-            })
-        }
-        ["configs", _] => Ok(Response::json_error(404, "a config id is 12 hex digits")),
-        _ => Ok(Response::json_error(404, "no such endpoint")),
-    }
+/// `GET /api/sweeps`.
+pub fn sweeps(db: &Path) -> anyhow::Result<Response> {
+    let store = data::open(db)?;
+    Ok(Response::json(200, &json!({ "sweeps": data::sweeps(&store)? })))
 }
 
-fn results(db: &Path, name: &str, request: &Request) -> anyhow::Result<Response> {
-    let sort = match request.query.get("sort") {
+/// `GET /api/sweeps/{name}/progress`.
+pub fn progress(db: &Path, name: &str) -> anyhow::Result<Response> {
+    let store = data::open(db)?;
+    let Some(id) = sweep(&store, name)? else { return Ok(no_sweep(name)) };
+    Ok(Response::json(200, &data::progress(&store, id, name)?))
+}
+
+/// `GET /api/configs/{id}`.
+pub fn config(db: &Path, id: &str) -> anyhow::Result<Response> {
+    if !is_config_id(id) {
+        return Ok(Response::json_error(404, "a config id is 12 hex digits"));
+    }
+    let store = data::open(db)?;
+    Ok(match data::config(&store, id)? {
+        Some(detail) => Response::json(200, &detail),
+        None => Response::json_error(404, &format!("no config {id}")),
+    })
+}
+
+/// `GET /api/sweeps/{name}/results?sort=...`.
+pub fn results(db: &Path, name: &str, query: &Query) -> anyhow::Result<Response> {
+    let sort = match query.get("sort") {
         None => None,
         Some(text) => match sort_key(text) {
             Some(sort) => Some(sort),

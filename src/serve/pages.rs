@@ -8,9 +8,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::api::{sort_key, sweep};
+use super::api::{self, sort_key};
 use super::data::{self, ConfigDetail, JobCounts, SweepProgress};
-use super::http::{percent_encode, Request, Response, HTML};
+use super::http::{percent_encode, Query, Response, HTML};
 use super::{is_config_id, not_found};
 use crate::report::compare::CompareReport;
 use crate::report::html::{escape, STYLE};
@@ -30,26 +30,37 @@ pub fn asset(name: &str) -> Option<Response> {
     }
 }
 
-pub fn route(db: &Path, segments: &[&str], request: &Request) -> anyhow::Result<Response> {
-    let (title, main) = match segments {
-        [] => ("sweeps".to_string(), sweeps_page(db)?),
-        ["sweeps", name] => {
-            let sort = request.query.get("sort").and_then(|text| sort_key(text));
-            match sweep_page(db, name, sort)? {
-                Some(main) => (format!("sweep {name}"), main),
-                None => return Ok(not_found()),
-            }
-        }
-        ["configs", id] if is_config_id(id) => match config_page(db, id)? {
-            Some(main) => (format!("config {id}"), main),
-            None => return Ok(not_found()),
-        },
-        _ => return Ok(not_found()),
-    };
-    if request.header("x-fragment") == Some("main") {
-        return Ok(Response::new(200, HTML, main));
+/// `GET /`: every sweep.
+pub fn index(db: &Path, fragment: bool) -> anyhow::Result<Response> {
+    Ok(page("sweeps", &sweeps_page(db)?, fragment))
+}
+
+/// `GET /sweeps/{name}`; 404 if there is no such sweep.
+pub fn sweep(db: &Path, name: &str, query: &Query, fragment: bool) -> anyhow::Result<Response> {
+    let sort = query.get("sort").and_then(|text| sort_key(text));
+    Ok(match sweep_page(db, name, sort)? {
+        Some(main) => page(&format!("sweep {name}"), &main, fragment),
+        None => not_found(),
+    })
+}
+
+/// `GET /configs/{id}`; 404 if the id is not one.
+pub fn config(db: &Path, id: &str, fragment: bool) -> anyhow::Result<Response> {
+    if !is_config_id(id) {
+        return Ok(not_found());
     }
-    Ok(Response::new(200, HTML, layout(&title, &main)))
+    Ok(match config_page(db, id)? {
+        Some(main) => page(&format!("config {id}"), &main, fragment),
+        None => not_found(),
+    })
+}
+
+/// The whole page, or only its `<main>` for the live refresh (header `X-Fragment: main`).
+fn page(title: &str, main: &str, fragment: bool) -> Response {
+    if fragment {
+        return Response::new(200, HTML, main.to_string());
+    }
+    Response::new(200, HTML, layout(title, main))
 }
 
 fn layout(title: &str, main: &str) -> String {
@@ -153,7 +164,7 @@ fn sweeps_page(db: &Path) -> anyhow::Result<String> {
 /// `sort` is (the API refuses both instead).
 fn sweep_page(db: &Path, name: &str, sort: Option<SortKey>) -> anyhow::Result<Option<String>> {
     let store = data::open(db)?;
-    let Some(id) = sweep(&store, name)? else { return Ok(None) };
+    let Some(id) = api::sweep(&store, name)? else { return Ok(None) };
     let progress = data::progress(&store, id, name)?;
     let (mut rows, mut sort) = data::results(&store, id, sort)?;
     if data::needs_probes(sort) && !data::has_probes(&rows) {

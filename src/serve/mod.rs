@@ -21,7 +21,9 @@ mod guard;
 pub mod http;
 pub mod net;
 pub mod pages;
+pub mod plots;
 mod routes;
+pub mod space_plots;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -522,3 +522,94 @@ fn serve_opens_a_sweep_whose_name_has_a_slash() {
     // Unencoded, the slash is a path separator: no such page.
     assert_eq!(served.get("/sweeps/team/tiny").status, 404);
 }
+
+/// Reads server-sent events from a stream until `count` events arrived or `within` passed:
+/// (event name, data as JSON, seconds between the event's `written_at` and its arrival).
+fn read_events(stream: &mut TcpStream, count: usize, within: Duration) -> Vec<(String, Value, f64)> {
+    let deadline = Instant::now() + within;
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    let mut chunk = [0u8; 4096];
+    stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    while events.len() < count && Instant::now() < deadline {
+        let n = match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(_) => continue,
+        };
+        buffer += &String::from_utf8_lossy(&chunk[..n]);
+        let arrived = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+            };
+            if let (Some(event), Some(data)) = (field("event:"), field("data:")) {
+                let data: Value = serde_json::from_str(&data).expect("event data is JSON");
+                let lag = arrived - data["written_at"].as_f64().expect("written_at");
+                events.push((event, data, lag));
+            }
+        }
+    }
+    events
+}
+
+/// The sweep page listens to server-sent events: a `progress` event follows each write of
+/// the running sweep (epochs about once a second) within a second, with running jobs' epochs.
+#[test]
+fn serve_streams_a_running_sweeps_progress_as_events() {
+    let s = Scratch::new();
+    s.write(
+        "sweep.toml",
+        TINY_SWEEP
+            .replace("epochs = 3", "epochs = 5000\npatience = 0")
+            .replace("jobs_per_device = 2", "jobs_per_device = 1"),
+    );
+    drop(foldsweep::store::Store::open(&s.path("results.db")).unwrap());
+    let served = Served::start(&s, "127.0.0.1:0", &[]);
+    assert_eq!(served.get("/api/events?sweep=tiny").status, 404, "no such sweep yet");
+    let mut sweep = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
+        .args(["run", "sweep.toml", "--db", "results.db"])
+        .current_dir(s.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while served.get("/api/sweeps/tiny/progress").status != 200 {
+        assert!(Instant::now() < deadline, "the sweep never appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let page = served.get("/sweeps/tiny").body;
+    assert!(page.contains("data-events=\"/api/events?sweep=tiny\""), "the page listens");
+
+    let mut stream = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+    let head = format!(
+        "GET /api/events?sweep=tiny HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+         Accept: text/event-stream\r\n\r\n",
+        served.token.as_ref().unwrap()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let events = read_events(&mut stream, 6, Duration::from_secs(30));
+    for _ in 0..2 {
+        // SAFETY: sends SIGINT to our own child process.
+        unsafe { libc::kill(sweep.id() as libc::pid_t, libc::SIGINT) };
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    sweep.wait().unwrap();
+
+    assert!(events.len() >= 6, "{} events in 30 s: {events:?}", events.len());
+    assert!(events.iter().all(|(name, _, _)| name == "progress"));
+    // The first tells where the store stands; each later one answers a write.
+    for (_, data, lag) in &events[1..] {
+        assert!(*lag < 1.0, "an event {lag:.3} s after the write: {data}");
+    }
+    let epochs: Vec<u64> = events
+        .iter()
+        .filter_map(|(_, d, _)| d["running"][0]["epoch"].as_u64())
+        .collect();
+    assert!(epochs.windows(2).any(|w| w[1] > w[0]), "running epochs advance: {epochs:?}");
+}

@@ -272,3 +272,101 @@ fn serve_reads_request_bodies_to_their_end() {
     assert_eq!(reply.status, 413);
     assert_eq!(served.get("/api/sweeps").status, 200);
 }
+
+/// The tiny sweep with a second learning rate of 1e30, whose every job diverges at epoch 1
+/// (its loss and RMSE stored as +inf).
+fn diverging_sweep_done() -> Scratch {
+    let s = Scratch::new();
+    let sweep = crate::common::TINY_SWEEP
+        .replace("lr = 3e-3\n", "")
+        .replace("[resources]", "lr = [3e-3, 1e30]\n\n[resources]");
+    s.write("sweep.toml", sweep);
+    let out = s.run(&["run", "sweep.toml", "--db", "results.db"]);
+    assert!(out.status.success(), "{}", crate::common::stderr(&out));
+    s
+}
+
+/// Before, +inf reached a chart's range and the config page spun a worker forever.
+#[test]
+fn serve_answers_a_diverged_configs_page_in_milliseconds() {
+    let s = diverging_sweep_done();
+    let served = Served::start(&s, "127.0.0.1:0", &[]);
+    let results = served.json("/api/sweeps/tiny/results");
+    let rows = results["results"].as_array().unwrap();
+    let diverged: Vec<&str> = rows
+        .iter()
+        .filter(|r| r["diverged"].as_u64() > Some(0))
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(diverged.len(), 2, "the two lr=1e30 configs");
+    for id in diverged {
+        for _ in 0..3 {
+            let asked = Instant::now();
+            let page = served.get(&format!("/configs/{id}"));
+            let took = asked.elapsed();
+            assert_eq!(page.status, 200);
+            assert!(took < Duration::from_secs(1), "config page took {took:?}");
+            assert!(page.body.contains("diverged at epoch 1"), "marked");
+            for svg in page.body.split("<svg").skip(1) {
+                let svg = svg.split("</svg>").next().unwrap();
+                assert!(!svg.contains("NaN") && !svg.contains("inf"), "a chart with NaN: {svg}");
+            }
+        }
+        assert_eq!(served.json(&format!("/api/configs/{id}"))["folds"][0]["status"], "diverged");
+    }
+    let asked = Instant::now();
+    assert_eq!(served.get("/sweeps/tiny").status, 200);
+    assert!(asked.elapsed() < Duration::from_secs(2), "sweep page took {:?}", asked.elapsed());
+    let err = served.stop();
+    assert!(err.is_empty(), "serve reported errors:\n{err}");
+}
+
+/// A fold that trained for two epochs and diverged at the third is drawn to epoch 2 and
+/// marked there (written through the store, as the coordinator would).
+#[test]
+fn serve_draws_a_diverged_fold_to_its_last_finite_epoch() {
+    use foldsweep::store::{NewConfig, Store, SweepDefinition};
+    use foldsweep::train::EpochLog;
+    let s = Scratch::new();
+    let mut store = Store::open(&s.path("results.db")).unwrap();
+    let sweep = SweepDefinition {
+        name: "made",
+        definition: "",
+        data_fingerprint: "fp",
+        fold_hash: "fh",
+        folds: 1,
+        keep_trials: false,
+    };
+    let config = NewConfig {
+        id: "0123456789ab",
+        params_json: "{}",
+        varying_json: "{}",
+        label: "lr=1e30",
+        data_fingerprint: "fp",
+    };
+    let sweep_id = store.register_sweep(&sweep, &[config], &[("0123456789ab".into(), 0)]).unwrap().0;
+    let job = store.claim_next(sweep_id, "cpu", &|_, _| true, false).unwrap().unwrap();
+    let epoch = |epoch, rmse: f64| EpochLog {
+        epoch,
+        train_loss: rmse,
+        val_rmse: rmse,
+        lr: 1e30,
+        seconds: 0.1,
+        probe_rmse: None,
+        shifted_rmse: None,
+    };
+    let log = [epoch(1, 2.5), epoch(2, 1.5), epoch(3, f64::INFINITY)];
+    store.record_diverged(job.id, 3, &log, "training diverged at epoch 3").unwrap();
+    drop(store);
+
+    let served = Served::start(&s, "127.0.0.1:0", &[]);
+    let asked = Instant::now();
+    let page = served.get("/configs/0123456789ab");
+    assert!(asked.elapsed() < Duration::from_secs(1), "took {:?}", asked.elapsed());
+    assert_eq!(page.status, 200);
+    let svg = page.body.split("Learning curves").nth(1).expect("the learning curves figure");
+    let line = svg.split("<polyline points=\"").nth(1).expect("the fold's line");
+    let points = line.split('"').next().unwrap().split(' ').count();
+    assert_eq!(points, 2, "epochs 1 and 2, not the infinite third: {line}");
+    assert!(svg.contains("diverged at epoch 3"), "marked where it diverged");
+}

@@ -4,15 +4,14 @@
 //! public read functions (`report::summaries_by`, `report::compare`, the report's charts and
 //! `Store`'s typed reads): the store owns the SQL, so src/serve holds none.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::Serialize;
 
+use super::plots::{self, Curve, CurveEnd};
 use crate::report::compare::{compare, CompareReport};
 use crate::report::html::{
-    axis_figure, histogram_figure, learning_curve_chart, learning_curve_figure, per_score_figure,
-    Figure,
+    axis_figure, histogram_figure, learning_curve_figure, per_score_figure, Figure,
 };
 use crate::report::{
     best, summaries_by, summaries_with, varying_keys, ConfigSummary, Criterion, SortKey,
@@ -245,23 +244,39 @@ fn folds(store: &Store, config_id: &str) -> anyhow::Result<Vec<FoldDetail>> {
         .collect()
 }
 
-/// A config's charts: every fold's learning curve (running folds too, as far as recorded)
-/// and its prediction histogram, drawn by the report's code.
+/// A config's charts: every fold's learning curve (running folds too, as far as recorded;
+/// a diverged fold up to its last finite epoch, marked) and its prediction histogram.
 pub fn config_charts(store: &Store, detail: &ConfigDetail) -> anyhow::Result<Vec<String>> {
-    let curves: BTreeMap<usize, Vec<(f64, f64)>> = detail
+    let curves: Vec<Curve> = detail
         .folds
         .iter()
-        .filter(|f| !f.epochs.is_empty())
-        .map(|f| (f.job.fold, f.epochs.iter().map(|e| (e.epoch as f64, e.val_rmse)).collect()))
+        .filter(|f| !f.epochs.is_empty() || f.job.diverged_epoch.is_some())
+        .map(|f| Curve {
+            label: format!("fold {}", f.job.fold),
+            color: css(crate::report::html::color(f.job.fold)),
+            values: f.epochs.iter().map(|e| e.val_rmse).collect(),
+            end: curve_end(&f.job),
+        })
         .collect();
     let mut learning = learning_curve_figure(store, None)?;
     learning.title = "Learning curves".into();
-    learning.caption = "Validation RMSE after each epoch, one line per fold.".into();
+    learning.caption = "Validation RMSE after each epoch, one line per fold; a cross marks \
+                        where a fold diverged (its last finite epoch), a square where a pruner \
+                        stopped it."
+        .into();
     if !curves.is_empty() {
-        learning.svg = Some(learning_curve_chart(&curves)?);
-        learning.legend = curves
-            .keys()
-            .map(|&fold| (crate::report::html::color(fold), format!("fold {fold}")))
+        learning.svg = plots::curves(&curves, "validation RMSE");
+        learning.legend = detail
+            .folds
+            .iter()
+            .filter(|f| !f.epochs.is_empty() || f.job.diverged_epoch.is_some())
+            .map(|f| {
+                let mut text = format!("fold {}", f.job.fold);
+                if let Some(epoch) = f.job.diverged_epoch {
+                    text += &format!(" (diverged at epoch {epoch})");
+                }
+                (crate::report::html::color(f.job.fold), text)
+            })
             .collect();
     }
     let mut histogram = histogram_figure(store, detail.summary.as_ref())?;
@@ -271,6 +286,21 @@ pub fn config_charts(store: &Store, detail: &ConfigDetail) -> anyhow::Result<Vec
         detail.id
     );
     Ok(vec![learning.html(), histogram.html()])
+}
+
+/// How a job's learning curve ended, for its mark.
+pub fn curve_end(job: &JobRecord) -> CurveEnd {
+    match (job.status, job.diverged_epoch) {
+        (_, Some(epoch)) => CurveEnd::Diverged(epoch),
+        (JobStatus::Pruned, None) => CurveEnd::Pruned,
+        (JobStatus::Running, None) => CurveEnd::Running,
+        _ => CurveEnd::Finished,
+    }
+}
+
+/// A chart colour as CSS.
+pub fn css(color: plotters::style::RGBColor) -> String {
+    format!("#{:02x}{:02x}{:02x}", color.0, color.1, color.2)
 }
 
 #[cfg(test)]

@@ -19,11 +19,14 @@ pub mod auth;
 pub mod data;
 mod guard;
 pub mod http;
+mod live;
 pub mod net;
 pub mod pages;
 pub mod plots;
 mod routes;
 pub mod space_plots;
+mod sweep_page;
+pub mod view;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

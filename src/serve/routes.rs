@@ -22,7 +22,7 @@ use tower_http::timeout::{RequestBodyTimeoutLayer, TimeoutLayer};
 use super::auth::AllowedHosts;
 use super::http::{parse_query, Query, Response};
 use super::net::Limits;
-use super::{api, guard, not_found, pages, ServeEvent};
+use super::{api, guard, live, not_found, pages, ServeEvent};
 
 /// What every request needs.
 pub struct Context {
@@ -51,6 +51,7 @@ pub fn router(context: Arc<Context>) -> Router {
         .route("/api/sweeps/{name}/results", get(api_results))
         .route("/api/sweeps/{name}/progress", get(api_progress))
         .route("/api/configs/{id}", get(api_config))
+        .route("/api/events", get(live::events))
         .fallback(fallback)
         .layer(timeout)
         .layer(middleware::from_fn_with_state(Arc::clone(&context), guard::admit))
@@ -131,17 +132,33 @@ async fn fallback(uri: axum::http::Uri) -> Response {
 }
 
 impl Context {
-    /// Runs a database read on the blocking pool, at most `workers` at once. An error or a
-    /// panic is told to the CLI (through `events`) and answered 500 without details.
+    /// Runs a database read on the blocking pool and answers with its response; an error is
+    /// 500 without details.
     async fn read(
         self: &Arc<Self>,
         is_api: bool,
         what: String,
         work: impl FnOnce(&Path) -> anyhow::Result<Response> + Send + 'static,
     ) -> Response {
-        let Ok(permit) = Arc::clone(&self.db_slots).acquire_owned().await else {
-            return internal_error(is_api);
-        };
+        self.read_told(what, work).await.unwrap_or_else(|| internal_error(is_api))
+    }
+
+    /// [`Context::read`]'s value, None on an error (told to the CLI).
+    pub async fn read_value<T: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&Path) -> anyhow::Result<T> + Send + 'static,
+    ) -> Option<T> {
+        self.read_told("event stream".into(), work).await
+    }
+
+    /// Runs `work` on the blocking pool, at most `workers` at once. An error or a panic is
+    /// told to the CLI (through `events`) and gives None.
+    async fn read_told<T: Send + 'static>(
+        self: &Arc<Self>,
+        what: String,
+        work: impl FnOnce(&Path) -> anyhow::Result<T> + Send + 'static,
+    ) -> Option<T> {
+        let permit = Arc::clone(&self.db_slots).acquire_owned().await.ok()?;
         let db = self.db.clone();
         let done = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -149,12 +166,12 @@ impl Context {
         })
         .await;
         let error = match done {
-            Ok(Ok(response)) => return response,
+            Ok(Ok(value)) => return Some(value),
             Ok(Err(error)) => format!("{error:#}"),
             Err(join) => format!("the handler panicked: {join}"),
         };
         (self.events)(ServeEvent::ReadFailed { request: what, error });
-        internal_error(is_api)
+        None
     }
 }
 

@@ -525,7 +525,11 @@ fn serve_opens_a_sweep_whose_name_has_a_slash() {
 
 /// Reads server-sent events from a stream until `count` events arrived or `within` passed:
 /// (event name, data as JSON, seconds between the event's `written_at` and its arrival).
-fn read_events(stream: &mut TcpStream, count: usize, within: Duration) -> Vec<(String, Value, f64)> {
+fn read_events(
+    stream: &mut TcpStream,
+    count: usize,
+    within: Duration,
+) -> Vec<(String, Value, f64)> {
     let deadline = Instant::now() + within;
     let mut buffer = String::new();
     let mut events = Vec::new();
@@ -607,9 +611,7 @@ fn serve_streams_a_running_sweeps_progress_as_events() {
     for (_, data, lag) in &events[1..] {
         assert!(*lag < 1.0, "an event {lag:.3} s after the write: {data}");
     }
-    let epochs: Vec<u64> = events
-        .iter()
-        .filter_map(|(_, d, _)| d["running"][0]["epoch"].as_u64())
-        .collect();
+    let epochs: Vec<u64> =
+        events.iter().filter_map(|(_, d, _)| d["running"][0]["epoch"].as_u64()).collect();
     assert!(epochs.windows(2).any(|w| w[1] > w[0]), "running epochs advance: {epochs:?}");
 }

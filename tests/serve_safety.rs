@@ -344,7 +344,8 @@ fn serve_draws_a_diverged_fold_to_its_last_finite_epoch() {
         label: "lr=1e30",
         data_fingerprint: "fp",
     };
-    let sweep_id = store.register_sweep(&sweep, &[config], &[("0123456789ab".into(), 0)]).unwrap().0;
+    let sweep_id =
+        store.register_sweep(&sweep, &[config], &[("0123456789ab".into(), 0)]).unwrap().0;
     let job = store.claim_next(sweep_id, "cpu", &|_, _| true, false).unwrap().unwrap();
     let epoch = |epoch, rmse: f64| EpochLog {
         epoch,

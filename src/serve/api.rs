@@ -1,7 +1,8 @@
 //! The JSON API behind the pages, for scripts (documented in the README):
 //! - `GET /api/sweeps`: every sweep with its job counts and best config;
-//! - `GET /api/sweeps/{name}/results?sort=oof|mean|macro|probe|shifted`: `results --format
-//!   json`'s rows; without `sort`, the sweep's default (shifted with probes, else oof);
+//! - `GET /api/sweeps/{name}/results?sort=oof|mean|macro|probe|shifted&offset=N&limit=N`:
+//!   `results --format json`'s rows; without `sort`, the sweep's default (shifted with
+//!   probes, else oof); `total` counts them all;
 //! - `GET /api/sweeps/{name}/progress`: job counts, running jobs, ETA;
 //! - `GET /api/configs/{id}`: one config, its folds, learning curves and errors.
 
@@ -62,7 +63,15 @@ pub fn results(db: &Path, name: &str, query: &Query) -> anyhow::Result<Response>
         );
         return Ok(Response::json_error(400, &message));
     }
-    Ok(Response::json(200, &json!({ "sweep": name, "sort": sort.name(), "results": rows })))
+    // `offset` and `limit` page the rows (a sweep of 10,000 configs is megabytes of JSON).
+    let number = |key: &str| query.get(key).and_then(|v| v.parse::<usize>().ok());
+    let offset = number("offset").unwrap_or(0).min(rows.len());
+    let limit = number("limit").unwrap_or(usize::MAX);
+    let page = &rows[offset..offset.saturating_add(limit).min(rows.len())];
+    let body = json!({
+        "sweep": name, "sort": sort.name(), "total": rows.len(), "offset": offset, "results": page
+    });
+    Ok(Response::json(200, &body))
 }
 
 /// A sort key as the CLI's `--sort` spells it (case-insensitive); None if it is not one.

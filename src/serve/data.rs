@@ -4,7 +4,9 @@
 //! public read functions (`report::summaries_by`, `report::compare`, the report's charts and
 //! `Store`'s typed reads): the store owns the SQL, so src/serve holds none.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde::Serialize;
 
@@ -102,7 +104,7 @@ pub fn sweep_id(store: &Store, name: &str) -> anyhow::Result<Option<i64>> {
 pub fn sweeps(store: &Store) -> anyhow::Result<Vec<SweepOverview>> {
     let mut out = Vec::new();
     for sweep in store.sweep_list()? {
-        let (rows, key) = summaries_by(store, sweep.id, None, false)?;
+        let (rows, key) = results(store, sweep.id, None)?;
         let best = best(&rows, key).and_then(|r| {
             key.value(r).map(|rmse| BestConfig {
                 id: r.id.clone(),
@@ -166,12 +168,42 @@ pub fn progress(store: &Store, sweep_id: i64, name: &str) -> anyhow::Result<Swee
 
 /// Every config of a sweep, best first by `sort`, or when None by the sweep's default
 /// criterion (shifted RMSE with probes, else pooled OOF RMSE); returns the key used.
+///
+/// Computed once per state of the database files and kept (see [`SUMMARIES`]): a sweep of
+/// 10,000 configs takes seconds to summarise, and every page and API call of it needs this.
 pub fn results(
     store: &Store,
     sweep_id: i64,
     sort: Option<SortKey>,
 ) -> anyhow::Result<(Vec<ConfigSummary>, SortKey)> {
-    summaries_by(store, sweep_id, sort, false)
+    let key = (store.path().to_path_buf(), sweep_id, sort.map(SortKey::name));
+    // Taken before reading, so a write while summarising makes the next call read again.
+    let stamp = super::live::Stamp::of(store.path());
+    let cached =
+        lock_summaries().get(&key).filter(|(s, _)| *s == stamp).map(|(_, r)| Arc::clone(r));
+    if let Some(rows) = cached {
+        return Ok((*rows).clone());
+    }
+    let rows = Arc::new(summaries_by(store, sweep_id, sort, false)?);
+    let mut cache = lock_summaries();
+    if cache.len() >= 8 {
+        cache.clear();
+    }
+    cache.insert(key, (stamp, Arc::clone(&rows)));
+    Ok((*rows).clone())
+}
+
+type SummaryKey = (std::path::PathBuf, i64, Option<&'static str>);
+type Summaries = Arc<(Vec<ConfigSummary>, SortKey)>;
+
+/// The last summaries per database, sweep and sort, with the database's stamp then.
+static SUMMARIES: OnceLock<Mutex<SummaryCache>> = OnceLock::new();
+
+type SummaryCache = HashMap<SummaryKey, (super::live::Stamp, Summaries)>;
+
+fn lock_summaries() -> MutexGuard<'static, SummaryCache> {
+    let cache = SUMMARIES.get_or_init(Mutex::default);
+    cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Whether a sort key reads figures only a sweep with validation probes has.
@@ -219,10 +251,16 @@ pub fn config(store: &Store, id: &str) -> anyhow::Result<Option<ConfigDetail>> {
     let Some(params) = store.config_params(id)? else { return Ok(None) };
     let sweeps = store.config_sweeps(id)?;
     let summary = match sweeps.first() {
-        // Retired configs too: their page still shows what they got.
-        Some(sweep) => summaries_with(store, sweep.sweep_id, SortKey::Oof, true)?
-            .into_iter()
-            .find(|s| s.id == id),
+        // The sweep's (cached) summaries; a retired config's are read with the retired ones:
+        // its page still shows what it got.
+        Some(sweep) => {
+            match results(store, sweep.sweep_id, None)?.0.into_iter().find(|s| s.id == id) {
+                Some(summary) => Some(summary),
+                None => summaries_with(store, sweep.sweep_id, SortKey::Oof, true)?
+                    .into_iter()
+                    .find(|s| s.id == id),
+            }
+        }
         None => None,
     };
     Ok(Some(ConfigDetail {

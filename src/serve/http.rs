@@ -81,7 +81,7 @@ impl Response {
     }
 
     pub fn json(status: u16, value: &impl serde::Serialize) -> Response {
-        match serde_json::to_vec_pretty(value) {
+        match serde_json::to_vec(value) {
             Ok(body) => Response::new(status, JSON, body),
             Err(_) => Response::text(500, "500 internal error"),
         }

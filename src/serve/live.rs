@@ -33,12 +33,12 @@ const STREAM_FOR: Duration = Duration::from_secs(30 * 60);
 
 /// The size and modification time of the database and its WAL.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Stamp {
+pub(super) struct Stamp {
     files: [(u64, Option<SystemTime>); 2],
 }
 
 impl Stamp {
-    fn of(db: &Path) -> Stamp {
+    pub(super) fn of(db: &Path) -> Stamp {
         let file = |path: &Path| match std::fs::metadata(path) {
             Ok(meta) => (meta.len(), meta.modified().ok()),
             Err(_) => (0, None),

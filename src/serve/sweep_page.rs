@@ -36,7 +36,10 @@ pub fn render(db: &Path, name: &str, query: &super::http::Query) -> anyhow::Resu
     let (page, pages) = view.page_of(&kept);
     let page_rows: Vec<ConfigSummary> = page.iter().map(|(_, r)| (*r).clone()).collect();
     let verdicts = data::verdicts(&store, &page_rows)?;
-    let charts = data::sweep_charts(&store, &rows)?;
+    // The report's charts over the best configs the view keeps (all of them up to 1000).
+    let charted: Vec<ConfigSummary> =
+        kept.iter().take(MAX_LINES).map(|(_, r)| (*r).clone()).collect();
+    let charts = data::sweep_charts(&store, &charted)?;
     drop(store);
 
     let mut html = format!("<h1>Sweep {}</h1>\n", escape(name));
@@ -174,7 +177,8 @@ fn space_section(
     }
     let (cx, cy) =
         (pick(&numeric, &view.contour.0, numeric[0]), pick(&numeric, &view.contour.1, numeric[1]));
-    let points: Vec<SpacePoint> = kept.iter().map(|(_, r)| point(r, &[cx, cy])).collect();
+    let points: Vec<SpacePoint> =
+        kept.iter().take(MAX_LINES).map(|(_, r)| point(r, &[cx, cy])).collect();
     let base = format!("/sweeps/{}", percent_encode(name));
     let choose = |param: &str, current: &String| {
         numeric

@@ -4,6 +4,8 @@
 //! fold (the sample data's size), and about 1% of the jobs diverged, 2% pruned, 1% failed.
 //!   cargo run --release --example serve_load_db -- OUT.db [CONFIGS] [FOLDS] [EPOCHS]
 //! The numbers are made up (a smooth function of the axes plus noise), deterministic per seed.
+// A command-line tool of its own: it reports on stdout.
+#![allow(clippy::print_stdout)]
 
 use std::path::PathBuf;
 

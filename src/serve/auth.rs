@@ -98,7 +98,7 @@ impl AllowedHosts {
         if self.any_ip_literal && is_ip_literal(&name) {
             return true;
         }
-        self.names.iter().any(|allowed| *allowed == name)
+        self.names.contains(&name)
     }
 }
 

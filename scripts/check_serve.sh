@@ -45,8 +45,9 @@ shoot() { # URL SIZE OUT
     }
     [[ -s $3 ]] || { echo "$0: Chromium wrote no screenshot" >&2; exit 1; }
 }
-shoot "http://127.0.0.1:$port/sweeps/live" 1400,3200 "$png"
-shoot "http://127.0.0.1:$port/sweeps/live" 390,2400 "$phone"
+# The printed link's token: serve sets its cookie and redirects to the page.
+shoot "http://127.0.0.1:$port/sweeps/live?token=$token" 1400,3200 "$png"
+shoot "http://127.0.0.1:$port/sweeps/live?token=$token" 390,2400 "$phone"
 echo "while the sweep ran: $(progress_field done) done, $(progress_field running) running, $(progress_field left) left"
 echo "$png"
 echo "$phone"

@@ -1,7 +1,7 @@
 # Shared by check_serve.sh and load_serve.sh (sourced, not run): a scratch folder with the
 # sample data, a sweep slow enough to watch (30 jobs of 1-2 s each on 2 cores), the sweep
 # running in the background and `foldsweep serve` on an ephemeral 127.0.0.1 port.
-# Sets: work (the folder), port, sweep_pid, serve_pid; cleans up on exit.
+# Sets: work (the folder), port, token, sweep_pid, serve_pid; cleans up on exit.
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 foldsweep=${FOLDSWEEP:-$root/target/release/foldsweep}
@@ -78,11 +78,18 @@ for _ in $(seq 100); do
     [[ -s serve.log ]] && break
     sleep 0.1
 done
+for _ in $(seq 100); do
+    [[ $(wc -l <serve.log) -ge 2 ]] && break
+    sleep 0.1
+done
 port=$(head -1 serve.log | sed -E 's#.*http://127\.0\.0\.1:([0-9]+)/.*#\1#')
 [[ $port =~ ^[0-9]+$ ]] || { echo "serve did not start: $(cat serve.log serve.err)" >&2; exit 1; }
+# The token of the printed link (serve asks for one on loopback too).
+token=$(sed -n 2p serve.log | sed -E 's#.*\?token=##')
 
 # A JSON number from the progress endpoint, e.g. progress_field done.
 progress_field() {
-    curl -s "http://127.0.0.1:$port/api/sweeps/live/progress" |
+    curl -s --noproxy '*' -H "Authorization: Bearer $token" \
+        "http://127.0.0.1:$port/api/sweeps/live/progress" |
         tr -d ' \n' | grep -o "\"$1\":[0-9.]*" | head -1 | cut -d: -f2
 }

@@ -12,17 +12,18 @@ use crate::common::{assert_bad_input, stderr, stdout, Scratch, TINY_SWEEP};
 use serde_json::Value;
 
 /// A running `foldsweep serve`, killed when dropped.
-struct Served {
+pub struct Served {
     child: Child,
-    port: u16,
-    token: Option<String>,
+    pub port: u16,
+    /// The token from the printed link (None with `--no-token`).
+    pub token: Option<String>,
     stderr: Option<ChildStderr>,
 }
 
 impl Served {
     /// Starts serve on `addr` (port 0) and reads the bound port from its first stdout line
-    /// (and the token from the printed link, if any).
-    fn start(s: &Scratch, addr: &str, extra: &[&str]) -> Served {
+    /// and the token from the printed link on the second (there is none with `--no-token`).
+    pub fn start(s: &Scratch, addr: &str, extra: &[&str]) -> Served {
         let mut child = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
             .args(["serve", "--db", "results.db", "--addr", addr])
             .args(extra)
@@ -35,7 +36,7 @@ impl Served {
         let first = lines.next().expect("serve printed nothing").unwrap();
         let url = first.split_whitespace().find(|w| w.starts_with("http://")).expect(&first);
         let port = url.trim_end_matches('/').rsplit(':').next().unwrap().parse().expect(url);
-        let token = if addr.starts_with("127.") {
+        let token = if extra.contains(&"--no-token") {
             None
         } else {
             let link = lines.next().expect("no link with a token").unwrap();
@@ -45,19 +46,34 @@ impl Served {
         Served { child, port, token, stderr }
     }
 
-    fn get(&self, path: &str) -> Reply {
-        http(self.port, "GET", path, &[])
+    /// A GET with the token as a Bearer header.
+    pub fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, &[])
     }
 
-    fn json(&self, path: &str) -> Value {
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let bearer = self.token.as_ref().map(|t| format!("Bearer {t}"));
+        let mut all: Vec<(&str, &str)> = headers.to_vec();
+        if let Some(bearer) = &bearer {
+            all.push(("Authorization", bearer));
+        }
+        http(self.port, method, path, &all)
+    }
+
+    pub fn json(&self, path: &str) -> Value {
         let reply = self.get(path);
         assert_eq!(reply.status, 200, "GET {path}: {}", reply.body);
         assert!(reply.header("content-type").unwrap().starts_with("application/json"));
         serde_json::from_str(&reply.body).expect("JSON body")
     }
 
+    /// Whether the server process is still running.
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Stops serve and returns what it wrote on stderr (errors it met while serving).
-    fn stop(mut self) -> String {
+    pub fn stop(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let mut text = String::new();
@@ -75,40 +91,53 @@ impl Drop for Served {
     }
 }
 
-struct Reply {
-    status: u16,
-    head: String,
-    body: String,
+pub struct Reply {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
 }
 
 impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub fn header(&self, name: &str) -> Option<&str> {
         self.head.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
             k.eq_ignore_ascii_case(name).then_some(v.trim())
         })
     }
+
+    pub fn parse(raw: &[u8]) -> Reply {
+        let raw = String::from_utf8_lossy(raw);
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a response head");
+        let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect(head);
+        Reply { status, head: head.to_string(), body: body.to_string() }
+    }
 }
 
-/// One request to 127.0.0.1:port, the raw target sent as given (no normalisation).
-fn http(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to serve");
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut request = format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+/// One request to 127.0.0.1:port, the raw target sent as given (no normalisation), with
+/// `Host: 127.0.0.1` unless the headers name another.
+pub fn http(port: u16, method: &str, target: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = format!("{method} {target} HTTP/1.1\r\n");
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        request += "Host: 127.0.0.1\r\n";
+    }
     for (k, v) in headers {
         request += &format!("{k}: {v}\r\n");
     }
     request += "Connection: close\r\n\r\n";
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let raw = String::from_utf8(raw).expect("UTF-8 response");
-    let (head, body) = raw.split_once("\r\n\r\n").expect("a response head");
-    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).expect(head);
-    Reply { status, head: head.to_string(), body: body.to_string() }
+    Reply::parse(&exchange(port, request.as_bytes(), Duration::from_secs(60)))
 }
 
-fn tiny_sweep_done() -> Scratch {
+/// Sends raw bytes to 127.0.0.1:port and reads until the server closes (or `wait` passes).
+pub fn exchange(port: u16, bytes: &[u8], wait: Duration) -> Vec<u8> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to serve");
+    stream.set_read_timeout(Some(wait)).unwrap();
+    stream.write_all(bytes).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    raw
+}
+
+pub fn tiny_sweep_done() -> Scratch {
     let s = Scratch::new();
     s.write("sweep.toml", TINY_SWEEP);
     let out = s.run(&["run", "sweep.toml", "--db", "results.db"]);
@@ -203,7 +232,7 @@ fn serve_api_reports_a_finished_sweep() {
     ] {
         assert_eq!(served.get(missing).status, 404, "{missing}");
     }
-    assert_eq!(http(served.port, "POST", "/api/sweeps", &[]).status, 405);
+    assert_eq!(served.request("POST", "/api/sweeps", &[]).status, 405);
     let err = served.stop();
     assert!(err.is_empty(), "serve reported errors:\n{err}");
 }
@@ -262,33 +291,42 @@ fn serve_sorts_a_probe_sweep_by_every_criterion_and_judges_it_by_shifted_rmse() 
     assert!(err.is_empty(), "serve reported errors:\n{err}");
 }
 
+/// On loopback as anywhere else (as Jupyter does): the printed link's token, as a query, a
+/// Bearer header, or the cookie the link sets, named with the port.
 #[test]
-fn serve_needs_a_token_off_loopback() {
+fn serve_needs_a_token_on_every_address() {
     let s = tiny_sweep_done();
-    // Bound to every interface, but the test only ever connects through 127.0.0.1.
-    let served = Served::start(&s, "0.0.0.0:0", &[]);
-    let token = served.token.clone().expect("a generated token");
-    assert_eq!(token.len(), 32);
+    for addr in ["127.0.0.1:0", "0.0.0.0:0"] {
+        // Bound to every interface, but the test only ever connects through 127.0.0.1.
+        let served = Served::start(&s, addr, &[]);
+        let token = served.token.clone().expect("a generated token");
+        assert_eq!(token.len(), 32);
+        let port = served.port;
 
-    assert_eq!(served.get("/api/sweeps").status, 401);
-    assert_eq!(served.get("/sweeps/tiny").status, 401);
-    assert_eq!(served.get("/?token=wrong-token-of-some-length").status, 401);
-    let bearer = format!("Bearer {token}");
-    assert_eq!(http(served.port, "GET", "/api/sweeps", &[("Authorization", &bearer)]).status, 200);
+        assert_eq!(http(port, "GET", "/api/sweeps", &[]).status, 401, "{addr}");
+        assert_eq!(http(port, "GET", "/sweeps/tiny", &[]).status, 401, "{addr}");
+        assert_eq!(http(port, "GET", "/?token=wrong-token-of-some-length", &[]).status, 401);
+        let bearer = format!("Bearer {token}");
+        assert_eq!(http(port, "GET", "/api/sweeps", &[("Authorization", &bearer)]).status, 200);
 
-    // The printed link sets a cookie and redirects to the page without the token.
-    let opened = served.get(&format!("/sweeps/tiny?token={token}"));
-    assert_eq!(opened.status, 303);
-    assert_eq!(opened.header("location"), Some("/sweeps/tiny"));
-    let cookie = opened.header("set-cookie").unwrap().split(';').next().unwrap().to_string();
-    assert!(cookie.ends_with(&token) && opened.header("set-cookie").unwrap().contains("HttpOnly"));
-    let page = http(served.port, "GET", "/sweeps/tiny", &[("Cookie", &cookie)]);
-    assert_eq!(page.status, 200);
-    assert!(page.body.contains("Sweep tiny"));
-    assert_eq!(
-        http(served.port, "GET", "/api/sweeps", &[("Cookie", "foldsweep_token=x")]).status,
-        401
-    );
+        // The printed link sets a cookie and redirects to the page without the token.
+        let opened = http(port, "GET", &format!("/sweeps/tiny?token={token}"), &[]);
+        assert_eq!(opened.status, 303);
+        assert_eq!(opened.header("location"), Some("/sweeps/tiny"));
+        let set_cookie = opened.header("set-cookie").unwrap();
+        let cookie = set_cookie.split(';').next().unwrap().to_string();
+        assert_eq!(cookie, format!("foldsweep_token_{port}={token}"), "named with the port");
+        assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"));
+        let page = http(port, "GET", "/sweeps/tiny", &[("Cookie", &cookie)]);
+        assert_eq!(page.status, 200);
+        assert!(page.body.contains("Sweep tiny"));
+        // Another port's cookie, or the old unnamed one, is no key to this server.
+        for other in
+            [format!("foldsweep_token_{}={token}", port + 1), format!("foldsweep_token={token}")]
+        {
+            assert_eq!(http(port, "GET", "/api/sweeps", &[("Cookie", &other)]).status, 401);
+        }
+    }
 }
 
 /// Checked by clap where the arguments are read (the library names no flags), before the
@@ -349,14 +387,15 @@ fn serve_shows_a_running_sweeps_new_results_and_never_locks_it() {
         .unwrap();
 
     // Meanwhile a second client keeps loading the heaviest page (results, charts, verdicts).
-    let port = served.port;
+    let (port, bearer) = (served.port, format!("Bearer {}", served.token.clone().unwrap()));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let hammer = {
         let stop = stop.clone();
         std::thread::spawn(move || {
             let mut statuses = Vec::new();
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                statuses.push(http(port, "GET", "/sweeps/tiny", &[]).status);
+                let auth = [("Authorization", bearer.as_str())];
+                statuses.push(http(port, "GET", "/sweeps/tiny", &auth).status);
             }
             statuses
         })
@@ -409,27 +448,6 @@ fn serve_shows_a_running_sweeps_new_results_and_never_locks_it() {
     assert!(err.is_empty(), "serve reported errors:\n{err}");
 }
 
-#[test]
-fn serve_times_out_silent_clients_and_bounds_the_request_head() {
-    let s = tiny_sweep_done();
-    let served = Served::start(&s, "127.0.0.1:0", &["--workers", "2"]);
-    // A client that connects and says nothing holds one worker until the read timeout...
-    let mut silent = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
-    silent.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let started = Instant::now();
-    // ...while the other worker goes on answering.
-    assert_eq!(served.get("/api/sweeps").status, 200);
-    let mut reply = String::new();
-    silent.read_to_string(&mut reply).unwrap();
-    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
-
-    let huge = "x".repeat(16 * 1024);
-    let reply = http(served.port, "GET", "/", &[("X-Padding", &huge)]);
-    assert_eq!(reply.status, 431);
-    assert_eq!(served.get("/").status, 200);
-}
-
 /// Jobs of several seconds each (epochs of a millisecond on the sample data): the coordinator
 /// writes epochs about once a second.
 #[test]
@@ -479,4 +497,121 @@ fn serve_shows_a_running_jobs_epochs_while_it_trains() {
         std::thread::sleep(Duration::from_millis(300));
     }
     sweep.wait().unwrap();
+}
+
+/// A sweep's name is any string: one with `/`, `?`, `#` and spaces is listed with a link that
+/// opens its page, and the API finds it under the same percent-encoded name.
+#[test]
+fn serve_opens_a_sweep_whose_name_has_a_slash() {
+    let s = Scratch::new();
+    let name = "team/tiny #2? ok";
+    s.write("sweep.toml", TINY_SWEEP.replace("name = \"tiny\"", &format!("name = \"{name}\"")));
+    let out = s.run(&["run", "sweep.toml", "--db", "results.db"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let served = Served::start(&s, "127.0.0.1:0", &[]);
+    let encoded = "team%2Ftiny%20%232%3F%20ok";
+    let index = served.get("/").body;
+    assert!(index.contains(&format!("href=\"/sweeps/{encoded}\"")), "{index}");
+    let page = served.get(&format!("/sweeps/{encoded}"));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("Sweep team/tiny #2? ok"));
+    let results = served.json(&format!("/api/sweeps/{encoded}/results?sort=macro"));
+    assert_eq!(results["sweep"], name);
+    assert_eq!(results["results"].as_array().unwrap().len(), 2);
+    assert_eq!(served.json(&format!("/api/sweeps/{encoded}/progress"))["jobs"]["done"], 10);
+    // Unencoded, the slash is a path separator: no such page.
+    assert_eq!(served.get("/sweeps/team/tiny").status, 404);
+}
+
+/// Reads server-sent events from a stream until `count` events arrived or `within` passed:
+/// (event name, data as JSON, seconds between the event's `written_at` and its arrival).
+fn read_events(
+    stream: &mut TcpStream,
+    count: usize,
+    within: Duration,
+) -> Vec<(String, Value, f64)> {
+    let deadline = Instant::now() + within;
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    let mut chunk = [0u8; 4096];
+    stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    while events.len() < count && Instant::now() < deadline {
+        let n = match stream.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(_) => continue,
+        };
+        buffer += &String::from_utf8_lossy(&chunk[..n]);
+        let arrived = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block.lines().find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+            };
+            if let (Some(event), Some(data)) = (field("event:"), field("data:")) {
+                let data: Value = serde_json::from_str(&data).expect("event data is JSON");
+                let lag = arrived - data["written_at"].as_f64().expect("written_at");
+                events.push((event, data, lag));
+            }
+        }
+    }
+    events
+}
+
+/// The sweep page listens to server-sent events: a `progress` event follows each write of
+/// the running sweep (epochs about once a second) within a second, with running jobs' epochs.
+#[test]
+fn serve_streams_a_running_sweeps_progress_as_events() {
+    let s = Scratch::new();
+    s.write(
+        "sweep.toml",
+        TINY_SWEEP
+            .replace("epochs = 3", "epochs = 5000\npatience = 0")
+            .replace("jobs_per_device = 2", "jobs_per_device = 1"),
+    );
+    drop(foldsweep::store::Store::open(&s.path("results.db")).unwrap());
+    let served = Served::start(&s, "127.0.0.1:0", &[]);
+    assert_eq!(served.get("/api/events?sweep=tiny").status, 404, "no such sweep yet");
+    let mut sweep = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
+        .args(["run", "sweep.toml", "--db", "results.db"])
+        .current_dir(s.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while served.get("/api/sweeps/tiny/progress").status != 200 {
+        assert!(Instant::now() < deadline, "the sweep never appeared");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let page = served.get("/sweeps/tiny").body;
+    assert!(page.contains("data-events=\"/api/events?sweep=tiny\""), "the page listens");
+
+    let mut stream = TcpStream::connect(("127.0.0.1", served.port)).unwrap();
+    let head = format!(
+        "GET /api/events?sweep=tiny HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+         Accept: text/event-stream\r\n\r\n",
+        served.token.as_ref().unwrap()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    let events = read_events(&mut stream, 6, Duration::from_secs(30));
+    for _ in 0..2 {
+        // SAFETY: sends SIGINT to our own child process.
+        unsafe { libc::kill(sweep.id() as libc::pid_t, libc::SIGINT) };
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    sweep.wait().unwrap();
+
+    assert!(events.len() >= 6, "{} events in 30 s: {events:?}", events.len());
+    assert!(events.iter().all(|(name, _, _)| name == "progress"));
+    // The first tells where the store stands; each later one answers a write.
+    for (_, data, lag) in &events[1..] {
+        assert!(*lag < 1.0, "an event {lag:.3} s after the write: {data}");
+    }
+    let epochs: Vec<u64> =
+        events.iter().filter_map(|(_, d, _)| d["running"][0]["epoch"].as_u64()).collect();
+    assert!(epochs.windows(2).any(|w| w[1] > w[0]), "running epochs advance: {epochs:?}");
 }

@@ -16,6 +16,7 @@ mod report_html;
 mod search;
 mod search_plots;
 mod serve;
+mod serve_safety;
 mod shard;
 mod shift;
 mod store_regressions;

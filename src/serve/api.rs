@@ -1,7 +1,8 @@
-//! The JSON API behind the pages, for scripts that poll (documented in the README):
+//! The JSON API behind the pages, for scripts (documented in the README):
 //! - `GET /api/sweeps`: every sweep with its job counts and best config;
-//! - `GET /api/sweeps/{name}/results?sort=oof|mean|macro|probe|shifted`: `results --format
-//!   json`'s rows; without `sort`, the sweep's default (shifted with probes, else oof);
+//! - `GET /api/sweeps/{name}/results?sort=oof|mean|macro|probe|shifted&offset=N&limit=N`:
+//!   `results --format json`'s rows; without `sort`, the sweep's default (shifted with
+//!   probes, else oof); `total` counts them all;
 //! - `GET /api/sweeps/{name}/progress`: job counts, running jobs, ETA;
 //! - `GET /api/configs/{id}`: one config, its folds, learning curves and errors.
 
@@ -9,36 +10,38 @@ use std::path::Path;
 
 use serde_json::json;
 
-use super::http::{Request, Response};
+use super::http::{Query, Response};
 use super::{data, is_config_id, is_plausible_sweep_name};
 use crate::results::SortKey;
 
-pub fn route(db: &Path, segments: &[&str], request: &Request) -> anyhow::Result<Response> {
-    match segments {
-        ["sweeps"] => {
-            let store = data::open(db)?;
-            Ok(Response::json(200, &json!({ "sweeps": data::sweeps(&store)? })))
-        }
-        ["sweeps", name, "results"] => results(db, name, request),
-        ["sweeps", name, "progress"] => {
-            let store = data::open(db)?;
-            let Some(id) = sweep(&store, name)? else { return Ok(no_sweep(name)) };
-            Ok(Response::json(200, &data::progress(&store, id, name)?))
-        }
-        ["configs", id] if is_config_id(id) => {
-            let store = data::open(db)?;
-            Ok(match data::config(&store, id)? {
-                Some(detail) => Response::json(200, &detail),
-                None => Response::json_error(404, &format!("no config {id}")),
-            })
-        }
-        ["configs", _] => Ok(Response::json_error(404, "a config id is 12 hex digits")),
-        _ => Ok(Response::json_error(404, "no such endpoint")),
-    }
+/// `GET /api/sweeps`.
+pub fn sweeps(db: &Path) -> anyhow::Result<Response> {
+    let store = data::open(db)?;
+    Ok(Response::json(200, &json!({ "sweeps": data::sweeps(&store)? })))
 }
 
-fn results(db: &Path, name: &str, request: &Request) -> anyhow::Result<Response> {
-    let sort = match request.query.get("sort") {
+/// `GET /api/sweeps/{name}/progress`.
+pub fn progress(db: &Path, name: &str) -> anyhow::Result<Response> {
+    let store = data::open(db)?;
+    let Some(id) = sweep(&store, name)? else { return Ok(no_sweep(name)) };
+    Ok(Response::json(200, &data::progress(&store, id, name)?))
+}
+
+/// `GET /api/configs/{id}`.
+pub fn config(db: &Path, id: &str) -> anyhow::Result<Response> {
+    if !is_config_id(id) {
+        return Ok(Response::json_error(404, "a config id is 12 hex digits"));
+    }
+    let store = data::open(db)?;
+    Ok(match data::config(&store, id)? {
+        Some(detail) => Response::json(200, &detail),
+        None => Response::json_error(404, &format!("no config {id}")),
+    })
+}
+
+/// `GET /api/sweeps/{name}/results?sort=...`.
+pub fn results(db: &Path, name: &str, query: &Query) -> anyhow::Result<Response> {
+    let sort = match query.get("sort") {
         None => None,
         Some(text) => match sort_key(text) {
             Some(sort) => Some(sort),
@@ -60,7 +63,15 @@ fn results(db: &Path, name: &str, request: &Request) -> anyhow::Result<Response>
         );
         return Ok(Response::json_error(400, &message));
     }
-    Ok(Response::json(200, &json!({ "sweep": name, "sort": sort.name(), "results": rows })))
+    // `offset` and `limit` page the rows (a sweep of 10,000 configs is megabytes of JSON).
+    let number = |key: &str| query.get(key).and_then(|v| v.parse::<usize>().ok());
+    let offset = number("offset").unwrap_or(0).min(rows.len());
+    let limit = number("limit").unwrap_or(usize::MAX);
+    let page = &rows[offset..offset.saturating_add(limit).min(rows.len())];
+    let body = json!({
+        "sweep": name, "sort": sort.name(), "total": rows.len(), "offset": offset, "results": page
+    });
+    Ok(Response::json(200, &body))
 }
 
 /// A sort key as the CLI's `--sort` spells it (case-insensitive); None if it is not one.

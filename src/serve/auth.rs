@@ -1,14 +1,21 @@
-//! The access token, as Jupyter does it: required on any address other than loopback,
-//! generated at start unless given, accepted from `?token=`, a cookie or a Bearer header.
+//! Who may read: the Host a request names, and the access token, as Jupyter does it.
 //!
-//! Opening the printed link (`/?token=...`) sets an HttpOnly cookie and redirects to the
-//! same page without the token, so it leaves the address bar and never reaches a Referer.
+//! - Host allow-list, against DNS rebinding (a web page whose name resolves to 127.0.0.1
+//!   would otherwise read this server from the user's own browser): only the bound address,
+//!   `localhost`, `127.0.0.1`, `[::1]` and the names given with `--allow-host`; on an
+//!   unspecified address (0.0.0.0, ::) also any IP literal (rebinding needs a name) and this
+//!   machine's host name, which the printed link uses. Anything else is 403.
+//! - A token on every address, loopback too, generated at start unless given; accepted from
+//!   `?token=`, the cookie or a Bearer header. `--no-token` turns it off, on loopback only.
+//!   Opening the printed link (`/?token=...`) sets an HttpOnly cookie named with the port
+//!   (two servers on one host do not overwrite each other's) and redirects to the page
+//!   without the token, so it leaves the address bar and never reaches a Referer.
 
 use std::net::IpAddr;
 
-use super::http::{Request, Response};
+use axum::http::{header, request::Parts};
 
-pub const COOKIE: &str = "foldsweep_token";
+use super::http::{Query, Response};
 
 /// A token given with `--token`: 16 to 256 characters that need no escaping in a URL or a
 /// cookie, so the printed link works as printed.
@@ -30,19 +37,96 @@ impl std::str::FromStr for Token {
     }
 }
 
-/// The token the server requires, if any: the given one, a new one on a non-loopback
-/// address, none on loopback.
-pub fn required_token(ip: IpAddr, given: Option<Token>) -> Option<String> {
-    match given {
-        Some(Token(token)) => Some(token),
-        None if ip.is_loopback() => None,
-        None => Some(generate()),
+/// Whether requests need a token, and which.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum TokenChoice {
+    /// A new random one (the default, on every address).
+    #[default]
+    Generate,
+    Given(Token),
+    /// `--no-token`: none at all; refused on any address but loopback.
+    Off,
+}
+
+/// The token the server requires, if any.
+pub fn required_token(ip: IpAddr, choice: TokenChoice) -> anyhow::Result<Option<String>> {
+    match choice {
+        TokenChoice::Given(Token(token)) => Ok(Some(token)),
+        TokenChoice::Generate => Ok(Some(generate())),
+        TokenChoice::Off if ip.is_loopback() => Ok(None),
+        TokenChoice::Off => anyhow::bail!(
+            "serving without a token is for loopback only (127.0.0.1 or ::1), not {ip}: \
+             anyone who can reach {ip} could read the results"
+        ),
     }
 }
 
 /// 128 random bits as hex, from the OS-seeded thread generator.
 pub fn generate() -> String {
     format!("{:032x}", rand::random::<u128>())
+}
+
+/// The cookie that carries the token of the server on `port`.
+pub fn cookie_name(port: u16) -> String {
+    format!("foldsweep_token_{port}")
+}
+
+/// The Host names a server bound to `ip` answers to.
+#[derive(Debug, Clone)]
+pub struct AllowedHosts {
+    names: Vec<String>,
+    any_ip_literal: bool,
+}
+
+impl AllowedHosts {
+    pub fn new(ip: IpAddr, extra: &[String], machine_name: &str) -> AllowedHosts {
+        let mut names: Vec<String> = ["localhost", "127.0.0.1", "[::1]"].map(String::from).into();
+        names.push(host_literal(ip));
+        names.extend(extra.iter().map(|name| normalise(name)));
+        if ip.is_unspecified() {
+            names.push(normalise(machine_name));
+        }
+        AllowedHosts { names, any_ip_literal: ip.is_unspecified() }
+    }
+
+    /// Whether a Host header's value (name or address, perhaps with a port) is allowed.
+    pub fn allows(&self, host: &str) -> bool {
+        let name = normalise(strip_port(host));
+        if name.is_empty() {
+            return false;
+        }
+        if self.any_ip_literal && is_ip_literal(&name) {
+            return true;
+        }
+        self.names.contains(&name)
+    }
+}
+
+/// An address as it appears in a Host header or a link: IPv6 in brackets.
+pub fn host_literal(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V6(v6) => format!("[{v6}]"),
+        IpAddr::V4(v4) => v4.to_string(),
+    }
+}
+
+fn normalise(name: &str) -> String {
+    name.trim().trim_end_matches('.').to_ascii_lowercase()
+}
+
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+fn is_ip_literal(name: &str) -> bool {
+    let bare = name.strip_prefix('[').and_then(|n| n.strip_suffix(']')).unwrap_or(name);
+    bare.parse::<IpAddr>().is_ok()
 }
 
 /// What to do with a request before routing it.
@@ -53,43 +137,56 @@ pub enum Gate {
     Deny(Response),
 }
 
-pub fn check(request: &Request, token: Option<&str>, is_api: bool) -> Gate {
-    let Some(token) = token else {
-        return Gate::Pass;
-    };
-    let from_query = request.query.get("token").map(String::as_str);
-    if from_query.is_some_and(|t| same(t, token)) && !is_api {
-        let cookie = format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax");
-        // The path is one the router accepted (no `//` or `..`), so this stays on this site.
-        let redirect = Response::text(303, "see other")
-            .with_header("Location", request.path.as_str())
-            .with_header("Set-Cookie", cookie);
-        return Gate::SetCookie(redirect);
-    }
-    let candidates = [from_query, cookie_token(request), bearer_token(request)];
-    if candidates.into_iter().flatten().any(|t| same(t, token)) {
-        return Gate::Pass;
-    }
-    let deny = if is_api {
-        Response::json_error(401, "missing or wrong token")
-    } else {
-        Response::text(
-            401,
-            "401: this foldsweep serve needs its token; open the link it printed at start",
-        )
-    };
-    Gate::Deny(deny.with_header("WWW-Authenticate", "Bearer"))
+pub struct TokenCheck<'a> {
+    pub token: Option<&'a str>,
+    pub cookie: &'a str,
 }
 
-fn cookie_token(request: &Request) -> Option<&str> {
-    request.header("cookie")?.split(';').find_map(|pair| {
-        let (name, value) = pair.trim().split_once('=')?;
-        (name == COOKIE).then_some(value)
-    })
+impl TokenCheck<'_> {
+    pub fn check(&self, parts: &Parts, query: &Query, is_api: bool) -> Gate {
+        let Some(token) = self.token else {
+            return Gate::Pass;
+        };
+        let from_query = query.get("token").map(String::as_str);
+        if from_query.is_some_and(|t| same(t, token)) && !is_api {
+            let cookie = format!("{}={token}; Path=/; HttpOnly; SameSite=Lax", self.cookie);
+            // Back to the same path on this site: one a browser could read as another site's
+            // (`//host`, `/\host`) goes to the index instead.
+            let path = parts.uri.path();
+            let elsewhere = path.starts_with("//") || path.starts_with("/\\");
+            let redirect = Response::text(303, "see other")
+                .with_header("Location", if elsewhere { "/" } else { path })
+                .with_header("Set-Cookie", cookie);
+            return Gate::SetCookie(redirect);
+        }
+        let candidates = [from_query, self.cookie_token(parts), bearer_token(parts)];
+        if candidates.into_iter().flatten().any(|t| same(t, token)) {
+            return Gate::Pass;
+        }
+        let deny = if is_api {
+            Response::json_error(401, "missing or wrong token")
+        } else {
+            Response::text(
+                401,
+                "401: this foldsweep serve needs its token; open the link it printed at start",
+            )
+        };
+        Gate::Deny(deny.with_header("WWW-Authenticate", "Bearer"))
+    }
+
+    fn cookie_token<'p>(&self, parts: &'p Parts) -> Option<&'p str> {
+        parts.headers.get_all(header::COOKIE).iter().find_map(|value| {
+            value.to_str().ok()?.split(';').find_map(|pair| {
+                let (name, value) = pair.trim().split_once('=')?;
+                (name == self.cookie).then_some(value)
+            })
+        })
+    }
 }
 
-fn bearer_token(request: &Request) -> Option<&str> {
-    request.header("authorization")?.strip_prefix("Bearer ").map(str::trim)
+fn bearer_token(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    value.strip_prefix("Bearer ").map(str::trim)
 }
 
 /// Compares in time independent of where the first difference is.
@@ -102,16 +199,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn loopback_needs_no_token_and_other_addresses_get_one() {
-        assert_eq!(required_token("127.0.0.1".parse().unwrap(), None), None);
-        assert_eq!(required_token("::1".parse().unwrap(), None), None);
-        let generated = required_token("0.0.0.0".parse().unwrap(), None).unwrap();
-        assert_eq!(generated.len(), 32);
+    fn every_address_gets_a_token_unless_loopback_turns_it_off() {
+        let loopback: IpAddr = "127.0.0.1".parse().unwrap();
+        let any: IpAddr = "0.0.0.0".parse().unwrap();
+        assert_eq!(required_token(loopback, TokenChoice::Generate).unwrap().unwrap().len(), 32);
+        assert_eq!(required_token(any, TokenChoice::Generate).unwrap().unwrap().len(), 32);
+        assert_eq!(required_token(loopback, TokenChoice::Off).unwrap(), None);
+        assert_eq!(required_token("::1".parse().unwrap(), TokenChoice::Off).unwrap(), None);
+        assert!(required_token(any, TokenChoice::Off).is_err());
         assert!(
             "short".parse::<Token>().is_err() && "a b c d e f g h i j".parse::<Token>().is_err()
         );
         let given: Token = "0123456789abcdef".parse().unwrap();
-        assert_eq!(required_token("127.0.0.1".parse().unwrap(), Some(given)).unwrap().len(), 16);
+        assert_eq!(required_token(loopback, TokenChoice::Given(given)).unwrap().unwrap().len(), 16);
         assert!(same("abc", "abc") && !same("abc", "abd") && !same("abc", "ab"));
+    }
+
+    #[test]
+    fn hosts_are_the_bound_address_loopback_names_and_the_allowed_ones() {
+        let loopback =
+            AllowedHosts::new("127.0.0.1".parse().unwrap(), &["Box.Example".into()], "m");
+        for ok in ["localhost", "LOCALHOST:8765", "127.0.0.1:1", "[::1]:8765", "box.example."] {
+            assert!(loopback.allows(ok), "{ok}");
+        }
+        for bad in ["evil.example", "evil.example:8765", "127.0.0.2", "", "m", "localhost.evil"] {
+            assert!(!loopback.allows(bad), "{bad}");
+        }
+        let lan = AllowedHosts::new("192.0.2.7".parse().unwrap(), &[], "m");
+        assert!(lan.allows("192.0.2.7:80") && !lan.allows("192.0.2.8") && !lan.allows("m"));
+        let any = AllowedHosts::new("0.0.0.0".parse().unwrap(), &[], "Machine");
+        assert!(any.allows("192.0.2.8:1") && any.allows("[2001:db8::1]") && any.allows("machine"));
+        assert!(!any.allows("evil.example"));
     }
 }

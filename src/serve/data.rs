@@ -4,15 +4,16 @@
 //! public read functions (`results::summaries_by`, `report::compare`, the report's charts and
 //! `Store`'s typed reads): the store owns the SQL, so src/serve holds none.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use serde::Serialize;
 
+use super::plots::{self, Curve, CurveEnd};
 use crate::report::compare::{compare, CompareReport};
 use crate::report::figures::{
-    axis_figure, histogram_figure, learning_curve_chart, learning_curve_figure, per_score_figure,
-    Figure,
+    axis_figure, histogram_figure, learning_curve_figure, per_score_figure, Figure,
 };
 use crate::report::varying_keys;
 use crate::results::{
@@ -104,7 +105,7 @@ pub fn sweep_id(store: &Store, name: &str) -> anyhow::Result<Option<i64>> {
 pub fn sweeps(store: &Store) -> anyhow::Result<Vec<SweepOverview>> {
     let mut out = Vec::new();
     for sweep in store.sweep_list()? {
-        let (rows, key) = summaries_by(store, sweep.id, None, Retired::Exclude)?;
+        let (rows, key) = results(store, sweep.id, None)?;
         let best = best(&rows, key).and_then(|r| {
             key.value(r).map(|rmse| BestConfig {
                 id: r.id.clone(),
@@ -168,12 +169,42 @@ pub fn progress(store: &Store, sweep_id: i64, name: &str) -> anyhow::Result<Swee
 
 /// Every config of a sweep, best first by `sort`, or when None by the sweep's default
 /// criterion (shifted RMSE with probes, else pooled OOF RMSE); returns the key used.
+///
+/// Computed once per state of the database files and kept (see [`SUMMARIES`]): a sweep of
+/// 10,000 configs takes seconds to summarise, and every page and API call of it needs this.
 pub fn results(
     store: &Store,
     sweep_id: i64,
     sort: Option<SortKey>,
 ) -> anyhow::Result<(Vec<ConfigSummary>, SortKey)> {
-    summaries_by(store, sweep_id, sort, Retired::Exclude)
+    let key = (store.path().to_path_buf(), sweep_id, sort.map(SortKey::name));
+    // Taken before reading, so a write while summarising makes the next call read again.
+    let stamp = super::live::Stamp::of(store.path());
+    let cached =
+        lock_summaries().get(&key).filter(|(s, _)| *s == stamp).map(|(_, r)| Arc::clone(r));
+    if let Some(rows) = cached {
+        return Ok((*rows).clone());
+    }
+    let rows = Arc::new(summaries_by(store, sweep_id, sort, Retired::Exclude)?);
+    let mut cache = lock_summaries();
+    if cache.len() >= 8 {
+        cache.clear();
+    }
+    cache.insert(key, (stamp, Arc::clone(&rows)));
+    Ok((*rows).clone())
+}
+
+type SummaryKey = (std::path::PathBuf, i64, Option<&'static str>);
+type Summaries = Arc<(Vec<ConfigSummary>, SortKey)>;
+
+/// The last summaries per database, sweep and sort, with the database's stamp then.
+static SUMMARIES: OnceLock<Mutex<SummaryCache>> = OnceLock::new();
+
+type SummaryCache = HashMap<SummaryKey, (super::live::Stamp, Summaries)>;
+
+fn lock_summaries() -> MutexGuard<'static, SummaryCache> {
+    let cache = SUMMARIES.get_or_init(Mutex::default);
+    cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Whether a sort key reads figures only a sweep with validation probes has.
@@ -221,10 +252,16 @@ pub fn config(store: &Store, id: &str) -> anyhow::Result<Option<ConfigDetail>> {
     let Some(params) = store.config_params(id)? else { return Ok(None) };
     let sweeps = store.config_sweeps(id)?;
     let summary = match sweeps.first() {
-        // Retired configs too: their page still shows what they got.
-        Some(sweep) => summaries_with(store, sweep.sweep_id, SortKey::Oof, Retired::Include)?
-            .into_iter()
-            .find(|s| s.id == id),
+        // The sweep's (cached) summaries; a retired config's are read with the retired ones:
+        // its page still shows what it got.
+        Some(sweep) => {
+            match results(store, sweep.sweep_id, None)?.0.into_iter().find(|s| s.id == id) {
+                Some(summary) => Some(summary),
+                None => summaries_with(store, sweep.sweep_id, SortKey::Oof, Retired::Include)?
+                    .into_iter()
+                    .find(|s| s.id == id),
+            }
+        }
         None => None,
     };
     Ok(Some(ConfigDetail {
@@ -246,23 +283,39 @@ fn folds(store: &Store, config_id: &str) -> anyhow::Result<Vec<FoldDetail>> {
         .collect()
 }
 
-/// A config's charts: every fold's learning curve (running folds too, as far as recorded)
-/// and its prediction histogram, drawn by the report's code.
+/// A config's charts: every fold's learning curve (running folds too, as far as recorded;
+/// a diverged fold up to its last finite epoch, marked) and its prediction histogram.
 pub fn config_charts(store: &Store, detail: &ConfigDetail) -> anyhow::Result<Vec<String>> {
-    let curves: BTreeMap<usize, Vec<(f64, f64)>> = detail
+    let curves: Vec<Curve> = detail
         .folds
         .iter()
-        .filter(|f| !f.epochs.is_empty())
-        .map(|f| (f.job.fold, f.epochs.iter().map(|e| (e.epoch as f64, e.val_rmse)).collect()))
+        .filter(|f| !f.epochs.is_empty() || f.job.diverged_epoch.is_some())
+        .map(|f| Curve {
+            label: format!("fold {}", f.job.fold),
+            color: css(crate::report::svg::color(f.job.fold)),
+            values: f.epochs.iter().map(|e| e.val_rmse).collect(),
+            end: curve_end(&f.job),
+        })
         .collect();
     let mut learning = learning_curve_figure(store, None)?;
     learning.title = "Learning curves".into();
-    learning.caption = "Validation RMSE after each epoch, one line per fold.".into();
+    learning.caption = "Validation RMSE after each epoch, one line per fold; a cross marks \
+                        where a fold diverged (its last finite epoch), a square where a pruner \
+                        stopped it."
+        .into();
     if !curves.is_empty() {
-        learning.svg = Some(learning_curve_chart(&curves)?);
-        learning.legend = curves
-            .keys()
-            .map(|&fold| (crate::report::svg::color(fold), format!("fold {fold}")))
+        learning.svg = plots::curves(&curves, "validation RMSE");
+        learning.legend = detail
+            .folds
+            .iter()
+            .filter(|f| !f.epochs.is_empty() || f.job.diverged_epoch.is_some())
+            .map(|f| {
+                let mut text = format!("fold {}", f.job.fold);
+                if let Some(epoch) = f.job.diverged_epoch {
+                    text += &format!(" (diverged at epoch {epoch})");
+                }
+                (crate::report::svg::color(f.job.fold), text)
+            })
             .collect();
     }
     let mut histogram = histogram_figure(store, detail.summary.as_ref())?;
@@ -272,6 +325,21 @@ pub fn config_charts(store: &Store, detail: &ConfigDetail) -> anyhow::Result<Vec
         detail.id
     );
     Ok(vec![learning.html(), histogram.html()])
+}
+
+/// How a job's learning curve ended, for its mark.
+pub fn curve_end(job: &JobRecord) -> CurveEnd {
+    match (job.status, job.diverged_epoch) {
+        (_, Some(epoch)) => CurveEnd::Diverged(epoch),
+        (JobStatus::Pruned, None) => CurveEnd::Pruned,
+        (JobStatus::Running, None) => CurveEnd::Running,
+        _ => CurveEnd::Finished,
+    }
+}
+
+/// A chart colour as CSS.
+pub fn css(color: plotters::style::RGBColor) -> String {
+    format!("#{:02x}{:02x}{:02x}", color.0, color.1, color.2)
 }
 
 #[cfg(test)]

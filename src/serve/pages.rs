@@ -8,14 +8,10 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::api::{sort_key, sweep};
-use super::data::{self, ConfigDetail, JobCounts, SweepProgress};
-use super::http::{percent_encode, Request, Response, HTML};
+use super::data::{self, ConfigDetail, JobCounts};
+use super::http::{percent_encode, Query, Response, HTML};
 use super::{is_config_id, not_found};
-use crate::report::compare::CompareReport;
 use crate::report::html::{escape, STYLE};
-use crate::report::varying_keys;
-use crate::results::{ConfigSummary, SortKey};
 use crate::sampling::NUM_BINS;
 use crate::store::JobStatus;
 
@@ -31,29 +27,43 @@ pub fn asset(name: &str) -> Option<Response> {
     }
 }
 
-pub fn route(db: &Path, segments: &[&str], request: &Request) -> anyhow::Result<Response> {
-    let (title, main) = match segments {
-        [] => ("sweeps".to_string(), sweeps_page(db)?),
-        ["sweeps", name] => {
-            let sort = request.query.get("sort").and_then(|text| sort_key(text));
-            match sweep_page(db, name, sort)? {
-                Some(main) => (format!("sweep {name}"), main),
-                None => return Ok(not_found()),
-            }
-        }
-        ["configs", id] if is_config_id(id) => match config_page(db, id)? {
-            Some(main) => (format!("config {id}"), main),
-            None => return Ok(not_found()),
-        },
-        _ => return Ok(not_found()),
-    };
-    if request.header("x-fragment") == Some("main") {
-        return Ok(Response::new(200, HTML, main));
-    }
-    Ok(Response::new(200, HTML, layout(&title, &main)))
+/// `GET /`: every sweep.
+pub fn index(db: &Path, fragment: bool) -> anyhow::Result<Response> {
+    Ok(page("sweeps", &sweeps_page(db)?, fragment, "/api/events"))
 }
 
-fn layout(title: &str, main: &str) -> String {
+/// `GET /sweeps/{name}`; 404 if there is no such sweep.
+pub fn sweep(db: &Path, name: &str, query: &Query, fragment: bool) -> anyhow::Result<Response> {
+    Ok(match super::sweep_page::render(db, name, query)? {
+        Some(main) => {
+            let events = format!("/api/events?sweep={}", percent_encode(name));
+            page(&format!("sweep {name}"), &main, fragment, &events)
+        }
+        None => not_found(),
+    })
+}
+
+/// `GET /configs/{id}`; 404 if the id is not one.
+pub fn config(db: &Path, id: &str, fragment: bool) -> anyhow::Result<Response> {
+    if !is_config_id(id) {
+        return Ok(not_found());
+    }
+    Ok(match config_page(db, id)? {
+        Some(main) => page(&format!("config {id}"), &main, fragment, "/api/events"),
+        None => not_found(),
+    })
+}
+
+/// The whole page, or only its `<main>` for the live refresh (header `X-Fragment: main`);
+/// `events` is the event stream that tells the page to refresh.
+fn page(title: &str, main: &str, fragment: bool, events: &str) -> Response {
+    if fragment {
+        return Response::new(200, HTML, main.to_string());
+    }
+    Response::new(200, HTML, layout(title, main, events))
+}
+
+fn layout(title: &str, main: &str, events: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
@@ -61,17 +71,18 @@ fn layout(title: &str, main: &str) -> String {
          <link rel=\"stylesheet\" href=\"/assets/style.css\">\n\
          <script src=\"/assets/app.js\" defer></script>\n</head>\n<body>\n\
          <nav><a href=\"/\">foldsweep</a> <span id=\"live\" class=\"live\">live</span></nav>\n\
-         <main data-poll=\"5000\">\n{main}</main>\n</body>\n</html>\n",
-        escape(title)
+         <main data-poll=\"5000\" data-events=\"{}\">\n{main}</main>\n</body>\n</html>\n",
+        escape(title),
+        escape(events)
     )
 }
 
-fn num(value: Option<f64>, digits: usize) -> String {
+pub(super) fn num(value: Option<f64>, digits: usize) -> String {
     value.map_or("-".into(), |v| format!("{v:.digits$}"))
 }
 
 /// "1h 02m", "3m 05s", "12s".
-fn duration(seconds: f64) -> String {
+pub(super) fn duration(seconds: f64) -> String {
     let s = seconds.max(0.0).round() as u64;
     match s {
         0..=59 => format!("{s}s"),
@@ -80,16 +91,16 @@ fn duration(seconds: f64) -> String {
     }
 }
 
-fn sweep_link(name: &str) -> String {
+pub(super) fn sweep_link(name: &str) -> String {
     format!("<a href=\"/sweeps/{}\">{}</a>", percent_encode(name), escape(name))
 }
 
-fn config_link(id: &str) -> String {
+pub(super) fn config_link(id: &str) -> String {
     // Ids are validated hex when they come from a request, and hex in the database.
     format!("<a href=\"/configs/{0}\"><code>{0}</code></a>", escape(id))
 }
 
-fn progress_bar(jobs: &JobCounts) -> String {
+pub(super) fn progress_bar(jobs: &JobCounts) -> String {
     let pct = |n: usize| if jobs.total == 0 { 0.0 } else { 100.0 * n as f64 / jobs.total as f64 };
     format!(
         "<div class=\"bar\" role=\"img\" aria-label=\"{} of {} jobs done\">\
@@ -104,7 +115,7 @@ fn progress_bar(jobs: &JobCounts) -> String {
     )
 }
 
-fn counts_text(jobs: &JobCounts) -> String {
+pub(super) fn counts_text(jobs: &JobCounts) -> String {
     let mut text = format!(
         "{} done, {} running, {} failed, {} diverged, {} pruned, {} left of {} jobs",
         jobs.done, jobs.running, jobs.failed, jobs.diverged, jobs.pruned, jobs.left, jobs.total
@@ -148,218 +159,6 @@ fn sweeps_page(db: &Path) -> anyhow::Result<String> {
     }
     html += "</tbody></table></div>\n";
     Ok(html)
-}
-
-/// An unknown `sort`, or one needing probes the sweep lacks, is the sweep's default, as no
-/// `sort` is (the API refuses both instead).
-fn sweep_page(db: &Path, name: &str, sort: Option<SortKey>) -> anyhow::Result<Option<String>> {
-    let store = data::open(db)?;
-    let Some(id) = sweep(&store, name)? else { return Ok(None) };
-    let progress = data::progress(&store, id, name)?;
-    let (mut rows, mut sort) = data::results(&store, id, sort)?;
-    if data::needs_probes(sort) && !data::has_probes(&rows) {
-        (rows, sort) = data::results(&store, id, None)?;
-    }
-    let verdicts = data::verdicts(&store, &rows)?;
-    let charts = data::sweep_charts(&store, &rows)?;
-    drop(store);
-    let mut html = format!("<h1>Sweep {}</h1>\n", escape(name));
-    html += &progress_section(&progress);
-    html += &results_section(name, &rows, sort);
-    html += "<h2>Charts</h2>\n<div class=\"charts\">\n";
-    html += &charts.concat();
-    html += "</div>\n";
-    html += &verdicts_section(verdicts.as_ref());
-    Ok(Some(html))
-}
-
-fn progress_section(p: &SweepProgress) -> String {
-    let eta = match p.eta_seconds {
-        _ if p.jobs.left + p.jobs.running == 0 => "Finished".to_string(),
-        Some(s) => format!("ETA about {}", duration(s)),
-        None => "ETA after the first finished job".into(),
-    };
-    let mut html = format!(
-        "<h2>Progress</h2>\n{}<p class=\"facts\" id=\"counts\">{}. {}.</p>\n",
-        progress_bar(&p.jobs),
-        escape(&counts_text(&p.jobs)),
-        escape(&eta)
-    );
-    if p.running.is_empty() {
-        return html;
-    }
-    // A shifted column only when the sweep's jobs report one (a sweep with probes).
-    let shifted = p.running.iter().any(|r| r.shifted_rmse.is_some());
-    html += "<div class=\"scroll\"><table>\n<thead><tr><th>config</th><th>fold</th><th>device</th>\
-             <th>host</th><th>attempt</th><th>epoch</th><th>val RMSE</th>";
-    if shifted {
-        html += "<th>shifted</th>";
-    }
-    html += "<th>running for</th><th>heartbeat</th></tr></thead>\n<tbody>\n";
-    for r in &p.running {
-        let since =
-            |t: Option<f64>| t.map_or("-".into(), |t| format!("{} ago", duration(p.now - t)));
-        let _ = write!(
-            html,
-            "<tr><td>{} {}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td>",
-            config_link(&r.config_id),
-            escape(&r.label),
-            r.fold,
-            escape(r.device.as_deref().unwrap_or("-")),
-            escape(r.host.as_deref().unwrap_or("-")),
-            r.attempt,
-            r.epoch.map_or("-".into(), |e| e.to_string()),
-            num(r.val_rmse, 4),
-        );
-        if shifted {
-            let _ = write!(html, "<td class=\"num\">{}</td>", num(r.shifted_rmse, 4));
-        }
-        let _ = writeln!(
-            html,
-            "<td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            r.started_at.map_or("-".into(), |t| duration(p.now - t)),
-            since(r.heartbeat)
-        );
-    }
-    html += "</tbody></table></div>\n";
-    html
-}
-
-fn results_section(name: &str, rows: &[ConfigSummary], sort: SortKey) -> String {
-    let keys = varying_keys(rows);
-    let probes = data::has_probes(rows);
-    let scores: Vec<usize> =
-        (0..NUM_BINS).filter(|&b| rows.iter().any(|r| r.bin_count[b] > 0)).collect();
-    let sort_link = |key: &str, label: &str, this: SortKey| {
-        let mark = if this == sort { " ▲" } else { "" };
-        format!(
-            "<a href=\"/sweeps/{}?sort={key}\" title=\"sort by {label}\">{label}{mark}</a>",
-            percent_encode(name)
-        )
-    };
-    let mut html = String::from(
-        "<h2>Results</h2>\n<div class=\"scroll\"><table>\n<thead><tr><th>#</th><th>config</th>",
-    );
-    for k in &keys {
-        let _ = write!(html, "<th>{}</th>", escape(k));
-    }
-    let _ = write!(
-        html,
-        "<th>folds</th><th>{}</th><th>{}</th><th>{}</th>",
-        sort_link("mean", "mean ± sd", SortKey::Mean),
-        sort_link("oof", "OOF RMSE", SortKey::Oof),
-        sort_link("macro", "macro", SortKey::Macro)
-    );
-    if probes {
-        let _ = write!(
-            html,
-            "<th>{}</th><th>{}</th>",
-            sort_link("probe", "probe RMSE", SortKey::Probe),
-            sort_link("shifted", "shifted RMSE", SortKey::Shifted)
-        );
-    }
-    for b in &scores {
-        let _ = write!(html, "<th>@{b}</th>");
-    }
-    html += "</tr></thead>\n<tbody>\n";
-    for (rank, r) in rows.iter().enumerate() {
-        let folds = if r.folds_failed > 0 {
-            format!("{}/{} ({} failed)", r.folds_done, r.folds_total, r.folds_failed)
-        } else {
-            format!("{}/{}", r.folds_done, r.folds_total)
-        };
-        let mean_sd = match (r.mean_rmse, r.sd_rmse) {
-            (Some(m), Some(s)) => format!("{m:.4} ± {s:.4}"),
-            (Some(m), None) => format!("{m:.4}"),
-            _ => "-".into(),
-        };
-        let _ =
-            write!(html, "<tr><td class=\"num\">{}</td><td>{}</td>", rank + 1, config_link(&r.id));
-        for k in &keys {
-            let _ =
-                write!(html, "<td>{}</td>", escape(r.varying.get(k).map_or("", String::as_str)));
-        }
-        let _ = write!(
-            html,
-            "<td class=\"num\">{folds}</td><td class=\"num\">{mean_sd}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td>",
-            num(r.oof_rmse, 4),
-            num(r.macro_rmse, 4)
-        );
-        if probes {
-            let _ = write!(
-                html,
-                "<td class=\"num\">{}</td><td class=\"num\">{}</td>",
-                num(r.probe_rmse, 4),
-                num(r.shifted_rmse, 4)
-            );
-        }
-        for &b in &scores {
-            let _ = write!(html, "<td class=\"num\">{}</td>", num(r.bin_rmse[b], 2));
-        }
-        html += "</tr>\n";
-    }
-    html += "</tbody></table></div>\n<p class=\"note\">Click a column title to sort by it \
-             (configs without results last). Per-score columns (@s) are the RMSE of pooled \
-             out-of-fold predictions on records scored s.</p>\n";
-    if probes {
-        html +=
-            "<p class=\"note\">Probe RMSE: the validation probes (validation texts paired with \
-                 another metric's scores); shifted RMSE weighs them in as the test set's shift \
-                 expects. With probes the sweep is judged on shifted RMSE.</p>\n";
-    }
-    html
-}
-
-fn verdicts_section(report: Option<&CompareReport>) -> String {
-    let mut html = String::from("<h2>Compare</h2>\n");
-    let Some(report) = report else {
-        html += "<p class=\"empty\">No config has a result to compare yet.</p>\n";
-        return html;
-    };
-    let _ = writeln!(
-        html,
-        "<p class=\"facts\">Against the best, {} {}, on {} per fold (Nadeau-Bengio corrected \
-         resampled t-test, Holm-adjusted p).</p>",
-        config_link(&report.reference),
-        escape(&report.reference_label),
-        escape(&report.metric)
-    );
-    html +=
-        "<div class=\"scroll\"><table>\n<thead><tr><th>config</th><th>folds</th><th>mean diff</th>\
-             <th>95% CI</th><th>p (Holm)</th><th>verdict</th></tr></thead>\n<tbody>\n";
-    for c in &report.comparisons {
-        let verdict = if c.p_holm >= 0.05 {
-            "not distinguishable"
-        } else if c.mean_diff > 0.0 {
-            "really worse"
-        } else {
-            "really better"
-        };
-        let _ = writeln!(
-            html,
-            "<tr><td>{} {}</td><td class=\"num\">{}</td><td class=\"num\">{:+.4}</td>\
-             <td class=\"num\">[{:+.4}, {:+.4}]</td><td class=\"num\">{:.3}</td><td>{verdict}</td></tr>",
-            config_link(&c.config),
-            escape(&c.label),
-            c.folds,
-            c.mean_diff,
-            c.ci_low,
-            c.ci_high,
-            c.p_holm
-        );
-    }
-    for (id, why) in &report.refused {
-        let _ = writeln!(
-            html,
-            "<tr><td>{}</td><td colspan=\"5\" class=\"note\">{}</td></tr>",
-            config_link(id),
-            escape(why)
-        );
-    }
-    html += "</tbody></table></div>\n";
-    html
 }
 
 // ---------------------------------------------------------------------------------------------

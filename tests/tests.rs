@@ -3,6 +3,7 @@
 
 mod common;
 
+mod atomic_files;
 mod bad_input;
 mod cli_regressions;
 mod encoder;

@@ -4,7 +4,6 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread;
 
 use foldsweep::backend::{cpu_device, Cpu};

@@ -14,7 +14,6 @@
 
 mod alloc;
 pub mod backend;
-pub mod bench;
 #[allow(clippy::print_stdout)] // the command line is the one place that prints results
 pub mod cli;
 pub mod config;
@@ -23,8 +22,10 @@ pub mod data;
 pub mod error;
 pub mod job;
 pub mod model;
+pub mod nn;
 pub mod probe;
 pub mod report;
+pub mod results;
 pub mod sampling;
 pub mod search;
 pub mod serve;

@@ -7,6 +7,7 @@ pub mod export;
 pub mod html;
 pub mod search_plots;
 pub mod show;
+pub mod status;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 

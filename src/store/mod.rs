@@ -9,6 +9,7 @@
 //! migrated in place when it is opened.
 
 mod merge;
+mod overview;
 mod queries;
 mod queue;
 mod results;
@@ -30,6 +31,7 @@ pub use queries::{
     ConfigSweep, FoldMetrics, FoldOutcome, JobRecord, OofRow, ProbeRow, RunningJob, SweepConfigRow,
     SweepListing,
 };
+pub use overview::{Coordinator, FailedJob, SweepTimes};
 pub use queue::JobRow;
 pub use schema::SCHEMA_VERSION;
 use schema::{enable_wal, migrate, schema_version, BUSY_TIMEOUT, SCHEMA};

@@ -10,6 +10,7 @@ mod encoder;
 mod export;
 mod finetune_sweep;
 mod full_disk;
+mod overnight;
 mod parity_f32;
 mod parity_f64;
 mod reduced_precision;

@@ -31,6 +31,7 @@ pub use queries::{
     ConfigSweep, FoldMetrics, FoldOutcome, JobRecord, OofRow, ProbeRow, RunningJob, SweepConfigRow,
     SweepListing,
 };
+pub use merge::ShardMerge;
 pub use overview::{Coordinator, FailedJob, SweepTimes};
 pub use queue::JobRow;
 pub use schema::SCHEMA_VERSION;

@@ -149,3 +149,28 @@ fn a_schema_1_claim_on_a_reused_pid_does_not_keep_a_rerun_waiting() {
     assert_eq!(status.code(), Some(0), "{output}");
     assert_eq!(jobs(&s, "done"), 10, "{output}");
 }
+
+#[test]
+fn merging_a_finished_shard_into_a_live_database_leaves_its_coordinator_running() {
+    // Jobs of a few seconds, so the live coordinator's first job is still running at the merge.
+    let s = sweep_with_epochs(300);
+    let (status, output) = Spawned::foldsweep(
+        s.dir.path(),
+        &["run", "sweep.toml", "--db", "shard.db", "--jobs-per-device", "2"],
+    )
+    .wait();
+    assert_eq!(status.code(), Some(0), "the shard finishes; output:\n{output}");
+    let mut live = Spawned::foldsweep(s.dir.path(), &RUN);
+    live.wait_for("a running job", || jobs(&s, "running") > 0);
+    let merge = s.run(&["merge", "shard.db", "--into", "results.db"]);
+    let merge_out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&merge.stdout),
+        String::from_utf8_lossy(&merge.stderr)
+    );
+    assert!(merge.status.success(), "{merge_out}");
+    assert!(merge_out.contains("left to"), "the running job was left to its coordinator:\n{merge_out}");
+    let (status, output) = live.wait();
+    assert_eq!(status.code(), Some(0), "the live coordinator finishes; output:\n{output}");
+    assert_every_job_done_once(&s.path("results.db"), 2);
+}

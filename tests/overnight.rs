@@ -19,7 +19,10 @@ fn sweep_with_epochs(epochs: usize) -> Scratch {
 const RUN: [&str; 4] = ["run", "sweep.toml", "--db", "results.db"];
 
 fn jobs(s: &Scratch, status: &str) -> i64 {
-    count_rows(&s.path("results.db"), &format!("SELECT COUNT(*) FROM jobs WHERE status = '{status}'"))
+    count_rows(
+        &s.path("results.db"),
+        &format!("SELECT COUNT(*) FROM jobs WHERE status = '{status}'"),
+    )
 }
 
 fn unix_now() -> f64 {
@@ -47,8 +50,13 @@ fn a_time_budget_stops_on_time_and_a_rerun_completes_the_rest() {
     assert!(jobs(&s, "pending") >= 1, "jobs left for the next run:\n{output}");
     // No job started after the deadline (2 s after the process started; 5 s of slack for
     // the process's own start on a loaded machine).
-    let last_start = count_rows(&s.path("results.db"), "SELECT CAST(MAX(started_at) AS INTEGER) FROM jobs");
-    assert!((last_start as f64) <= launched + 2.0 + 5.0, "a job started {}s after launch", last_start as f64 - launched);
+    let last_start =
+        count_rows(&s.path("results.db"), "SELECT CAST(MAX(started_at) AS INTEGER) FROM jobs");
+    assert!(
+        (last_start as f64) <= launched + 2.0 + 5.0,
+        "a job started {}s after launch",
+        last_start as f64 - launched
+    );
 
     let (status, output) = Spawned::foldsweep(s.dir.path(), &RUN).wait();
     assert_eq!(status.code(), Some(0), "the rerun completes; output:\n{output}");
@@ -58,7 +66,8 @@ fn a_time_budget_stops_on_time_and_a_rerun_completes_the_rest() {
 #[test]
 fn a_time_budget_in_the_sweep_file_is_the_default() {
     let s = sweep_with_epochs(60);
-    let sweep = s.read("sweep.toml").replace("[resources]\n", "[resources]\ntime_budget = \"1s\"\n");
+    let sweep =
+        s.read("sweep.toml").replace("[resources]\n", "[resources]\ntime_budget = \"1s\"\n");
     s.write("sweep.toml", sweep);
     let (status, output) = Spawned::foldsweep(s.dir.path(), &RUN).wait();
     assert_eq!(status.code(), Some(0), "output:\n{output}");
@@ -94,7 +103,8 @@ fn status_while_a_sweep_runs_and_after_it_was_interrupted_and_resumed() {
     assert_eq!(sweep["jobs"]["interrupted"], 1, "{after:#}\n{output}");
     assert_eq!(sweep["jobs"]["running"], 0, "{after:#}");
     assert_eq!(sweep["coordinators"].as_array().map(Vec::len), Some(0), "{after:#}");
-    let text = String::from_utf8_lossy(&s.run(&["status", "--db", "results.db"]).stdout).into_owned();
+    let text =
+        String::from_utf8_lossy(&s.run(&["status", "--db", "results.db"]).stdout).into_owned();
     assert!(text.contains("none running") && text.contains("again to continue"), "{text}");
 }
 
@@ -116,7 +126,8 @@ fn status_groups_failures_and_names_the_best_config_and_run_ends_with_it() {
     assert_eq!(sweep["jobs"]["failed"], 2, "{json:#}");
     let failures = sweep["failures"].as_array().expect("failures");
     assert_eq!(failures.len(), 1, "one error, grouped: {json:#}");
-    assert_eq!(failures[0]["first_line"], "deliberate panic on fold 2", "{json:#}");
+    let first_line = failures[0]["first_line"].as_str().unwrap();
+    assert!(first_line.starts_with("deliberate panic on fold 2"), "the panic's message: {json:#}");
     assert_eq!(failures[0]["jobs"], 2);
     assert_eq!(failures[0]["configs"].as_array().map(Vec::len), Some(2));
     assert!(sweep["best"]["config"].is_string(), "{json:#}");
@@ -124,9 +135,13 @@ fn status_groups_failures_and_names_the_best_config_and_run_ends_with_it() {
     assert!(sweep["checkpoint_bytes"].as_u64().unwrap() > 0, "TINY_SWEEP keeps checkpoints");
     assert!(sweep["wall_seconds"].as_f64().unwrap() > 0.0);
     // `run` ended with the same summary as `status` prints.
-    let text = String::from_utf8_lossy(&s.run(&["status", "--db", "results.db"]).stdout).into_owned();
+    let text =
+        String::from_utf8_lossy(&s.run(&["status", "--db", "results.db"]).stdout).into_owned();
     let failed_line = text.lines().find(|l| l.contains("failed 2x")).expect("a failure line");
-    assert!(run_output.contains(failed_line.trim()), "run's summary lacks {failed_line:?}:\n{run_output}");
+    assert!(
+        run_output.contains(failed_line.trim()),
+        "run's summary lacks {failed_line:?}:\n{run_output}"
+    );
 }
 
 #[test]
@@ -141,7 +156,11 @@ fn a_schema_1_claim_on_a_reused_pid_does_not_keep_a_rerun_waiting() {
     conn.execute(
         "UPDATE jobs SET status = 'running', pid = ?1, host = ?2, owner_start = NULL,
                 started_at = ?3, heartbeat = ?3 WHERE fold = 0",
-        rusqlite::params![std::process::id(), foldsweep::util::process::hostname(), unix_now() - 3600.0],
+        rusqlite::params![
+            std::process::id(),
+            foldsweep::util::process::hostname(),
+            unix_now() - 3600.0
+        ],
     )
     .unwrap();
     drop(conn);
@@ -169,7 +188,10 @@ fn merging_a_finished_shard_into_a_live_database_leaves_its_coordinator_running(
         String::from_utf8_lossy(&merge.stderr)
     );
     assert!(merge.status.success(), "{merge_out}");
-    assert!(merge_out.contains("left to"), "the running job was left to its coordinator:\n{merge_out}");
+    assert!(
+        merge_out.contains("left to"),
+        "the running job was left to its coordinator:\n{merge_out}"
+    );
     let (status, output) = live.wait();
     assert_eq!(status.code(), Some(0), "the live coordinator finishes; output:\n{output}");
     assert_every_job_done_once(&s.path("results.db"), 2);

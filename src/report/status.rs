@@ -314,7 +314,10 @@ mod tests {
     fn a_panics_headline_is_its_message() {
         let error = "\nthread 'main' (4242) panicked at src/job.rs:10:5:\ndeliberate panic on fold 2\nnote: run with RUST_BACKTRACE=1\nworker exited with code 101";
         assert_eq!(headline(error), "deliberate panic on fold 2");
-        assert_eq!(headline("worker killed by SIGKILL (out of memory?)"), "worker killed by SIGKILL (out of memory?)");
+        assert_eq!(
+            headline("worker killed by SIGKILL (out of memory?)"),
+            "worker killed by SIGKILL (out of memory?)"
+        );
         assert_eq!(headline(""), "(no error text)");
     }
 

@@ -8,8 +8,8 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::queue::Claim;
 use super::{JobStatus, Store};
-use crate::util::process::hostname;
 use crate::error::InputError;
+use crate::util::process::hostname;
 use crate::util::same_file;
 
 /// Columns of the per-job result tables, after `job_id`.
@@ -90,7 +90,8 @@ impl Store {
                     // A job the shard did not finish adds nothing a target does not already know.
                     (Some(_), s) if !s.is_result() => continue,
                     (Some((id, JobStatus::Running)), _)
-                        if Claim::of_running_job(&tx, *id)?.is_some_and(|c| c.owner_alive(&host)) =>
+                        if Claim::of_running_job(&tx, *id)?
+                            .is_some_and(|c| c.owner_alive(&host)) =>
                     {
                         merged.left_to_live += 1;
                         continue;

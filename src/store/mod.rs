@@ -27,12 +27,12 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::util::process::{hostname, now};
 
+pub use merge::ShardMerge;
+pub use overview::{Coordinator, FailedJob, SweepTimes};
 pub use queries::{
     ConfigSweep, FoldMetrics, FoldOutcome, JobRecord, OofRow, ProbeRow, RunningJob, SweepConfigRow,
     SweepListing,
 };
-pub use merge::ShardMerge;
-pub use overview::{Coordinator, FailedJob, SweepTimes};
 pub use queue::JobRow;
 pub use schema::SCHEMA_VERSION;
 use schema::{enable_wal, migrate, schema_version, BUSY_TIMEOUT, SCHEMA};

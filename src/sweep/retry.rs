@@ -34,7 +34,8 @@ impl Fault {
 /// The retryable fault in an error's chain, if any.
 pub fn fault(error: &anyhow::Error) -> Option<Fault> {
     for cause in error.chain() {
-        if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>() {
+        if let Some(rusqlite::Error::SqliteFailure(e, _)) = cause.downcast_ref::<rusqlite::Error>()
+        {
             return match e.code {
                 ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Some(Fault::Busy),
                 ErrorCode::DiskFull => Some(Fault::Full),
@@ -138,17 +139,28 @@ mod tests {
         );
         assert!(err.is_err());
         assert_eq!(tries.get(), 1, "not a fault: no retry");
-        let err = retrying(Duration::from_millis(300), || -> anyhow::Result<()> { Err(full()) }, |_, _| {}, || false)
-            .unwrap_err();
+        let err = retrying(
+            Duration::from_millis(300),
+            || -> anyhow::Result<()> { Err(full()) },
+            |_, _| {},
+            || false,
+        )
+        .unwrap_err();
         assert_eq!(fault(&err), Some(Fault::Full));
         let message = describe(Path::new("results.db"), "recording a result", &err);
-        assert!(message.contains("results.db") && message.contains("no space left on device"), "{message}");
+        assert!(
+            message.contains("results.db") && message.contains("no space left on device"),
+            "{message}"
+        );
     }
 
     #[test]
     fn sqlite_codes_are_classified() {
         let sqlite = |code| {
-            anyhow::Error::new(rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None))
+            anyhow::Error::new(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                None,
+            ))
         };
         assert_eq!(fault(&sqlite(rusqlite::ffi::SQLITE_FULL)), Some(Fault::Full));
         assert_eq!(fault(&sqlite(rusqlite::ffi::SQLITE_BUSY)), Some(Fault::Busy));

@@ -12,14 +12,14 @@ use super::deadline::Deadline;
 use super::signals;
 
 /// Why the run stops early.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopReason {
     /// A signal, by the name a user knows ("SIGTERM", "Ctrl-C (SIGINT)").
     Signal(&'static str),
     /// `--time-budget`, `--until` or `[resources] time_budget`.
     Deadline,
-    /// A database write kept failing past the retry window: the database and the cause.
-    Store(String),
+    /// A database write kept failing past the retry window ([`Stopper::store_cause`]).
+    Store,
 }
 
 impl StopReason {
@@ -31,7 +31,7 @@ impl StopReason {
 }
 
 /// What the loop must do now.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {
     /// Go on as usual.
     Run,
@@ -48,18 +48,43 @@ pub struct Stopper {
     /// The first reason to stop and when it came.
     stopping: Option<(StopReason, Instant)>,
     announced: bool,
+    store_cause: Option<String>,
 }
 
 impl Stopper {
     pub fn new(grace: Duration, deadline: Option<Deadline>) -> Stopper {
-        Stopper { stops_at_start: signals::stops(), grace, deadline, stopping: None, announced: false }
+        Stopper {
+            stops_at_start: signals::stops(),
+            grace,
+            deadline,
+            stopping: None,
+            announced: false,
+            store_cause: None,
+        }
     }
 
     /// A database write failed for good: start nothing new, let running jobs finish.
     pub fn store_failed(&mut self, cause: String) {
         if self.stopping.is_none() {
-            self.stopping = Some((StopReason::Store(cause), Instant::now()));
+            self.stopping = Some((StopReason::Store, Instant::now()));
         }
+        self.store_cause.get_or_insert(cause);
+    }
+
+    /// The first write that failed for good: the database and the cause.
+    pub fn store_cause(&self) -> Option<&str> {
+        self.store_cause.as_deref()
+    }
+
+    /// No job fits before the deadline: stop now as at the deadline.
+    pub fn stop_for_deadline(&mut self) {
+        if self.stopping.is_none() {
+            self.stopping = Some((StopReason::Deadline, Instant::now()));
+        }
+    }
+
+    pub fn grace(&self) -> Duration {
+        self.grace
     }
 
     /// Signals seen since the run started.
@@ -68,8 +93,8 @@ impl Stopper {
     }
 
     /// The reason the run is stopping, if it is.
-    pub fn reason(&self) -> Option<&StopReason> {
-        self.stopping.as_ref().map(|(r, _)| r)
+    pub fn reason(&self) -> Option<StopReason> {
+        self.stopping.map(|(r, _)| r)
     }
 
     /// Whether a job expected to take `expected` may start now.
@@ -91,14 +116,14 @@ impl Stopper {
                 self.stopping = Some((StopReason::Deadline, Instant::now()));
             }
         }
-        let Some((reason, since)) = self.stopping.clone() else { return Verdict::Run };
+        let Some((reason, since)) = self.stopping else { return Verdict::Run };
         // A signal after a store fault or the deadline counts as the first; after a signal,
         // the second.
         let second = match reason {
             StopReason::Signal(_) => signals >= 2,
             _ => signals >= 1,
         };
-        let has_grace = !matches!(reason, StopReason::Store(_));
+        let has_grace = reason != StopReason::Store;
         let grace_ran_out = has_grace && since.elapsed() >= self.grace;
         if second || grace_ran_out {
             return Verdict::StopRunning { reason, grace_ran_out: grace_ran_out && !second };
@@ -140,7 +165,8 @@ mod tests {
         assert_eq!(stopper.poll(), Verdict::Run);
         stopper.store_failed("results.db: no space left on device".into());
         std::thread::sleep(Duration::from_millis(5));
-        assert!(matches!(stopper.poll(), Verdict::NoNewJobs { reason: StopReason::Store(_), .. }));
+        assert!(matches!(stopper.poll(), Verdict::NoNewJobs { reason: StopReason::Store, .. }));
+        assert_eq!(stopper.store_cause(), Some("results.db: no space left on device"));
         assert!(!stopper.admits(None));
     }
 }

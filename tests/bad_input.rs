@@ -290,3 +290,32 @@ fn finetune_values_out_of_range_name_their_key() {
     let out = train_with_text(&format!("{transformer}finetune = {{ batchsize = 8 }}"));
     assert_bad_input(&out, &["config.toml", "unknown field `batchsize`", "line"]);
 }
+
+#[test]
+fn embeddings_whose_shape_product_overflows() {
+    // 2^40 x 2^40 values overflow u64; 2^31 x 2^31 float32 values overflow the byte count.
+    for shape in [[1usize << 40, 1 << 40], [1 << 31, 1 << 31], [usize::MAX, 2]] {
+        let s = Scratch::new();
+        s.write("metric_name_embeddings.npy", npy_bytes("<f4", &shape, &f32_bytes(&[0.5; 16])));
+        assert_bad_input(&s.train(), &["metric_name_embeddings.npy", "shape"]);
+    }
+}
+
+#[test]
+fn embeddings_with_no_columns() {
+    let s = Scratch::new();
+    s.write("metric_name_embeddings.npy", npy_bytes("<f4", &[12, 0], &[]));
+    assert_bad_input(&s.train(), &["metric_name_embeddings.npy", "0 columns"]);
+}
+
+#[test]
+fn precomputed_text_embeddings_with_no_columns() {
+    let s = Scratch::new();
+    s.write("text.npy", npy_bytes("<f4", &[400, 0], &[]));
+    let config = crate::common::QUICK_CONFIG.replace(
+        "encoder = \"hashing\"",
+        "encoder = \"precomputed\"\ntrain_embeddings = \"text.npy\"",
+    );
+    s.write("config.toml", config);
+    assert_bad_input(&s.train(), &["text.npy", "0 columns"]);
+}

@@ -300,6 +300,9 @@ fn the_sweep_loop_reports_its_progress_as_events() {
         worker_exe: Some(env!("CARGO_BIN_EXE_foldsweep").into()),
         keep_checkpoints: false,
         no_prune: false,
+        grace: std::time::Duration::from_secs(60),
+        deadline: None,
+        store_retry: foldsweep::sweep::retry::DEFAULT_WINDOW,
     };
     let mut events = Vec::new();
     let summary =

@@ -4,11 +4,14 @@
 mod common;
 
 mod architecture;
+mod atomic_files;
 mod bad_input;
 mod cli_regressions;
 mod encoder;
 mod export;
 mod finetune_sweep;
+mod full_disk;
+mod overnight;
 mod parity_f32;
 mod parity_f64;
 mod reduced_precision;
@@ -19,6 +22,7 @@ mod serve;
 mod serve_safety;
 mod shard;
 mod shift;
+mod signals;
 mod store_regressions;
 mod sweep;
 mod training;

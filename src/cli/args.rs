@@ -2,6 +2,7 @@
 //! and resolved into the library's option structs by the commands (see `resolve`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -40,6 +41,10 @@ pub(super) enum Command {
     Run(RunArgs),
     /// The results table: one row per config, best first.
     Results(ResultsArgs),
+    /// What happened overnight, per sweep: when it ran, jobs by status, failures grouped by
+    /// error, the best config so far, checkpoint disk use, and whether a coordinator runs it
+    /// now. Read-only: safe while a sweep runs.
+    Status(StatusArgs),
     /// One config in detail: per-fold rows, per-score RMSE, learning curves.
     Show(ShowArgs),
     /// Which differences are real: every config against the best (or a baseline).
@@ -96,6 +101,63 @@ pub(super) struct RunArgs {
     /// Rerun the jobs a pruner stopped, to their end, and prune nothing in this run.
     #[arg(long)]
     pub(super) no_prune: bool,
+    /// After SIGINT (Ctrl-C), SIGHUP or SIGTERM, or at the deadline, how long running jobs may
+    /// go on before they are interrupted (a second signal stops them at once). Slurm waits
+    /// KillWait (30 s by default) between SIGTERM and SIGKILL.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_grace)]
+    pub(super) grace: Duration,
+    /// Stop after this long (90m, 8h, 20s): no job starts that would end past it (see
+    /// --deadline-policy), running jobs get --grace, the rest stay pending for the next run
+    /// [default: the sweep's resources.time_budget, else none].
+    #[arg(long, value_name = "DURATION", value_parser = parse_budget, conflicts_with = "until")]
+    pub(super) time_budget: Option<Duration>,
+    /// Stop at this local time (HH:MM; the next such time), as --time-budget does.
+    #[arg(long, value_name = "HH:MM", value_parser = crate::sweep::deadline::until)]
+    pub(super) until: Option<Duration>,
+    /// Before the deadline: start only jobs expected to finish in time (fit, from the
+    /// sweep's finished jobs), or every job until the deadline itself (start).
+    #[arg(long, value_enum, default_value_t = DeadlineChoice::Fit)]
+    pub(super) deadline_policy: DeadlineChoice,
+    /// How long a database write that fails (busy past the timeout, a full disk, an I/O
+    /// error) is retried before the run stops launching jobs.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_budget)]
+    pub(super) store_retry: Duration,
+}
+
+/// `--deadline-policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum DeadlineChoice {
+    Fit,
+    Start,
+}
+
+fn parse_budget(text: &str) -> Result<Duration, String> {
+    crate::sweep::deadline::parse_duration(text)
+}
+
+/// A grace period may be 0 (interrupt at once).
+fn parse_grace(text: &str) -> Result<Duration, String> {
+    match text.trim() {
+        "0" | "0s" => Ok(Duration::ZERO),
+        other => crate::sweep::deadline::parse_duration(other),
+    }
+}
+
+#[derive(Debug, Args)]
+pub(super) struct StatusArgs {
+    #[arg(long, default_value = "results.db")]
+    pub(super) db: PathBuf,
+    /// One sweep [default: every sweep in the database].
+    #[arg(long)]
+    pub(super) sweep: Option<String>,
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub(super) format: StatusFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(super) enum StatusFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Args)]

@@ -7,7 +7,7 @@ mod progress;
 mod resolve;
 
 use args::{Cli, Command};
-use cmd::{compare, embed, export, finetune, results, run_sweep, slurm, train};
+use cmd::{compare, embed, export, finetune, results, run_sweep, slurm, status, train};
 
 use std::process::ExitCode;
 
@@ -102,6 +102,7 @@ fn run(cli: Cli) -> CommandResult {
     match cli.command {
         Command::Run(args) => run_sweep(args),
         Command::Results(args) => results(args),
+        Command::Status(args) => status(args),
         Command::Show(args) => {
             let store = Store::open_existing(&args.db)?;
             print!("{}", report::show::show(&store, &args.config_id)?);
@@ -142,11 +143,15 @@ fn run(cli: Cli) -> CommandResult {
         Command::Merge(args) => {
             let summary = crate::sweep::merge::merge(&args.shards, &args.into)?;
             println!(
-                "merged {} shard(s) into {}: {} jobs added, {} already there",
+                "merged {} shard(s) into {}: {} jobs added, {} already there{}",
                 summary.shards,
                 args.into.display(),
                 summary.jobs_added,
-                summary.jobs_already_there
+                summary.jobs_already_there,
+                match summary.jobs_left_to_live {
+                    0 => String::new(),
+                    n => format!(", {n} running under a live coordinator left to it"),
+                }
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -89,14 +89,19 @@ impl Progress {
                 counts,
                 &format!("waiting for {running} job(s) another coordinator runs"),
             ),
-            SweepEvent::Stopping { counts } => self.line(
+            SweepEvent::Stopping { reason, grace, cause, counts } => {
+                self.line(counts, &stopping_message(*reason, *grace, cause.as_deref()))
+            }
+            SweepEvent::Interrupted { counts, grace_ran_out, .. } => self.line(
                 counts,
-                "Ctrl-C: no new jobs will start; waiting for the running ones (Ctrl-C again to stop them)",
+                &format!(
+                    "interrupted{}: running jobs stopped and marked interrupted (run the same command again to resume)",
+                    if *grace_ran_out { " (the grace period ran out)" } else { "" }
+                ),
             ),
-            SweepEvent::Interrupted { counts, .. } => self.line(
-                counts,
-                "interrupted: running jobs stopped and marked interrupted (rerun to resume)",
-            ),
+            SweepEvent::StoreRetrying { cause, pause } => {
+                self.note(&format!("{cause}; retrying in {:.1}s", pause.as_secs_f64()))
+            }
             SweepEvent::Finished { .. } => self.finish(),
         }
     }
@@ -229,5 +234,30 @@ pub fn format_duration(d: Duration) -> String {
         0..=59 => format!("{s}s"),
         60..=3599 => format!("{}m{:02}s", s / 60, s % 60),
         _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+/// What a graceful stop says: why, what happens to the running jobs, and how to go on.
+fn stopping_message(
+    reason: crate::sweep::StopReason,
+    grace: Option<std::time::Duration>,
+    cause: Option<&str>,
+) -> String {
+    use crate::sweep::StopReason;
+    let wait = match grace {
+        Some(g) => format!("waiting up to {}s for the running ones", g.as_secs()),
+        None => "letting the running ones finish into their result files".to_string(),
+    };
+    match reason {
+        StopReason::Signal(name) => format!(
+            "{name}: no new jobs will start; {wait} (a second signal stops them); run the same command again to resume"
+        ),
+        StopReason::Deadline => format!(
+            "the deadline: no new jobs will start; {wait}; run the same command to continue"
+        ),
+        StopReason::Store => format!(
+            "{}: no new jobs will start; {wait}; free the cause, then run the same command again (it records their results)",
+            cause.unwrap_or("the database cannot be written")
+        ),
     }
 }

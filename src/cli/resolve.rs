@@ -2,10 +2,11 @@
 //! high args): a flag given on the command line wins over the sweep file's setting, and a
 //! value that is wrong either way is a usage error naming the flag or the file's key.
 
-use super::args::RunArgs;
 use crate::error::InputError;
 use crate::sweep::spec::Checkpoints;
-use crate::sweep::{RunOptions, SweepFile};
+use crate::sweep::{Deadline, DeadlinePolicy, RunOptions, SweepFile};
+
+use super::args::{DeadlineChoice, RunArgs};
 
 /// `run`'s options: devices and slots from the flags or `[resources]`, the rest from the file.
 pub(super) fn run_options(args: &RunArgs, sweep: &SweepFile) -> Result<RunOptions, InputError> {
@@ -19,6 +20,19 @@ pub(super) fn run_options(args: &RunArgs, sweep: &SweepFile) -> Result<RunOption
     if jobs_per_device == 0 {
         return Err(InputError::new("must be at least 1").field("--jobs-per-device"));
     }
+    // --time-budget or --until, else the file's time_budget (checked when it was read).
+    let budget = match (args.time_budget, args.until, &sweep.resources.time_budget) {
+        (Some(budget), _, _) | (None, Some(budget), _) => Some(budget),
+        (None, None, Some(text)) => Some(
+            crate::sweep::deadline::parse_duration(text)
+                .map_err(|e| InputError::in_file(&args.sweep, e).field("resources.time_budget"))?,
+        ),
+        (None, None, None) => None,
+    };
+    let policy = match args.deadline_policy {
+        DeadlineChoice::Fit => DeadlinePolicy::Fit,
+        DeadlineChoice::Start => DeadlinePolicy::Start,
+    };
     Ok(RunOptions {
         db: args.db.clone(),
         devices: choice.resolve(),
@@ -28,5 +42,8 @@ pub(super) fn run_options(args: &RunArgs, sweep: &SweepFile) -> Result<RunOption
         worker_exe: None,
         keep_checkpoints: sweep.resources.checkpoints == Checkpoints::All,
         no_prune: args.no_prune,
+        grace: args.grace,
+        deadline: budget.map(|b| Deadline::after(b, policy)),
+        store_retry: args.store_retry,
     })
 }

@@ -57,6 +57,8 @@ fn read_array(path: &Path, allow_vector: bool) -> InputResult<Matrix> {
         [len] if allow_vector => (len, 1),
         _ => return Err(err(format!("expected a 2-D array, found shape {shape:?}"))),
     };
+    let file_len = npy_file_len(path)?;
+    check_shape(&shape, rows, cols, npy.dtype().num_bytes(), file_len).map_err(err)?;
     if npy.order() != Order::C {
         return Err(err("Fortran-ordered arrays are not supported; save with C order".into()));
     }
@@ -88,6 +90,36 @@ fn read_array(path: &Path, allow_vector: bool) -> InputResult<Matrix> {
         .record(pos / cols));
     }
     Ok(Matrix::new(rows, cols, data))
+}
+
+fn npy_file_len(path: &Path) -> InputResult<u64> {
+    std::fs::metadata(path)
+        .map(|m| m.len())
+        .map_err(|e| InputError::in_file(path, format!("cannot read: {e}")))
+}
+
+/// Rejects a header that cannot describe the file before any data is read: npyz multiplies
+/// the shape without checking, so an overflowing shape wraps to a small count (or asks for an
+/// allocation larger than memory), and a matrix with no columns would be a feature vector of
+/// width 0 that training cannot use.
+fn check_shape(
+    shape: &[u64],
+    rows: u64,
+    cols: u64,
+    item_size: Option<usize>,
+    file_len: u64,
+) -> Result<(), String> {
+    if cols == 0 {
+        return Err(format!("has 0 columns (shape {shape:?}); each row needs at least one value"));
+    }
+    let bytes = rows.checked_mul(cols).and_then(|n| n.checked_mul(item_size.unwrap_or(1) as u64));
+    match bytes {
+        None => Err(format!("its shape {shape:?} holds more values than any file can")),
+        Some(bytes) if bytes > file_len => Err(format!(
+            "its shape {shape:?} needs {bytes} bytes of data but the whole file has {file_len}"
+        )),
+        Some(_) => Ok(()),
+    }
 }
 
 fn dtype_code(dtype: &DType) -> Option<String> {

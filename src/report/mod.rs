@@ -8,6 +8,7 @@ pub mod figures;
 pub mod html;
 pub mod search_plots;
 pub mod show;
+pub mod status;
 pub mod svg;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};

@@ -1,13 +1,15 @@
 //! The SQL of `foldsweep merge` (the rules are in `sweep::merge`): a shard database is
-//! attached and its rows copied across in one transaction.
+//! attached and its rows copied across, one short transaction per job.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
+use super::queue::Claim;
 use super::{JobStatus, Store};
 use crate::error::InputError;
+use crate::util::process::hostname;
 use crate::util::same_file;
 
 /// Columns of the per-job result tables, after `job_id`.
@@ -20,11 +22,26 @@ const RESULT_TABLES: &[(&str, &str)] = &[
     ("test_predictions", "row, prediction"),
 ];
 
+/// What one shard's merge did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShardMerge {
+    pub added: usize,
+    /// Done (or another result) in the target already.
+    pub present: usize,
+    /// Running in the target under a live coordinator: left to it, untouched.
+    pub left_to_live: usize,
+}
+
 impl Store {
     /// Copies a shard database's sweeps, configs and finished jobs (with everything they
-    /// recorded) into this one, in one transaction; see `sweep::merge` for the rules.
-    /// Returns (jobs added, jobs already done here).
-    pub fn merge_shard(&mut self, shard: &Path) -> anyhow::Result<(usize, usize)> {
+    /// recorded) into this one; see `sweep::merge` for the rules.
+    ///
+    /// A target database may have a coordinator running on it. Its running jobs are never
+    /// deleted or rewritten (the coordinator records them itself; a merge that replaced one
+    /// broke the coordinator's next write on a foreign key), and each job goes in with a
+    /// transaction of its own, so the coordinator waits milliseconds for the lock, never a
+    /// whole shard's worth. A merge stopped halfway is finished by merging again.
+    pub fn merge_shard(&mut self, shard: &Path) -> anyhow::Result<ShardMerge> {
         let target_dir = self.base_dir();
         let shard_dir = shard
             .parent()
@@ -33,7 +50,7 @@ impl Store {
             .unwrap_or_else(|| PathBuf::from("."));
         let conn = &mut self.conn;
         conn.execute("ATTACH DATABASE ?1 AS shard", [shard.to_string_lossy()])?;
-        let result = (|| -> anyhow::Result<(usize, usize)> {
+        let result = (|| -> anyhow::Result<ShardMerge> {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             check_sweeps_agree(&tx, shard)?;
             tx.execute_batch(
@@ -53,8 +70,11 @@ impl Store {
                     stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
                 rows.collect::<Result<_, _>>()?
             };
-            let (mut added, mut present) = (0, 0);
+            tx.commit()?;
+            let mut merged = ShardMerge::default();
+            let host = hostname();
             for (shard_job, config_id, fold, status) in shard_jobs {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let existing: Option<(i64, JobStatus)> = tx
                     .query_row(
                         "SELECT id, status FROM jobs WHERE config_id = ?1 AND fold = ?2",
@@ -64,40 +84,58 @@ impl Store {
                     .optional()?;
                 match (&existing, status) {
                     (Some((_, s)), _) if s.is_result() => {
-                        present += 1;
+                        merged.present += 1;
                         continue;
                     }
-                    (_, s) if s.is_result() => {}
                     // A job the shard did not finish adds nothing a target does not already know.
-                    (Some(_), _) => continue,
-                    (None, _) => {}
-                }
-                if let Some((id, _)) = existing {
-                    for (table, _) in RESULT_TABLES {
-                        tx.execute(&format!("DELETE FROM {table} WHERE job_id = ?1"), [id])?;
+                    (Some(_), s) if !s.is_result() => continue,
+                    (Some((id, JobStatus::Running)), _)
+                        if Claim::of_running_job(&tx, *id)?
+                            .is_some_and(|c| c.owner_alive(&host)) =>
+                    {
+                        merged.left_to_live += 1;
+                        continue;
                     }
-                    tx.execute("DELETE FROM jobs WHERE id = ?1", [id])?;
+                    _ => {}
                 }
-                tx.execute(
-                "INSERT INTO jobs (config_id, fold, status, attempt, device, host, pid, worker_pid, heartbeat, started_at, finished_at, error, diverged_epoch, pruned_epoch, pruned_reason)
-                 SELECT config_id, fold, status, attempt, device, host, NULL, NULL, heartbeat, started_at, finished_at, error, diverged_epoch, pruned_epoch, pruned_reason
-                 FROM shard.jobs WHERE id = ?1",
-                [shard_job],
-            )?;
-                let new_id = tx.last_insert_rowid();
+                let job_id = match existing {
+                    // The job keeps its id: whatever refers to it stays valid.
+                    Some((id, _)) => {
+                        for (table, _) in RESULT_TABLES {
+                            tx.execute(&format!("DELETE FROM {table} WHERE job_id = ?1"), [id])?;
+                        }
+                        tx.execute(
+                            "UPDATE jobs SET (status, attempt, device, host, pid, owner_start, worker_pid, heartbeat, started_at, finished_at, error, diverged_epoch, pruned_epoch, pruned_reason) =
+                             (SELECT status, attempt, device, host, NULL, NULL, NULL, heartbeat, started_at, finished_at, error, diverged_epoch, pruned_epoch, pruned_reason
+                              FROM shard.jobs WHERE id = ?2)
+                             WHERE id = ?1",
+                            params![id, shard_job],
+                        )?;
+                        id
+                    }
+                    None => {
+                        tx.execute(
+                        "INSERT INTO jobs (config_id, fold, status, attempt, device, host, pid, worker_pid, heartbeat, started_at, finished_at, error, diverged_epoch, pruned_epoch, pruned_reason)
+                         SELECT config_id, fold, status, attempt, device, host, NULL, NULL, heartbeat, started_at, finished_at, error, diverged_epoch, pruned_epoch, pruned_reason
+                         FROM shard.jobs WHERE id = ?1",
+                        [shard_job],
+                    )?;
+                        tx.last_insert_rowid()
+                    }
+                };
                 for (table, columns) in RESULT_TABLES {
                     tx.execute(
                     &format!("INSERT INTO {table} (job_id, {columns}) SELECT ?1, {columns} FROM shard.{table} WHERE job_id = ?2"),
-                    params![new_id, shard_job],
+                    params![job_id, shard_job],
                 )?;
                 }
-                rebase_checkpoint(&tx, new_id, &shard_dir, &target_dir)?;
+                rebase_checkpoint(&tx, job_id, &shard_dir, &target_dir)?;
+                tx.commit()?;
                 if status.is_result() {
-                    added += 1;
+                    merged.added += 1;
                 }
             }
-            tx.commit()?;
-            Ok((added, present))
+            Ok(merged)
         })();
         conn.execute("DETACH DATABASE shard", [])?;
         result.with_context(|| format!("merging {}", shard.display()))

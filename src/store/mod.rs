@@ -9,6 +9,7 @@
 //! migrated in place when it is opened.
 
 mod merge;
+mod overview;
 mod queries;
 mod queue;
 mod results;
@@ -26,6 +27,8 @@ use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::util::process::{hostname, now};
 
+pub use merge::ShardMerge;
+pub use overview::{Coordinator, FailedJob, SweepTimes};
 pub use queries::{
     ConfigSweep, FoldMetrics, FoldOutcome, JobRecord, OofRow, ProbeRow, RunningJob, SweepConfigRow,
     SweepListing,

@@ -215,6 +215,11 @@ pub(super) fn job_row(r: &rusqlite::Row) -> rusqlite::Result<JobRow> {
     })
 }
 
+/// A live coordinator heartbeats its jobs every 5 s; ten minutes of silence means it is gone.
+fn heartbeat_fresh(heartbeat: Option<f64>) -> bool {
+    heartbeat.is_some_and(|hb| now() - hb < 600.0)
+}
+
 /// Who holds a running job.
 pub(super) struct Claim {
     job_id: i64,
@@ -224,9 +229,44 @@ pub(super) struct Claim {
     heartbeat: Option<f64>,
 }
 
+impl Claim {
+    /// Whether the coordinator that claimed the job still runs (as seen from `host`).
+    pub(super) fn owner_alive(&self, host: &str) -> bool {
+        match (self.host.as_deref(), self.pid) {
+            // A claim without a start time (schema 1) cannot tell its coordinator from a
+            // process that reused the pid: it also needs a heartbeat, as on another machine.
+            (Some(h), Some(pid)) if h == host => {
+                owner_running(pid, self.owner_start)
+                    && (self.owner_start.is_some() || heartbeat_fresh(self.heartbeat))
+            }
+            _ => heartbeat_fresh(self.heartbeat),
+        }
+    }
+
+    /// The claim on job `job_id`, read in `tx`; None when the job is not running.
+    pub(super) fn of_running_job(tx: &Transaction, job_id: i64) -> rusqlite::Result<Option<Claim>> {
+        use rusqlite::OptionalExtension;
+        tx.query_row(
+            "SELECT id, host, pid, owner_start, heartbeat FROM jobs WHERE id = ?1 AND status = ?2",
+            params![job_id, JobStatus::Running],
+            |r| {
+                Ok(Claim {
+                    job_id: r.get(0)?,
+                    host: r.get(1)?,
+                    pid: r.get(2)?,
+                    owner_start: r.get(3)?,
+                    heartbeat: r.get(4)?,
+                })
+            },
+        )
+        .optional()
+    }
+}
+
 /// Requeues the sweep's jobs left `running` by a coordinator that is gone. On this machine the
 /// owner is identified by pid and start time, so a reused pid (PID 1 of a restarted container)
-/// does not keep a dead coordinator's jobs alive; another machine's jobs count as alive while
+/// does not keep a dead coordinator's jobs alive (a schema-1 claim, with no start time, also
+/// needs a fresh heartbeat); another machine's jobs count as alive while
 /// their heartbeat is under ten minutes old.
 pub(super) fn requeue_stale(tx: &Transaction, sweep_id: i64) -> anyhow::Result<usize> {
     let host = hostname();
@@ -249,11 +289,7 @@ pub(super) fn requeue_stale(tx: &Transaction, sweep_id: i64) -> anyhow::Result<u
     };
     let mut requeued = 0;
     for claim in running {
-        let owner_alive = match (claim.host.as_deref(), claim.pid) {
-            (Some(h), Some(pid)) if h == host => owner_running(pid, claim.owner_start),
-            _ => claim.heartbeat.is_some_and(|hb| now() - hb < 600.0),
-        };
-        if !owner_alive {
+        if !claim.owner_alive(&host) {
             requeued += tx.execute(
                 "UPDATE jobs SET status = ?2, pid = NULL, owner_start = NULL, worker_pid = NULL WHERE id = ?1",
                 params![claim.job_id, JobStatus::Pending],

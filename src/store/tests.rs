@@ -84,9 +84,29 @@ fn a_shards_diverged_job_merges_as_a_result() {
     shard.record_diverged(job.id, 2, &[], "diverged").unwrap();
     drop(shard);
     let (mut target, _) = one_job_sweep(&dir.path().join("target.db"), "c1");
-    assert_eq!(target.merge_shard(&dir.path().join("shard.db")).unwrap(), (1, 0));
+    let merged = target.merge_shard(&dir.path().join("shard.db")).unwrap();
+    assert_eq!((merged.added, merged.present), (1, 0));
     assert_eq!(target.config_jobs_in("c1", JobStatus::Diverged).unwrap(), 1);
-    assert_eq!(target.merge_shard(&dir.path().join("shard.db")).unwrap(), (0, 1), "idempotent");
+    let merged = target.merge_shard(&dir.path().join("shard.db")).unwrap();
+    assert_eq!((merged.added, merged.present), (0, 1), "idempotent");
+}
+
+#[test]
+fn merge_leaves_a_job_that_a_live_coordinator_runs_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut shard, sweep_id) = one_job_sweep(&dir.path().join("shard.db"), "c1");
+    let job = shard.claim_next(sweep_id, "cpu", &|_, _| true, false).unwrap().expect("a job");
+    shard.record_diverged(job.id, 2, &[], "diverged").unwrap();
+    drop(shard);
+    // This process is the target's live coordinator, running the same job.
+    let (mut target, target_sweep) = one_job_sweep(&dir.path().join("target.db"), "c1");
+    let running = target.claim_next(target_sweep, "cpu", &|_, _| true, false).unwrap().unwrap();
+    let merged = target.merge_shard(&dir.path().join("shard.db")).unwrap();
+    assert_eq!(merged, ShardMerge { added: 0, present: 0, left_to_live: 1 });
+    assert_eq!(target.config_jobs_in("c1", JobStatus::Running).unwrap(), 1);
+    // The coordinator's own write still finds its job.
+    target.record_diverged(running.id, 3, &[], "diverged here").unwrap();
+    assert_eq!(target.config_jobs_in("c1", JobStatus::Diverged).unwrap(), 1);
 }
 
 #[test]

@@ -4,19 +4,19 @@
 
 use std::path::PathBuf;
 use std::process::Child;
-use std::sync::atomic::Ordering;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use super::interrupt::INTERRUPTS;
 use super::launcher::describe_failure;
 use super::launcher::read_outcome;
 use super::launcher::stop_child;
 use super::launcher::Launcher;
+use super::stopping::{StopReason, Stopper, Verdict};
 use super::worker::WorkerOutcome;
 use super::*;
+use super::{recover, retry, signals};
 use crate::backend::Device;
 use crate::config::Config;
 use crate::results::objective;
@@ -55,7 +55,7 @@ pub(super) struct SweepLoop<'a> {
     pub(super) slots: Vec<Option<Running>>,
     pub(super) summary: RunSummary,
     pub(super) durations: Vec<f64>,
-    pub(super) interrupts_at_start: usize,
+    pub(super) stopper: Stopper,
     /// A random or tpe search proposes trials when the queue runs dry.
     pub(super) study: Option<study::Study<'a>>,
     /// The pruners, unless `--no-prune` or none configured.
@@ -72,29 +72,36 @@ impl SweepLoop<'_> {
         on_event: &mut dyn FnMut(&SweepEvent),
     ) -> anyhow::Result<()> {
         let (epochs_tx, epochs) = mpsc::channel::<EpochLine>();
-        let mut announced_stop = false;
         let mut announced_wait = false;
         let mut next_claim = Instant::now();
         loop {
-            let interrupts = INTERRUPTS.load(Ordering::SeqCst) - self.interrupts_at_start;
-            if interrupts >= 2 {
+            let verdict = self.stopper.poll();
+            let stopping = verdict != Verdict::Run;
+            if let Verdict::StopRunning { reason, grace_ran_out } = verdict {
                 let stopped = self.stop_all(store)?;
-                on_event(&SweepEvent::Interrupted { stopped, counts: self.counts(store)? });
+                let counts = self.counts(store)?;
+                on_event(&SweepEvent::Interrupted { stopped, reason, grace_ran_out, counts });
                 return Ok(());
             }
-            if interrupts == 1 && !announced_stop {
-                announced_stop = true;
-                on_event(&SweepEvent::Stopping { counts: self.counts(store)? });
+            if let Verdict::NoNewJobs { reason, announce: true } = verdict {
+                let grace = (reason != StopReason::Store).then(|| self.stopper.grace());
+                let cause = self.stopper.store_cause().map(str::to_string);
+                on_event(&SweepEvent::Stopping {
+                    reason,
+                    grace,
+                    cause,
+                    counts: self.counts(store)?,
+                });
             }
             let mut queue_empty = false;
-            if interrupts == 0 && Instant::now() >= next_claim {
+            if !stopping && Instant::now() >= next_claim {
                 queue_empty = self.fill_slots(store, &epochs_tx, on_event)?;
                 if queue_empty {
                     next_claim = Instant::now() + IDLE_POLL;
                 }
             }
             if self.slots.iter().all(Option::is_none) {
-                if interrupts > 0 {
+                if stopping {
                     return Ok(());
                 }
                 if queue_empty {
@@ -149,14 +156,42 @@ impl SweepLoop<'_> {
                 continue;
             }
             let device = self.slot_devices[slot].clone();
-            let Some(job) = self.claim(store, &device, on_event)? else {
+            let expected = store.mean_job_seconds(self.sweep_id)?.map(Duration::from_secs_f64);
+            if !self.stopper.admits(expected) {
+                // Nothing fits before the deadline (or a stop came): start nothing more.
+                if self.stopper.reason().is_none() {
+                    self.stopper.stop_for_deadline();
+                }
+                return Ok(false);
+            }
+            let claimed =
+                self.retried(store, on_event, "claiming a job", |this, store, events| {
+                    this.claim(store, &device, events)
+                })?;
+            let Some(Some(job)) = claimed else {
                 return Ok(true);
             };
             let (config, label) = self.job_config(store, &job)?;
             let job_ref = JobRef { config_id: job.config_id.clone(), fold: job.fold, label };
-            let running =
-                self.launcher.spawn(job, job_ref, config, (&device, slot), epochs.clone())?;
-            store.set_worker_pid(running.job.id, running.child.id())?;
+            let spawned =
+                self.retried(store, on_event, "writing the job's file", |this, _, _| {
+                    let slot_device = (&device, slot);
+                    this.launcher.spawn(
+                        job.clone(),
+                        job_ref.clone(),
+                        config.clone(),
+                        slot_device,
+                        epochs.clone(),
+                    )
+                })?;
+            let Some(running) = spawned else {
+                // The job stays claimed by this process; the next run takes it back.
+                return Ok(false);
+            };
+            let (job_id, worker_pid) = (running.job.id, running.child.id());
+            self.retried(store, on_event, "recording the worker's pid", |_, store, _| {
+                store.set_worker_pid(job_id, worker_pid)
+            })?;
             on_event(&SweepEvent::JobStarted {
                 slot,
                 device: device.to_string(),
@@ -325,15 +360,27 @@ impl SweepLoop<'_> {
         let mut any = false;
         for slot in 0..self.slots.len() {
             let Some(running) = self.slots[slot].as_mut() else { continue };
+            let job_id = running.job.id;
             if running.last_heartbeat.elapsed() > Duration::from_secs(5) {
-                store.heartbeat(running.job.id)?;
                 running.last_heartbeat = Instant::now();
+                self.retried(store, on_event, "a heartbeat", |_, store, _| {
+                    store.heartbeat(job_id)
+                })?;
             }
+            let running = self.slots[slot].as_mut().expect("slot is running");
             if running.epochs_saved.elapsed() > Duration::from_secs(1) {
-                store.record_epochs(running.job.id, &running.unsaved_epochs)?;
-                running.unsaved_epochs.clear();
                 running.epochs_saved = Instant::now();
+                let unsaved = std::mem::take(&mut running.unsaved_epochs);
+                let saved = self.retried(store, on_event, "recording epochs", |_, store, _| {
+                    store.record_epochs(job_id, &unsaved)
+                })?;
+                if saved.is_none() {
+                    // Kept for the next try; the result file has them all anyway.
+                    let running = self.slots[slot].as_mut().expect("slot is running");
+                    running.unsaved_epochs.splice(0..0, unsaved);
+                }
             }
+            let running = self.slots[slot].as_mut().expect("slot is running");
             let Some(status) = running.child.try_wait()? else { continue };
             let running = self.slots[slot].take().expect("slot is running");
             any = true;
@@ -343,7 +390,12 @@ impl SweepLoop<'_> {
             } else {
                 Err(describe_failure(status, &running.stderr_path))
             };
-            let event = self.record(store, &running, outcome)?;
+            let recorded =
+                self.retried(store, on_event, "recording a finished job", |this, store, _| {
+                    this.record(store, &running, outcome.clone())
+                })?;
+            // Not recorded: the result file stays for the next run to record.
+            let Some(event) = recorded else { continue };
             on_event(&event);
             if matches!(event, SweepEvent::JobDone { .. }) {
                 self.race(store, &running.job_ref, on_event)?;
@@ -368,7 +420,7 @@ impl SweepLoop<'_> {
                 let checkpoint = result
                     .checkpoint
                     .as_ref()
-                    .map(|_| format!("checkpoints/{}/fold{}", job.config_id, job.fold));
+                    .map(|_| recover::checkpoint_relative(&job.config_id, job.fold));
                 store.record_success(running.job.id, &result, checkpoint.as_deref())?;
                 self.durations.push(seconds);
                 Ok(SweepEvent::JobDone {
@@ -394,8 +446,7 @@ impl SweepLoop<'_> {
             Err(error) => {
                 let attempt = running.job.attempt;
                 let max_attempts = self.options.max_attempts;
-                let retry = attempt < max_attempts
-                    && INTERRUPTS.load(Ordering::SeqCst) == self.interrupts_at_start;
+                let retry = attempt < max_attempts && self.stopper.reason().is_none();
                 store.record_failure(running.job.id, &error, retry)?;
                 let counts = self.counts(store)?;
                 Ok(if retry {
@@ -412,11 +463,61 @@ impl SweepLoop<'_> {
         let mut stopped = 0;
         for running in self.slots.iter_mut().filter_map(Option::take) {
             stop_child(running.child);
-            store.mark_interrupted(running.job.id)?;
+            // A store that cannot be written leaves the job `running` under this process,
+            // which the next run takes back once this one has exited.
+            if let Err(e) = store.mark_interrupted(running.job.id) {
+                if retry::fault(&e).is_none() {
+                    return Err(e);
+                }
+            }
             stopped += 1;
         }
         self.summary.interrupted += stopped;
         Ok(stopped)
+    }
+
+    /// Runs a store write with retries ([`retry::retrying`]). A write that still fails with
+    /// a fault (busy, full, I/O) stops the run gracefully and gives None; other errors are
+    /// returned.
+    pub(super) fn retried<T>(
+        &mut self,
+        store: &mut Store,
+        on_event: &mut dyn FnMut(&SweepEvent),
+        what: &str,
+        mut op: impl FnMut(&mut Self, &mut Store, &mut dyn FnMut(&SweepEvent)) -> anyhow::Result<T>,
+    ) -> anyhow::Result<Option<T>> {
+        if self.stopper.reason() == Some(StopReason::Store) {
+            // Already failed for good: one try, no waiting.
+            return match op(self, store, on_event) {
+                Ok(v) => Ok(Some(v)),
+                Err(e) if retry::fault(&e).is_some() => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
+        let db = store.path().to_path_buf();
+        let window = self.options.store_retry;
+        let stops_at_start = signals::stops();
+        let outcome = {
+            let events = std::cell::RefCell::new(&mut *on_event);
+            let this = &mut *self;
+            retry::retrying(
+                window,
+                || op(this, store, &mut |e| (events.borrow_mut())(e)),
+                |error, pause| {
+                    let cause = retry::describe(&db, what, error);
+                    (events.borrow_mut())(&SweepEvent::StoreRetrying { cause, pause });
+                },
+                || signals::stops() > stops_at_start + 1,
+            )
+        };
+        match outcome {
+            Ok(value) => Ok(Some(value)),
+            Err(error) if retry::fault(&error).is_some() => {
+                self.stopper.store_failed(retry::describe(&db, what, &error));
+                Ok(None)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     pub(super) fn counts(&self, store: &Store) -> anyhow::Result<Counts> {

@@ -19,8 +19,12 @@ pub struct RunSummary {
     /// Jobs a pruner stopped: results, like done ones.
     pub pruned: usize,
     pub interrupted: usize,
-    /// Jobs left pending because Ctrl-C stopped the run before they started.
+    /// Jobs left pending because the run stopped before they started.
     pub not_started: usize,
+    /// Why the run stopped early, if it did.
+    pub stopped: Option<StopReason>,
+    /// Result files of an earlier run that the store had not recorded, recorded by this one.
+    pub recovered: usize,
 }
 
 /// A job as events name it.
@@ -139,14 +143,27 @@ pub enum SweepEvent {
         running: usize,
         counts: Counts,
     },
-    /// Ctrl-C once: no new jobs start; the running ones finish.
+    /// A signal, the deadline or a store that cannot be written: no new jobs start; the
+    /// running ones get `grace` (None: as long as they need).
     Stopping {
+        reason: StopReason,
+        grace: Option<Duration>,
+        /// A store fault: the database and the cause.
+        cause: Option<String>,
         counts: Counts,
     },
-    /// Ctrl-C twice: the running jobs were stopped and marked interrupted.
+    /// A second signal, or the grace ran out: the running jobs were stopped and marked
+    /// interrupted.
     Interrupted {
         stopped: usize,
+        reason: StopReason,
+        grace_ran_out: bool,
         counts: Counts,
+    },
+    /// A database write failed with a fault worth retrying; the next try is after `pause`.
+    StoreRetrying {
+        cause: String,
+        pause: Duration,
     },
     Finished {
         summary: RunSummary,

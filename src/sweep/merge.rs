@@ -3,7 +3,8 @@
 //! Idempotent (a job already done in the target is left alone, so merging twice changes
 //! nothing), refuses a shard whose sweep has another definition, data or fold assignment than
 //! the target's, and keeps everything a job recorded (per-fold, per-bin, per-epoch, OOF) plus
-//! where it ran (host, device). Each shard goes in with one transaction.
+//! where it ran (host, device). A target with a live coordinator can be merged into: its
+//! running jobs are left to it, and each job goes in with a short transaction of its own.
 
 use std::path::{Path, PathBuf};
 
@@ -17,6 +18,8 @@ pub struct MergeSummary {
     pub shards: usize,
     pub jobs_added: usize,
     pub jobs_already_there: usize,
+    /// Jobs running in the target under a live coordinator: not touched (it records them).
+    pub jobs_left_to_live: usize,
 }
 
 pub fn merge(shards: &[PathBuf], into: &Path) -> anyhow::Result<MergeSummary> {
@@ -30,10 +33,11 @@ pub fn merge(shards: &[PathBuf], into: &Path) -> anyhow::Result<MergeSummary> {
             return Err(InputError::in_file(shard, "is the target database itself").into());
         }
         Store::open(shard).with_context(|| format!("checking {}", shard.display()))?; // schema version check
-        let (added, present) = target.merge_shard(shard)?;
+        let merged = target.merge_shard(shard)?;
         summary.shards += 1;
-        summary.jobs_added += added;
-        summary.jobs_already_there += present;
+        summary.jobs_added += merged.added;
+        summary.jobs_already_there += merged.present;
+        summary.jobs_left_to_live += merged.left_to_live;
     }
     Ok(summary)
 }

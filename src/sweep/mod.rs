@@ -17,15 +17,20 @@
 //! The loop does not print: it reports [`SweepEvent`]s to a callback, which the CLI renders
 //! as bars or log lines (and a test can simply collect).
 
+pub mod deadline;
 pub mod merge;
 
 mod pruning;
+pub mod recover;
+pub mod retry;
 
 pub mod shard;
+pub mod signals;
 
 pub mod slurm;
 
 pub mod spec;
+pub mod stopping;
 
 pub mod study;
 
@@ -34,19 +39,26 @@ pub mod worker;
 mod dispatcher;
 mod events;
 mod fingerprint;
-mod interrupt;
 mod launcher;
 mod plan;
 mod run;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::backend::Device;
 
+pub use deadline::{Deadline, DeadlinePolicy};
 pub use events::{Counts, JobRef, RunSummary, SweepEvent, TrialCounts};
 pub use plan::{plan, Plan};
 pub use run::run_sweep;
 pub use spec::{config_id, data_fingerprint, Expansion, GridPoint, SweepFile};
+pub use stopping::StopReason;
+
+/// Whether a signal asked this process to stop.
+pub fn interrupted() -> bool {
+    signals::stops() > 0
+}
 
 /// How a sweep runs.
 #[derive(Debug, Clone)]
@@ -63,4 +75,10 @@ pub struct RunOptions {
     pub keep_checkpoints: bool,
     /// `run --no-prune`: pruned jobs run again, and nothing is pruned.
     pub no_prune: bool,
+    /// After a graceful stop (a signal, the deadline), how long running jobs may go on.
+    pub grace: Duration,
+    /// `--time-budget`, `--until` or `[resources] time_budget`.
+    pub deadline: Option<Deadline>,
+    /// How long a failing database write is retried (`--store-retry`).
+    pub store_retry: Duration,
 }

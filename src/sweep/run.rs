@@ -2,12 +2,12 @@
 //! and the summary it ends with.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 
 use super::dispatcher::SweepLoop;
-use super::interrupt::install_interrupt_handler;
-use super::interrupt::INTERRUPTS;
 use super::launcher::Launcher;
+use super::recover;
+use super::signals;
+use super::stopping::Stopper;
 use super::*;
 use crate::backend::Device;
 use crate::search::Strategy;
@@ -72,10 +72,12 @@ pub fn run_sweep(
     options: &RunOptions,
     on_event: &mut dyn FnMut(&SweepEvent),
 ) -> anyhow::Result<RunSummary> {
-    install_interrupt_handler();
+    signals::install();
     let mut store = Store::open(&options.db)?;
     let Registered { sweep_id, selected, all_jobs } = register(&mut store, sweep, plan, options)?;
     store.requeue_for_rerun(sweep_id)?;
+    let recovered =
+        recover::record_leftover_results(&mut store, sweep_id, &options.db.with_extension("jobs"))?;
     if options.no_prune {
         store.requeue_pruned(sweep_id)?;
     }
@@ -102,7 +104,8 @@ pub fn run_sweep(
         let running = store.count_jobs(sweep_id, JobStatus::Running, &filter)?;
         on_event(&SweepEvent::NothingToDo { sweep: sweep.name.clone(), jobs_total, running });
         if running == 0 {
-            let summary = final_summary(&store, sweep_id, &filter, jobs_total)?;
+            let summary =
+                RunSummary { recovered, ..final_summary(&store, sweep_id, &filter, jobs_total)? };
             on_event(&SweepEvent::Finished { summary });
             return Ok(summary);
         }
@@ -136,7 +139,7 @@ pub fn run_sweep(
         slot_devices,
         summary: RunSummary { jobs_total, ..Default::default() },
         durations: Vec::new(),
-        interrupts_at_start: INTERRUPTS.load(Ordering::SeqCst),
+        stopper: Stopper::new(options.grace, options.deadline),
         study,
         prune: if options.no_prune { None } else { sweep.search.prune },
     };
@@ -144,7 +147,9 @@ pub fn run_sweep(
     let mut summary = final_summary(&store, sweep_id, &filter, jobs_total)?;
     summary.ran = run.summary.ran;
     summary.interrupted = run.summary.interrupted;
-    if INTERRUPTS.load(Ordering::SeqCst) > run.interrupts_at_start {
+    summary.recovered = recovered;
+    summary.stopped = run.stopper.reason();
+    if summary.stopped.is_some() {
         summary.not_started = store.count_jobs(sweep_id, JobStatus::Pending, &filter)?;
     }
     on_event(&SweepEvent::Finished { summary });

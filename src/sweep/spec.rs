@@ -30,6 +30,10 @@ pub struct Resources {
     /// model's is 1.8 GB, which a report-sized grid would multiply into hundreds of GB.
     #[serde(default)]
     pub checkpoints: Checkpoints,
+    /// How long a `run` of this sweep may take ("8h", "90m"), as `run --time-budget`
+    /// (which overrides it); checked when the file is read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_budget: Option<String>,
 }
 
 /// `[resources] checkpoints = "none" | "all"`.
@@ -60,6 +64,7 @@ impl Default for Resources {
             jobs_per_device: 1,
             max_attempts: default_attempts(),
             checkpoints: Checkpoints::None,
+            time_budget: None,
         }
     }
 }
@@ -196,6 +201,10 @@ impl SweepFile {
             })?,
             None => Resources::default(),
         };
+        if let Some(budget) = &resources.time_budget {
+            super::deadline::parse_duration(budget)
+                .map_err(|e| at_key(&source, "time_budget", Some("resources"), e))?;
+        }
         let sweep = SweepFile {
             path: path.to_path_buf(),
             name,

@@ -2,6 +2,7 @@
 //! JSON file with the model's shape, so a checkpoint loads without its config.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use burn::module::Module;
@@ -22,13 +23,42 @@ pub fn save<B: Backend>(
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let spec_json = serde_json::to_string_pretty(spec)?;
     crate::util::write_atomic(&dir.join(SPEC), spec_json.as_bytes())?;
-    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
-    // The recorder appends its own extension to the stem.
-    model
-        .clone()
-        .save_file(dir.join("model"), &recorder)
-        .with_context(|| format!("saving the checkpoint in {}", dir.display()))?;
+    save_weights_atomically(dir, model)?;
     Ok(dir.to_path_buf())
+}
+
+/// The weights go to a temporary file of this writer's own, are synced, and then renamed
+/// over `model.bin`: two shards that train the same config id into one shared folder each
+/// replace the whole file, and a reader (`export`) never loads half of one.
+fn save_weights_atomically<B: Backend>(dir: &Path, model: &PairModel<B>) -> anyhow::Result<()> {
+    static SERIAL: AtomicU64 = AtomicU64::new(0);
+    // No dot in the stem: the recorder replaces the extension with its own ("bin").
+    let stem = format!(
+        "model-partial-{}-{}-{:08x}",
+        std::process::id(),
+        SERIAL.fetch_add(1, Ordering::Relaxed),
+        rand::random::<u32>()
+    );
+    let tmp = dir.join(format!("{stem}.bin"));
+    let recorder = BinFileRecorder::<FullPrecisionSettings>::new();
+    let saved = model
+        .clone()
+        .save_file(dir.join(&stem), &recorder)
+        .with_context(|| format!("saving the checkpoint in {}", dir.display()))
+        .and_then(|()| {
+            std::fs::File::open(&tmp)
+                .and_then(|file| file.sync_all())
+                .with_context(|| format!("syncing {}", tmp.display()))
+        })
+        .and_then(|()| {
+            let target = dir.join(WEIGHTS);
+            std::fs::rename(&tmp, &target)
+                .with_context(|| format!("renaming {} to {}", tmp.display(), target.display()))
+        });
+    if saved.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    saved
 }
 
 pub fn load<B: Backend>(

@@ -7,5 +7,5 @@ pub(crate) mod tools;
 
 pub(crate) use export::export;
 pub(crate) use results::{compare, results};
-pub(crate) use run::run_sweep;
+pub(crate) use run::{run_sweep, status};
 pub(crate) use tools::{embed, finetune, slurm, train};

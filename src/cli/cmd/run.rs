@@ -1,5 +1,6 @@
 //! `foldsweep run`: a sweep (or its dry-run plan), with live progress and the closing summary.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::args::*;
@@ -7,7 +8,7 @@ use crate::cli::progress;
 use crate::cli::CommandResult;
 use crate::error::EXIT_FAILED;
 use crate::sweep::shard::Shard;
-use crate::sweep::SweepFile;
+use crate::sweep::{StopReason, SweepFile};
 
 pub(crate) fn run_sweep(args: RunArgs) -> CommandResult {
     let sweep = SweepFile::load(&args.sweep)?;
@@ -21,29 +22,73 @@ pub(crate) fn run_sweep(args: RunArgs) -> CommandResult {
     let mut progress = progress::Progress::new();
     let summary =
         crate::sweep::run_sweep(&sweep, &plan, &options, &mut |event| progress.render(event))?;
+    print_run_end(&sweep, &args.db, &summary);
+    let incomplete = summary.failed + summary.interrupted + summary.not_started > 0;
+    let planned = summary.stopped.is_some_and(|r| r.is_planned()) && summary.failed == 0;
+    Ok(if incomplete && !planned { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
+}
+
+/// The run's last lines: what it did, how to continue, and the sweep's `status` summary.
+pub(crate) fn print_run_end(sweep: &SweepFile, db: &Path, summary: &crate::sweep::RunSummary) {
+    let extra = [(summary.diverged, "diverged"), (summary.pruned, "pruned")]
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!(", {n} {what}"))
+        .collect::<String>();
+    let left = summary.interrupted + summary.not_started;
+    let stop = match summary.stopped {
+        Some(StopReason::Deadline) => {
+            format!("; stopped at the deadline: {left} jobs left; run the same command to continue")
+        }
+        Some(reason) if left > 0 => format!(
+            ", {} interrupted, {} not started ({}; run the same command again to resume)",
+            summary.interrupted,
+            summary.not_started,
+            match reason {
+                StopReason::Signal(name) => format!("stopped by {name}"),
+                StopReason::Store => "stopped: the database could not be written".to_string(),
+                StopReason::Deadline => unreachable!(),
+            }
+        ),
+        _ if left > 0 => format!(
+            ", {} interrupted, {} not started (run the same command again to resume)",
+            summary.interrupted, summary.not_started
+        ),
+        _ => String::new(),
+    };
+    let recovered = match summary.recovered {
+        0 => String::new(),
+        n => format!(" ({n} recorded from result files an earlier run left)"),
+    };
     println!(
-        "sweep {:?}: {} of {} jobs done, {} failed{}{}; results in {}",
+        "sweep {:?}: {} of {} jobs done{recovered}, {} failed{extra}{stop}; results in {}",
         sweep.name,
         summary.done,
         summary.jobs_total,
         summary.failed,
-        [(summary.diverged, "diverged"), (summary.pruned, "pruned")]
-            .iter()
-            .filter(|(n, _)| *n > 0)
-            .map(|(n, what)| format!(", {n} {what}"))
-            .collect::<String>(),
-        if summary.interrupted + summary.not_started > 0 {
-            format!(
-                ", {} interrupted, {} not started (run the same command again to resume)",
-                summary.interrupted, summary.not_started
-            )
-        } else {
-            String::new()
-        },
-        args.db.display()
+        db.display()
     );
-    let incomplete = summary.failed + summary.interrupted + summary.not_started > 0;
-    Ok(if incomplete { ExitCode::from(EXIT_FAILED) } else { ExitCode::SUCCESS })
+    // The morning summary; a database that cannot be read now is no reason to fail the run.
+    let status = crate::store::Store::open_read_only(db)
+        .and_then(|store| crate::report::status::statuses(&store, Some(&sweep.name)));
+    if let Ok(statuses) = status {
+        print!("{}", crate::report::status::render(&statuses));
+    }
+}
+
+pub(crate) fn status(args: StatusArgs) -> CommandResult {
+    let store = crate::store::Store::open_read_only(&args.db)?;
+    let statuses = crate::report::status::statuses(&store, args.sweep.as_deref())?;
+    match args.format {
+        StatusFormat::Json => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "sweeps": statuses }))?
+            )
+        }
+        StatusFormat::Text => print!("{}", crate::report::status::render(&statuses)),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn print_dry_run(sweep: &SweepFile, plan: &crate::sweep::Plan, shard: Option<Shard>) {

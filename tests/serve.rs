@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Child, ChildStderr};
 use std::time::{Duration, Instant};
 
 use crate::common::child::{interrupt, wait_exit, StdoutLines};
@@ -24,14 +24,8 @@ impl Served {
     /// Starts serve on `addr` (port 0) and reads the bound port from its first stdout line
     /// (and the token from the printed link, if any).
     fn start(s: &Scratch, addr: &str, extra: &[&str]) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
-            .args(["serve", "--db", "results.db", "--addr", addr])
-            .args(extra)
-            .current_dir(s.dir.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start foldsweep serve");
+        let mut child =
+            s.command().args(["serve", "--db", "results.db", "--addr", addr]).args(extra).spawn();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let first = lines.next().expect("serve printed nothing").unwrap();
         let url = first.split_whitespace().find(|w| w.starts_with("http://")).expect(&first);
@@ -341,13 +335,7 @@ fn serve_shows_a_running_sweeps_new_results_and_never_locks_it() {
     // An empty results database first, so serve is up before the sweep's first job.
     drop(foldsweep::store::Store::open(&s.path("results.db")).unwrap());
     let served = Served::start(&s, "127.0.0.1:0", &[]);
-    let sweep = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
-        .args(["run", "sweep.toml", "--db", "results.db"])
-        .current_dir(s.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let sweep = s.command().args(["run", "sweep.toml", "--db", "results.db"]).spawn();
 
     // Meanwhile a second client keeps loading the heaviest page (results, charts, verdicts).
     let port = served.port;

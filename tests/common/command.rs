@@ -150,7 +150,8 @@ fn indent(text: &str) -> String {
     text.lines().map(|l| format!("    {l}")).collect::<Vec<_>>().join("\n")
 }
 
-/// Every file under `dir` with its size, depth-first in name order (at most 200 lines).
+/// Every file under `dir` with its size, in name order (at most 200 lines; `target` and
+/// hidden folders left out).
 pub fn listing(dir: &Path) -> String {
     const MAX: usize = 200;
     let mut lines = Vec::new();
@@ -160,11 +161,13 @@ pub fn listing(dir: &Path) -> String {
             lines.push(format!("    {} (unreadable)", current.display()));
             continue;
         };
-        let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-        entries.sort();
-        for path in entries {
+        for path in entries.filter_map(Result::ok).map(|e| e.path()) {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
             if path.is_dir() {
-                stack.push(path);
+                // A test run from the repository root: its build output and .git say nothing.
+                if name != "target" && !name.starts_with('.') {
+                    stack.push(path);
+                }
             } else {
                 let size = std::fs::metadata(&path).map_or(0, |m| m.len());
                 let name = path.strip_prefix(dir).unwrap_or(&path).display().to_string();

@@ -13,10 +13,6 @@ fn jobs(db: &std::path::Path) -> Vec<(String, usize, JobStatus)> {
     jobs
 }
 
-fn count(db: &std::path::Path, sql: &str) -> i64 {
-    sql_count(db, sql)
-}
-
 /// A fingerprint of everything recorded: merging again must not change it.
 fn contents(db: &std::path::Path) -> Vec<i64> {
     [
@@ -30,8 +26,8 @@ fn contents(db: &std::path::Path) -> Vec<i64> {
         "sweeps",
     ]
     .iter()
-    .map(|t| count(db, &format!("SELECT COUNT(*) FROM {t}")))
-    .chain([count(db, "SELECT CAST(SUM(prediction) * 1000 AS INTEGER) FROM oof_predictions")])
+    .map(|t| sql_count(db, &format!("SELECT COUNT(*) FROM {t}")))
+    .chain([sql_count(db, "SELECT CAST(SUM(prediction) * 1000 AS INTEGER) FROM oof_predictions")])
     .collect()
 }
 
@@ -70,10 +66,10 @@ fn three_shards_merged_equal_a_single_machine_run_and_merging_twice_changes_noth
         jobs(&single.path("results.db")),
         "same job set as one machine"
     );
-    assert_eq!(count(&s.path("results.db"), "SELECT COUNT(*) FROM oof_predictions"), 800);
-    assert_eq!(count(&s.path("results.db"), "SELECT COUNT(*) FROM bin_results"), 110);
+    assert_eq!(sql_count(&s.path("results.db"), "SELECT COUNT(*) FROM oof_predictions"), 800);
+    assert_eq!(sql_count(&s.path("results.db"), "SELECT COUNT(*) FROM bin_results"), 110);
     assert_eq!(
-        count(
+        sql_count(
             &s.path("results.db"),
             "SELECT COUNT(*) FROM jobs WHERE host IS NULL OR device IS NULL"
         ),

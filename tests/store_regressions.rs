@@ -3,15 +3,10 @@
 //! process identity, diverging configs, and the loop's event stream.
 
 use crate::common::db::{self, sql_count};
-use crate::common::{dry_run_ids, scratch_with_sweep, stderr, stdout, Scratch, TINY_SWEEP};
+use crate::common::{
+    dry_run_ids, results_json, scratch_with_sweep, stderr, stdout, Scratch, TINY_SWEEP,
+};
 use foldsweep::store::JobStatus;
-
-fn results_json(s: &Scratch, extra: &[&str]) -> Vec<serde_json::Value> {
-    let mut args = vec!["results", "--db", "results.db", "--format", "json"];
-    args.extend(extra);
-    let out = s.run_ok(&args);
-    serde_json::from_str::<serde_json::Value>(&out.stdout()).unwrap().as_array().unwrap().clone()
-}
 
 const ORDINAL_ONLY_IN: &str = "model = [\"standard\", \"ordinal\"]";
 

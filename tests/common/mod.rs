@@ -149,6 +149,17 @@ pub fn dry_run_ids(s: &Scratch) -> Vec<String> {
         .collect()
 }
 
+/// `foldsweep results --db results.db --format json` plus `extra`, parsed: one row per config.
+pub fn results_json(s: &Scratch, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["results", "--db", "results.db", "--format", "json"];
+    args.extend(extra);
+    let out = s.run_ok(&args);
+    match serde_json::from_str(&out.stdout()) {
+        Ok(serde_json::Value::Array(rows)) => rows,
+        _ => out.fail("results --format json is not a JSON list"),
+    }
+}
+
 /// A scratch folder whose `sweep.toml` is `sweep`.
 pub fn scratch_with_sweep(sweep: &str) -> Scratch {
     let s = Scratch::new();

@@ -5,8 +5,12 @@
 //!     cargo bench --bench epoch -- [--rows 5000] [--batch 64] [--rank 0] [--dim 768]
 //!                                  [--hidden 512,256,128] [--max-steps N]
 
+// The binary's allocator, so the benchmark measures what `foldsweep` runs with.
+#[path = "../src/alloc.rs"]
+mod alloc;
+
 use foldsweep::backend::{cpu_device, CpuTrain};
-use foldsweep::bench::{run, EpochBench};
+use foldsweep::job::bench::{run, EpochBench};
 
 fn options() -> EpochBench {
     let mut o = EpochBench::default();

@@ -11,7 +11,9 @@
 //! - `oversize_threshold:0`: no separate arena for blocks over 8 MiB, whose freed memory
 //!   jemalloc would hand back to the kernel at once; they are reused like the rest.
 //!
-//! `_RJEM_MALLOC_CONF` in the environment still overrides these at run time.
+//! `_RJEM_MALLOC_CONF` in the environment still overrides these at run time. The allocator is
+//! the binary's choice, not the library's (as in ripgrep): `main.rs` and the epoch benchmark
+//! include this file; the library and its tests use the system allocator.
 
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

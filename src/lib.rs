@@ -1,20 +1,20 @@
 //! foldsweep: hyperparameter sweeps with k-fold cross-validation for embedding-pair
 //! regression, built for the DA5401 metric-learning challenge.
 //!
-//! The modules follow the flow of a sweep:
-//! - [`data`]: records, the metric table, .npy matrices;
-//! - [`text`]: text features (hashing, precomputed);
-//! - [`cv`] and [`sampling`]: folds, sample weights, synthetic negatives;
-//! - [`model`]: the bilinear + MLP model, heads and losses (burn, backend-generic);
-//! - [`train`]: optimiser, schedules, the training loop, evaluation and checkpoints;
-//! - [`job`]: one resolved config on one fold, end to end;
-//! - [`search`]: random and TPE search, ASHA and racing pruners, parameter importance;
-//! - [`serve`]: a live, read-only view of the results database in the browser;
-//! - [`cli`]: the command line on top.
+//! The module map, in layers from the bottom (a module imports only from its own layer or
+//! below; ARCHITECTURE.md explains each, tests/architecture.rs enforces it):
+//! 1. [`error`], [`util`], [`backend`]: the error type, small helpers, burn backends;
+//! 2. [`config`], [`search`]: the config schema; search maths (TPE, ASHA, racing);
+//! 3. [`data`]: records, the metric table, .npy matrices;
+//! 4. [`nn`]: dropout, gradient norm and kernels shared by the encoder and the model;
+//! 5. [`text`], [`cv`], [`sampling`], [`probe`]: text features, folds, weights and synthetic
+//!    negatives, validation probes;
+//! 6. [`model`]: the bilinear + MLP model, heads and losses; 7. [`train`]: the training loop;
+//! 8. [`job`]: one config on one fold, on a device; 9. [`store`]: the SQLite results database;
+//! 10. [`results`]: summaries, criteria and the objective; 11. [`sweep`]: the sweep runner;
+//! 12. [`report`], [`serve`]: what people read; 13. [`cli`]: the command line on top.
 
-mod alloc;
 pub mod backend;
-pub mod bench;
 #[allow(clippy::print_stdout)] // the command line is the one place that prints results
 pub mod cli;
 pub mod config;
@@ -23,8 +23,10 @@ pub mod data;
 pub mod error;
 pub mod job;
 pub mod model;
+pub mod nn;
 pub mod probe;
 pub mod report;
+pub mod results;
 pub mod sampling;
 pub mod search;
 pub mod serve;

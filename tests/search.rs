@@ -76,7 +76,9 @@ fn tpe_sweep_killed_mid_way_resumes_with_every_trial_and_job_exactly_once() {
     let mut child = s.command().args(["run", "sweep.toml", "--db", "results.db"]).spawn_quiet();
     wait_until(&mut child, "two trials", Duration::from_secs(120), || {
         db::try_store(&s.db()).is_some_and(|store| {
-            store.resolve_sweep(None).is_ok_and(|(id, _)| store.trials(id).unwrap().len() >= 2)
+            store
+                .resolve_sweep(None)
+                .is_ok_and(|(id, _)| store.trial_records(id).unwrap().len() >= 2)
         })
     });
     child.kill().unwrap(); // SIGKILL

@@ -175,7 +175,7 @@ fn a_running_job_whose_owner_pid_now_belongs_to_another_process_is_requeued() {
     let changed = db::connection(&s.db())
         .execute(
             "UPDATE jobs SET status = 'running', pid = ?1, host = ?2, owner_start = 1 WHERE fold = 0",
-            rusqlite::params![std::process::id(), foldsweep::store::hostname()],
+            rusqlite::params![std::process::id(), foldsweep::util::process::hostname()],
         )
         .unwrap();
     assert_eq!(changed, 2, "fold 0 of both configs");

@@ -5,9 +5,10 @@
 
 use burn::tensor::activation::{log_sigmoid, log_softmax, sigmoid, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, FloatDType, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 
 use crate::config::{LossKind, ModelKind, TrainConfig};
+use crate::nn::in_f32;
 
 pub const NUM_CLASSES: usize = 11;
 
@@ -85,16 +86,6 @@ pub fn weighted_loss<B: Backend>(
 ) -> Tensor<B, 1> {
     let targets = Targets { score: in_f32(targets.score.clone()), class: targets.class.clone() };
     (per_sample_loss(settings, in_f32(output), &targets) * in_f32(weights)).mean()
-}
-
-/// The tensor in at least f32: bf16 and f16 are widened to f32 (reduced-precision training
-/// keeps its loss and optimiser state in f32); f32 and f64 are unchanged (no graph node), so
-/// a float64 model's loss stays float64.
-pub fn in_f32<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<B, D> {
-    match tensor.dtype() {
-        DType::BF16 | DType::F16 => tensor.cast(FloatDType::F32),
-        _ => tensor,
-    }
 }
 
 /// 0, 1, ..., classes - 1 as a float row in `like`'s dtype (the device default may differ).

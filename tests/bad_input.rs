@@ -4,7 +4,7 @@
 use crate::common::{assert_bad_input, f32_bytes, npy_bytes, Scratch};
 
 /// Replaces the training file with `records` (a JSON text) and runs `train`.
-fn train_with_records(records: &str) -> std::process::Output {
+fn train_with_records(records: &str) -> crate::common::Run {
     let s = Scratch::new();
     s.write("train_data.json", records);
     s.train()
@@ -263,7 +263,7 @@ fn unknown_or_unavailable_device_exits_2() {
 // ---- [text] finetune --------------------------------------------------------------------
 
 /// QUICK_CONFIG with its `[text]` section's `encoder = "hashing"` line replaced by `text`.
-fn train_with_text(text: &str) -> std::process::Output {
+fn train_with_text(text: &str) -> crate::common::Run {
     let s = Scratch::new();
     s.write("config.toml", crate::common::QUICK_CONFIG.replace("encoder = \"hashing\"", text));
     s.train()

@@ -5,11 +5,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Output;
 
-use crate::common::{stderr, stdout, Scratch, TINY_SWEEP};
+use crate::common::{Run, Scratch, TINY_SWEEP};
 use foldsweep::config::FinetuneConfig;
-use foldsweep::text::transformer::{finetune_key, SentenceEncoder};
+use foldsweep::text::transformer::{finetune, finetune_key, FinetuneSettings, SentenceEncoder};
 
 /// A learning rate large enough, and no warm-up (whose first step has lr 0), so that two
 /// steps visibly move the embeddings.
@@ -27,15 +26,9 @@ fn finetune_sweep(finetune: &str) -> String {
     TINY_SWEEP.replace("encoder = \"hashing\"\ndim = 64", &text).replace("folds = 5", "folds = 2")
 }
 
-fn run(s: &Scratch, args: &[&str]) -> Output {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_foldsweep"))
-        .args(args)
-        .current_dir(s.dir.path())
-        .env("FOLDSWEEP_CACHE", s.path("cache"))
-        .output()
-        .expect("run foldsweep");
-    assert!(out.status.success(), "{args:?} failed:\n{}\n{}", stdout(&out), stderr(&out));
-    out
+/// foldsweep with its cache in the scratch folder; expects exit code 0.
+fn run(s: &Scratch, args: &[&str]) -> Run {
+    s.command().args(args).env("FOLDSWEEP_CACHE", s.path("cache")).run()
 }
 
 /// Every entry of cache/finetuned (fine-tuned folders and any leftover partial ones).
@@ -75,6 +68,11 @@ fn worker_logs(s: &Scratch, jobs_dir: &str) -> Vec<String> {
         .collect()
 }
 
+fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "same shape");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
 fn embeddings(model: &Path, texts: &[String]) -> Vec<f32> {
     SentenceEncoder::load(model)
         .expect("load model")
@@ -110,11 +108,9 @@ fn a_sweep_finetunes_once_and_later_runs_reuse_the_model() {
     std::fs::write(leftover.join("model.safetensors"), b"half a file").unwrap();
 
     let first = run(&s, &["run", "sweep.toml", "--db", "a.db"]);
-    assert_eq!(
-        stderr(&first).matches("fine-tuning ").count(),
-        1,
-        "one fine-tuning for two configs:\n{}",
-        stderr(&first)
+    first.check(
+        first.stderr().matches("fine-tuning ").count() == 1,
+        "one fine-tuning for two configs",
     );
 
     std::fs::remove_dir_all(&leftover).unwrap();
@@ -131,21 +127,25 @@ fn a_sweep_finetunes_once_and_later_runs_reuse_the_model() {
             "jobs only read the cache:\n{log}"
         );
     }
+    // The cached folder is what the library's fine-tuning makes of the same model, texts and
+    // settings (tests/encoder.rs holds that to sentence-transformers' step by step): a sweep
+    // that fine-tuned other texts, with other settings, or not at all fails here.
     let sample = &texts[..16];
-    let diff = embeddings(folder, sample)
-        .iter()
-        .zip(embeddings(&model(), sample))
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0, f32::max);
-    assert!(diff > 1e-4, "fine-tuning changed the embeddings: max |diff| {diff:.3e}");
+    let library = tempfile::tempdir().unwrap();
+    finetune(&model(), &texts, library.path(), &settings).expect("fine-tune");
+    let (cached, expected) = (embeddings(folder, sample), embeddings(library.path(), sample));
+    assert_eq!(cached.len(), expected.len());
+    let diff = max_abs_diff(&cached, &expected);
+    assert!(diff <= 1e-6, "the sweep's model differs from the library's: max |diff| {diff:.3e}");
+    let moved = max_abs_diff(&cached, &embeddings(&model(), sample));
+    assert!(moved > 1e-4, "fine-tuning changed the embeddings: max |diff| {moved:.3e}");
 
     let before = contents(folder);
     let second = run(&s, &["run", "sweep.toml", "--db", "b.db"]);
-    assert!(
-        stderr(&second).contains("reused the fine-tuned model")
-            && !stderr(&second).contains("fine-tuning "),
-        "{}",
-        stderr(&second)
+    let err = second.stderr();
+    second.check(
+        err.contains("reused the fine-tuned model") && !err.contains("fine-tuning "),
+        "the second run reuses the model",
     );
     assert_eq!(finetuned_entries(&s), entries, "no new folder");
     assert!(contents(folder) == before, "the folder's files are unchanged");
@@ -158,21 +158,14 @@ fn a_changed_finetune_setting_makes_a_new_model_and_the_grid_can_vary_it() {
     let grid = "[grid]\n\"text.finetune.seed\" = [42, 7]\n";
     s.write("sweep.toml", finetune_sweep(FINETUNE).replace("[grid]\n", grid));
     let out = run(&s, &["run", "sweep.toml", "--dry-run"]);
-    assert!(
-        stdout(&out).contains("4 configs x 2 folds"),
-        "2 seeds x 2 model/loss pairs:\n{}",
-        stdout(&out)
-    );
-    assert_eq!(stderr(&out).matches("fine-tuning ").count(), 2, "{}", stderr(&out));
+    out.check(out.stdout().contains("4 configs x 2 folds"), "2 seeds x 2 model/loss pairs");
+    out.check(out.stderr().matches("fine-tuning ").count() == 2, "one fine-tuning per seed");
     assert_eq!(finetuned_entries(&s).len(), 2);
 
     s.write("sweep.toml", finetune_sweep(FINETUNE));
     let again = run(&s, &["run", "sweep.toml", "--dry-run"]);
-    assert!(
-        stderr(&again).contains("reused") && !stderr(&again).contains("fine-tuning "),
-        "{}",
-        stderr(&again)
-    );
+    let err = again.stderr();
+    again.check(err.contains("reused") && !err.contains("fine-tuning "), "seed 42 is reused");
     assert_eq!(finetuned_entries(&s).len(), 2, "seed 42 was already there");
 }
 
@@ -184,12 +177,11 @@ fn a_finetune_grid_value_out_of_range_names_the_grid_key() {
         finetune_sweep("finetune = {}")
             .replace("[grid]\n", "[grid]\n\"text.finetune.batch_size\" = [8, 1]\n"),
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_foldsweep"))
+    let out = s
+        .command()
         .args(["run", "sweep.toml", "--dry-run"])
-        .current_dir(s.dir.path())
         .env("FOLDSWEEP_CACHE", s.path("cache"))
-        .output()
-        .unwrap();
+        .output();
     crate::common::assert_bad_input(&out, &["grid key `text.finetune.batch_size`", "at least 2"]);
     assert!(
         !s.path("cache/finetuned").exists(),
@@ -235,11 +227,30 @@ fn configs_without_finetune_serialize_as_before() {
     let config = foldsweep::config::Config::parse(crate::common::QUICK_CONFIG).unwrap();
     let json = serde_json::to_value(&config).unwrap();
     assert!(json["text"].get("finetune").is_none(), "{json}");
-    let with = config.text.clone();
-    let with = foldsweep::config::TextConfig { finetune: Some(FinetuneConfig::default()), ..with };
-    assert_eq!(
-        with.finetune.unwrap().settings(),
-        foldsweep::text::transformer::FinetuneSettings::default(),
-        "`finetune = {{}}` is the recipe"
-    );
+}
+
+/// Regression (issue 22): `finetune = {}` was checked against `FinetuneSettings::default()`,
+/// two defaults of the same code, which agree whatever the recipe becomes. The README's recipe
+/// (`finetune` command and `[text] finetune` keys) is pinned here as literals.
+#[test]
+fn an_empty_finetune_table_is_the_readme_recipe() {
+    let config = foldsweep::config::Config::parse(&crate::common::QUICK_CONFIG.replace(
+        "encoder = \"hashing\"",
+        "encoder = \"transformer\"\nmodel = \"m\"\nfinetune = {}",
+    ))
+    .unwrap();
+    let recipe = config.text.finetune.expect("finetune = {} is set").settings();
+    let readme = FinetuneSettings {
+        epochs: 3,
+        batch_size: 64,
+        lr: 2e-5,
+        warmup_fraction: 0.1,
+        scale: 20.0,
+        weight_decay: 0.01,
+        max_grad_norm: Some(1.0),
+        seed: 42,
+        max_steps: None,
+    };
+    assert_eq!(recipe, readme, "the README's recipe");
+    assert_eq!(FinetuneSettings::default(), readme, "the `finetune` command's defaults");
 }

@@ -1,10 +1,9 @@
 //! The HTML report (`foldsweep::report::html::render`) of a sweep run through the real binary:
 //! one self-contained document with the results table and the charts.
 
-use crate::common::{stderr, stdout, Scratch};
+use crate::common::{db, Scratch};
 use foldsweep::report::html::{escape, render};
 use foldsweep::store::{NewConfig, Store, SweepDefinition};
-use rusqlite::Connection;
 
 /// The shared tiny sweep (4 configs x 5 folds here) with a name that needs escaping and
 /// synthetic.ratio as a numeric grid axis beside the categorical model and loss.
@@ -17,15 +16,6 @@ fn sweep_file() -> String {
 
 /// The only URL a report may hold: the SVG namespace on each inline `<svg>` element.
 const SVG_NAMESPACE: &str = r#"xmlns="http://www.w3.org/2000/svg""#;
-
-fn config_ids(db: &Connection) -> Vec<String> {
-    db.prepare("SELECT config_id FROM sweep_configs")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-}
 
 /// The document with the namespace attribute removed from `<svg ...>` opening tags only.
 fn without_svg_namespaces(html: &str) -> String {
@@ -56,11 +46,9 @@ pub(crate) fn assert_self_contained(html: &str) {
 fn report_of_a_real_sweep_is_one_self_contained_document() {
     let s = Scratch::new();
     s.write("sweep.toml", sweep_file());
-    let out = s.run(&["run", "sweep.toml", "--db", "results.db"]);
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    s.run_sweep().expect_success();
     // A grid value with markup in it: text from the database must reach the page escaped.
-    let db = Connection::open(s.path("results.db")).unwrap();
-    db.execute_batch(
+    db::connection(&s.db()).execute_batch(
         "UPDATE sweep_configs SET varying = replace(varying, '\"standard\"', '\"<standard&co>\"'),
                                   label = replace(label, 'model=standard', 'model=<standard&co>')",
     )
@@ -87,7 +75,7 @@ fn report_of_a_real_sweep_is_one_self_contained_document() {
     {
         assert!(html.contains(&format!(">\n{axis_text}\n</text>")), "no axis label {axis_text:?}");
     }
-    let ids = config_ids(&db);
+    let ids = db::config_ids(&s.db());
     assert_eq!(ids.len(), 4);
     for id in &ids {
         assert!(html.contains(id.as_str()), "config {id} missing");

@@ -2,11 +2,12 @@
 //! exactly once, the same seed proposes the same trials, shards merge, and the pruners stop a
 //! clearly worse config early but never the best one.
 
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::common::{assert_bad_input, stderr, stdout, Scratch, DATA_SECTIONS};
-use rusqlite::Connection;
+use crate::common::child::wait_until;
+use crate::common::db::{self, count_status, sql_count};
+use crate::common::{assert_bad_input, scratch_with_sweep, Run, Scratch, DATA_SECTIONS};
+use foldsweep::store::JobStatus;
 
 /// The sample data sections with a small model; `{grid}` and `{search}` filled in per test.
 fn sweep_text(name: &str, epochs: usize, grid: &str, search: &str) -> String {
@@ -44,24 +45,19 @@ lr = { min = 1e-4, max = 1e-2, log = true }
 dropout = { min = 0.0, max = 0.5 }"#;
 
 fn scratch(text: &str) -> Scratch {
-    let s = Scratch::new();
-    s.write("sweep.toml", text);
-    s
+    scratch_with_sweep(text)
 }
 
-fn run(s: &Scratch, extra: &[&str]) -> std::process::Output {
+fn run(s: &Scratch, extra: &[&str]) -> Run {
     let mut args = vec!["run", "sweep.toml", "--db", "results.db"];
     args.extend_from_slice(extra);
     s.run(&args)
 }
 
-fn count(conn: &Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
-/// (number, config, point) of every trial, by shard and number.
+/// (shard, number, config, point) of every trial as stored (the point's JSON text), by shard
+/// and number: raw SQL, since the exactly-once checks are about the rows themselves.
 fn trials(db: &std::path::Path) -> Vec<(String, i64, String, String)> {
-    let conn = Connection::open(db).unwrap();
+    let conn = db::connection(db);
     let mut stmt = conn
         .prepare("SELECT shard, number, config_id, point FROM trials ORDER BY shard, number")
         .unwrap();
@@ -77,32 +73,20 @@ fn tpe_sweep_killed_mid_way_resumes_with_every_trial_and_job_exactly_once() {
         TPE_GRID,
         "strategy = \"tpe\"\ntrials = 5\nseed = 3\nstartup_trials = 2",
     ));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
-        .args(["run", "sweep.toml", "--db", "results.db"])
-        .current_dir(s.dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        std::thread::sleep(Duration::from_millis(50));
-        let trials_so_far = Connection::open(s.path("results.db"))
-            .ok()
-            .and_then(|c| c.query_row("SELECT COUNT(*) FROM trials", [], |r| r.get(0)).ok())
-            .unwrap_or(0i64);
-        if trials_so_far >= 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the search made no progress");
-    }
+    let mut child = s.command().args(["run", "sweep.toml", "--db", "results.db"]).spawn_quiet();
+    wait_until(&mut child, "two trials", Duration::from_secs(120), || {
+        db::try_store(&s.db()).is_some_and(|store| {
+            store
+                .resolve_sweep(None)
+                .is_ok_and(|(id, _)| store.trial_records(id).unwrap().len() >= 2)
+        })
+    });
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     let before = trials(&s.path("results.db"));
     assert!(before.len() < 5, "killed mid-search, not after it ({} trials)", before.len());
 
-    let out = run(&s, &[]);
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    run(&s, &[]).expect_success();
     let after = trials(&s.path("results.db"));
     let numbers: Vec<i64> = after.iter().map(|t| t.1).collect();
     assert_eq!(numbers, vec![0, 1, 2, 3, 4], "every trial number exactly once");
@@ -111,14 +95,22 @@ fn tpe_sweep_killed_mid_way_resumes_with_every_trial_and_job_exactly_once() {
         before[..],
         "the trials before the kill are kept as they were"
     );
-    let conn = Connection::open(s.path("results.db")).unwrap();
-    let configs = count(&conn, "SELECT COUNT(DISTINCT config_id) FROM trials");
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM jobs"), configs * 5, "5 folds per trial config");
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'done'"), configs * 5);
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM fold_results"), configs * 5, "each job ran once");
+    let db = s.db();
+    let configs = sql_count(&db, "SELECT COUNT(DISTINCT config_id) FROM trials");
     assert_eq!(
-        count(
-            &conn,
+        sql_count(&db, "SELECT COUNT(*) FROM jobs"),
+        configs * 5,
+        "5 folds per trial config"
+    );
+    assert_eq!(count_status(&db, JobStatus::Done) as i64, configs * 5);
+    assert_eq!(
+        sql_count(&db, "SELECT COUNT(*) FROM fold_results"),
+        configs * 5,
+        "each job ran once"
+    );
+    assert_eq!(
+        sql_count(
+            &db,
             "SELECT COUNT(*) FROM jobs j WHERE j.config_id NOT IN (SELECT config_id FROM trials)"
         ),
         0,
@@ -133,7 +125,7 @@ fn tpe_sweep_killed_mid_way_resumes_with_every_trial_and_job_exactly_once() {
         );
     }
     let again = run(&s, &[]);
-    assert!(stdout(&again).contains("nothing to do"), "{}", stdout(&again));
+    again.expect_success().check(again.stdout().contains("nothing to do"), "nothing to rerun");
     assert_eq!(trials(&s.path("results.db")), after, "a rerun proposes nothing more");
 }
 
@@ -142,8 +134,7 @@ fn the_same_seed_and_history_propose_the_same_trials() {
     let text = sweep_text("rnd", 2, TPE_GRID, "strategy = \"random\"\ntrials = 3\nseed = 11");
     let (a, b) = (scratch(&text), scratch(&text));
     for s in [&a, &b] {
-        let out = run(s, &[]);
-        assert!(out.status.success(), "{}", stderr(&out));
+        run(s, &[]).expect_success();
     }
     let points = |s: &Scratch| -> Vec<String> {
         trials(&s.path("results.db")).into_iter().map(|t| t.3).collect()
@@ -151,7 +142,7 @@ fn the_same_seed_and_history_propose_the_same_trials() {
     assert_eq!(points(&a).len(), 3);
     assert_eq!(points(&a), points(&b));
     let other = scratch(&text.replace("seed = 11", "seed = 12"));
-    assert!(run(&other, &[]).status.success());
+    run(&other, &[]).expect_success();
     assert_ne!(points(&a), points(&other), "another seed, other trials");
 }
 
@@ -173,9 +164,7 @@ fn dry_run_of_a_search_prints_the_space_trials_seed_and_pruner() {
         TPE_GRID,
         "strategy = \"tpe\"\ntrials = 7\nseed = 5\nprune = true",
     ));
-    let out = run(&s, &["--dry-run"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let text = stdout(&out);
+    let text = run(&s, &["--dry-run"]).expect_success().stdout();
     for fragment in [
         "tpe search, 7 trials x 5 folds = up to 35 jobs, seed 5",
         "sampler: TPE, 10 uniform start-up trials",
@@ -201,7 +190,7 @@ fn two_search_shards_merge_into_every_trial_of_both_without_duplicates() {
             "--db",
             &format!("shard-{i}.db"),
         ]);
-        assert!(out.status.success(), "{}", stderr(&out));
+        out.expect_success();
     }
     let (one, two) = (trials(&s.path("shard-1.db")), trials(&s.path("shard-2.db")));
     assert_eq!(one.iter().map(|t| t.1).collect::<Vec<_>>(), vec![0, 1, 2], "3 of 5 trials");
@@ -209,21 +198,19 @@ fn two_search_shards_merge_into_every_trial_of_both_without_duplicates() {
     assert!(one.iter().all(|t| t.0 == "1/2") && two.iter().all(|t| t.0 == "2/2"));
     assert_ne!(one[0].3, two[0].3, "each shard has its own stream");
     for _ in 0..2 {
-        let out = s.run(&["merge", "shard-1.db", "shard-2.db", "--into", "results.db"]);
-        assert!(out.status.success(), "{}", stderr(&out));
+        s.run_ok(&["merge", "shard-1.db", "shard-2.db", "--into", "results.db"]);
     }
     let merged = trials(&s.path("results.db"));
     let mut expected = one.clone();
     expected.extend(two.clone());
     assert_eq!(merged, expected, "all trials of both, once, merging twice changes nothing");
-    let conn = Connection::open(s.path("results.db")).unwrap();
-    let configs = count(&conn, "SELECT COUNT(DISTINCT config_id) FROM trials");
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'done'"), configs * 5);
+    let configs = sql_count(&s.db(), "SELECT COUNT(DISTINCT config_id) FROM trials");
+    assert_eq!(count_status(&s.db(), JobStatus::Done) as i64, configs * 5);
 }
 
-/// Per config label: (done, pruned, largest pruned_epoch).
+/// Per config label: (done, pruned, largest pruned_epoch) (`pruned_epoch` has no typed read).
 fn outcomes(s: &Scratch) -> Vec<(String, i64, i64, Option<i64>)> {
-    let conn = Connection::open(s.path("results.db")).unwrap();
+    let conn = db::connection(&s.db());
     let mut stmt = conn
         .prepare(
             "SELECT c.label, SUM(j.status = 'done'), SUM(j.status = 'pruned'), MAX(j.pruned_epoch)
@@ -250,37 +237,32 @@ fn asha_prunes_a_clearly_worse_config_at_the_first_rung_and_never_the_best() {
         "prune = { min_epochs = 2, eta = 2, folds = false }",
     ));
     let out = run(&s, &[]);
-    assert_eq!(out.status.code(), Some(0), "pruned jobs are results: {}", stderr(&out));
-    assert!(stdout(&out).contains("5 pruned"), "{}", stdout(&out));
+    out.expect_success().check(out.stdout().contains("5 pruned"), "pruned jobs are results");
     assert_eq!(
         outcomes(&s),
         vec![("lr=0.01".into(), 5, 0, None), ("lr=0.000001".into(), 0, 5, Some(2))],
         "the bad config stopped at the first rung (epoch 2) in every fold"
     );
-    let conn = Connection::open(s.path("results.db")).unwrap();
+    let store = db::store(&s.db());
+    let pruned: Vec<_> =
+        db::jobs_in(&store).into_iter().filter(|j| j.record.status == JobStatus::Pruned).collect();
+    assert_eq!(pruned.len(), 5);
+    for job in &pruned {
+        let curve = store.job_epochs(job.record.id).unwrap();
+        assert_eq!(curve.len(), 2, "each pruned job keeps its 2-epoch learning curve");
+    }
     assert_eq!(
-        count(&conn, "SELECT COUNT(*) FROM epochs e JOIN jobs j ON j.id = e.job_id WHERE j.status = 'pruned'"),
-        10,
-        "each pruned job keeps its 2-epoch learning curve"
-    );
-    assert_eq!(
-        count(&conn, "SELECT COUNT(*) FROM jobs WHERE pruned_reason LIKE 'ASHA: epoch 2:%'"),
+        sql_count(&s.db(), "SELECT COUNT(*) FROM jobs WHERE pruned_reason LIKE 'ASHA: epoch 2:%'"),
         5
     );
-    let results = s.run(&["results", "--db", "results.db"]);
-    let table = stdout(&results);
+    let table = s.run_ok(&["results", "--db", "results.db"]).stdout();
     assert!(table.contains("0/5 (5 pruned)"), "{table}");
     let good = table.find("lr=0.01").or_else(|| table.find("0.01 ")).unwrap();
     assert!(good < table.find("0/5 (5 pruned)").unwrap(), "pruned configs rank last:\n{table}");
 
     let again = run(&s, &[]);
-    assert!(
-        stdout(&again).contains("nothing to do"),
-        "a pruned job is not rerun: {}",
-        stdout(&again)
-    );
-    let unpruned = run(&s, &["--no-prune"]);
-    assert!(unpruned.status.success(), "{}", stderr(&unpruned));
+    again.check(again.stdout().contains("nothing to do"), "a pruned job is not rerun");
+    run(&s, &["--no-prune"]).expect_success();
     assert_eq!(
         outcomes(&s),
         vec![("lr=0.01".into(), 5, 0, None), ("lr=0.000001".into(), 5, 0, None)],
@@ -298,29 +280,31 @@ fn racing_prunes_a_clearly_worse_config_after_min_folds_and_never_the_best() {
         "lr = [1e-6, 1e-2]",
         "prune = { epochs = false, min_folds = 2, alpha = 0.1 }",
     ));
-    let out = run(&s, &[]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    run(&s, &[]).expect_success();
     let got = outcomes(&s);
     assert_eq!(got[1], ("lr=0.01".into(), 5, 0, None), "the best config is never pruned");
     assert_eq!(got[0].0, "lr=0.000001");
     assert!(got[0].2 >= 2 && got[0].3 == Some(0), "its last folds never ran: {got:?}");
-    let conn = Connection::open(s.path("results.db")).unwrap();
     // Fold-major: every config's fold 0 started before any fold 1.
-    let order: Vec<i64> = conn
-        .prepare("SELECT fold FROM jobs WHERE started_at IS NOT NULL ORDER BY started_at")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
+    let mut started: Vec<(f64, usize)> = db::jobs(&s.db())
+        .iter()
+        .filter_map(|j| j.record.started_at.map(|t| (t, j.record.fold)))
+        .collect();
+    started.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let order: Vec<usize> = started.into_iter().map(|(_, fold)| fold).collect();
     assert!(order.windows(2).all(|w| w[0] <= w[1]), "fold-major: {order:?}");
-    assert!(count(&conn, "SELECT COUNT(*) FROM jobs WHERE pruned_reason LIKE 'racing: worse than the incumbent%'") >= 2);
+    assert!(sql_count(&s.db(), "SELECT COUNT(*) FROM jobs WHERE pruned_reason LIKE 'racing: worse than the incumbent%'") >= 2);
     // export --best picks a complete config only.
-    let best = s.run(&["export", "--db", "results.db", "--best", "--out", "sub.csv"]);
-    assert!(best.status.success(), "{}", stderr(&best));
-    let text = stdout(&best) + &stderr(&best);
-    let good_id: String = conn
-        .query_row("SELECT config_id FROM sweep_configs WHERE label = 'lr=0.01'", [], |r| r.get(0))
-        .unwrap();
+    let best = s.run_ok(&["export", "--db", "results.db", "--best", "--out", "sub.csv"]);
+    let text = best.stdout() + &best.stderr();
+    let store = db::store(&s.db());
+    let (sweep, _) = store.resolve_sweep(None).unwrap();
+    let good_id = store
+        .sweep_configs(sweep, false)
+        .unwrap()
+        .into_iter()
+        .find(|c| c.label == "lr=0.01")
+        .expect("the good config")
+        .config_id;
     assert!(text.contains(&good_id), "export --best used the complete config:\n{text}");
 }

@@ -5,9 +5,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStderr, Command, Stdio};
+use std::process::{Child, ChildStderr};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::child::{interrupt, wait_exit, StdoutLines};
 use crate::common::{assert_bad_input, stderr, stdout, Scratch, TINY_SWEEP};
 use serde_json::Value;
 
@@ -378,13 +380,7 @@ fn serve_shows_a_running_sweeps_new_results_and_never_locks_it() {
     // An empty results database first, so serve is up before the sweep's first job.
     drop(foldsweep::store::Store::open(&s.path("results.db")).unwrap());
     let served = Served::start(&s, "127.0.0.1:0", &[]);
-    let sweep = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
-        .args(["run", "sweep.toml", "--db", "results.db"])
-        .current_dir(s.dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let sweep = s.command().args(["run", "sweep.toml", "--db", "results.db"]).spawn();
 
     // Meanwhile a second client keeps loading the heaviest page (results, charts, verdicts).
     let (port, bearer) = (served.port, format!("Bearer {}", served.token.clone().unwrap()));
@@ -448,26 +444,21 @@ fn serve_shows_a_running_sweeps_new_results_and_never_locks_it() {
     assert!(err.is_empty(), "serve reported errors:\n{err}");
 }
 
-/// Jobs of several seconds each (epochs of a millisecond on the sample data): the coordinator
-/// writes epochs about once a second.
+/// Jobs of minutes each (epochs of a millisecond on the sample data): the coordinator writes
+/// epochs about once a second, and the test ends the sweep with Ctrl-C twice.
 #[test]
 fn serve_shows_a_running_jobs_epochs_while_it_trains() {
     let s = Scratch::new();
     s.write(
         "sweep.toml",
         TINY_SWEEP
-            .replace("epochs = 3", "epochs = 5000\npatience = 0")
+            .replace("epochs = 3", "epochs = 200000\npatience = 0")
             .replace("jobs_per_device = 2", "jobs_per_device = 1"),
     );
     drop(foldsweep::store::Store::open(&s.path("results.db")).unwrap());
     let served = Served::start(&s, "127.0.0.1:0", &[]);
-    let mut sweep = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
-        .args(["run", "sweep.toml", "--db", "results.db"])
-        .current_dir(s.dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut sweep = s.command().args(["run", "sweep.toml", "--db", "results.db"]).spawn();
+    let mut sweep_stdout = StdoutLines::of(&mut sweep);
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let job = loop {
@@ -490,13 +481,21 @@ fn serve_shows_a_running_jobs_epochs_while_it_trains() {
     let page = served.get(&format!("/configs/{}", job["config"].as_str().unwrap())).body;
     assert!(page.contains("Learning curves") && page.contains("<svg"), "no live curve");
 
-    // Ctrl-C twice: the sweep stops its jobs and marks them interrupted.
-    for _ in 0..2 {
-        // SAFETY: sends SIGINT to our own child process.
-        unsafe { libc::kill(sweep.id() as libc::pid_t, libc::SIGINT) };
-        std::thread::sleep(Duration::from_millis(300));
-    }
-    sweep.wait().unwrap();
+    // Regression (issue 22): this said "marks them interrupted" but asserted nothing, and
+    // waited for the sweep without a timeout. Ctrl-C twice, the second once the first has
+    // shown; then serve shows the job interrupted and none running.
+    interrupt(&sweep);
+    sweep_stdout.wait_for(&mut sweep, "no new jobs will start", Duration::from_secs(30));
+    interrupt(&sweep);
+    let status = wait_exit(&mut sweep, Duration::from_secs(60));
+    let lines = sweep_stdout.finish();
+    assert_eq!(status.code(), Some(1), "stopped early: exit 1\n{}", lines.join("\n"));
+    let progress = served.json("/api/sweeps/tiny/progress");
+    assert_eq!(progress["jobs"]["interrupted"], 1, "{progress}");
+    assert_eq!(progress["running"].as_array().map(Vec::len), Some(0), "{progress}");
+    assert_eq!(progress["jobs"]["done"], 0, "{progress}");
+    let err = served.stop();
+    assert!(err.is_empty(), "serve reported errors:\n{err}");
 }
 
 /// A sweep's name is any string: one with `/`, `?`, `#` and spaces is listed with a link that

@@ -1,21 +1,16 @@
 //! Sharded sweeps: every job in exactly one shard, merge idempotent and complete, mismatched
 //! shards refused, the Slurm script.
 
-use crate::common::{assert_bad_input, stderr, stdout, Scratch, TINY_SWEEP};
-use rusqlite::Connection;
+use crate::common::db::{self, sql_count};
+use crate::common::{assert_bad_input, scratch_with_sweep, Scratch, TINY_SWEEP};
+use foldsweep::store::JobStatus;
 
-fn jobs(db: &std::path::Path) -> Vec<(String, i64, String)> {
-    let conn = Connection::open(db).unwrap();
-    let mut stmt =
-        conn.prepare("SELECT config_id, fold, status FROM jobs ORDER BY config_id, fold").unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-}
-
-fn count(db: &std::path::Path, sql: &str) -> i64 {
-    Connection::open(db).unwrap().query_row(sql, [], |r| r.get(0)).unwrap()
+/// (config, fold, status) of every job, by config and fold.
+fn jobs(db: &std::path::Path) -> Vec<(String, usize, JobStatus)> {
+    let mut jobs: Vec<_> =
+        db::jobs(db).into_iter().map(|j| (j.config_id, j.record.fold, j.record.status)).collect();
+    jobs.sort_by(|a, b| (&a.0, a.1).cmp(&(&b.0, b.1)));
+    jobs
 }
 
 /// A fingerprint of everything recorded: merging again must not change it.
@@ -31,19 +26,17 @@ fn contents(db: &std::path::Path) -> Vec<i64> {
         "sweeps",
     ]
     .iter()
-    .map(|t| count(db, &format!("SELECT COUNT(*) FROM {t}")))
-    .chain([count(db, "SELECT CAST(SUM(prediction) * 1000 AS INTEGER) FROM oof_predictions")])
+    .map(|t| sql_count(db, &format!("SELECT COUNT(*) FROM {t}")))
+    .chain([sql_count(db, "SELECT CAST(SUM(prediction) * 1000 AS INTEGER) FROM oof_predictions")])
     .collect()
 }
 
 #[test]
 fn three_shards_merged_equal_a_single_machine_run_and_merging_twice_changes_nothing() {
-    let single = Scratch::new();
-    single.write("sweep.toml", TINY_SWEEP);
-    assert!(single.run(&["run", "sweep.toml", "--db", "results.db"]).status.success());
+    let single = scratch_with_sweep(TINY_SWEEP);
+    single.run_sweep().expect_success();
 
-    let s = Scratch::new();
-    s.write("sweep.toml", TINY_SWEEP);
+    let s = scratch_with_sweep(TINY_SWEEP);
     let mut sizes = Vec::new();
     for i in 1..=3 {
         let out = s.run(&[
@@ -54,8 +47,10 @@ fn three_shards_merged_equal_a_single_machine_run_and_merging_twice_changes_noth
             "--db",
             &format!("shard-{i}.db"),
         ]);
-        assert!(out.status.success(), "{}", stderr(&out));
-        assert!(stdout(&out).contains(&format!("(shard {i}/3 of 10 jobs)")), "{}", stdout(&out));
+        out.expect_success().check(
+            out.stdout().contains(&format!("(shard {i}/3 of 10 jobs)")),
+            "the shard's share",
+        );
         sizes.push(jobs(&s.path(&format!("shard-{i}.db"))).len());
     }
     assert_eq!(sizes.iter().sum::<usize>(), 10);
@@ -65,17 +60,16 @@ fn three_shards_merged_equal_a_single_machine_run_and_merging_twice_changes_noth
         s.run(&["merge", "shard-1.db", "shard-2.db", "shard-3.db", "--into", "results.db"])
     };
     let out = merge(&s);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("10 jobs added, 0 already there"), "{}", stdout(&out));
+    out.expect_success().check(out.stdout().contains("10 jobs added, 0 already there"), "added");
     assert_eq!(
         jobs(&s.path("results.db")),
         jobs(&single.path("results.db")),
         "same job set as one machine"
     );
-    assert_eq!(count(&s.path("results.db"), "SELECT COUNT(*) FROM oof_predictions"), 800);
-    assert_eq!(count(&s.path("results.db"), "SELECT COUNT(*) FROM bin_results"), 110);
+    assert_eq!(sql_count(&s.path("results.db"), "SELECT COUNT(*) FROM oof_predictions"), 800);
+    assert_eq!(sql_count(&s.path("results.db"), "SELECT COUNT(*) FROM bin_results"), 110);
     assert_eq!(
-        count(
+        sql_count(
             &s.path("results.db"),
             "SELECT COUNT(*) FROM jobs WHERE host IS NULL OR device IS NULL"
         ),
@@ -84,22 +78,24 @@ fn three_shards_merged_equal_a_single_machine_run_and_merging_twice_changes_noth
     );
     let before = contents(&s.path("results.db"));
     let again = merge(&s);
-    assert!(stdout(&again).contains("0 jobs added, 10 already there"), "{}", stdout(&again));
+    again.expect_success().check(
+        again.stdout().contains("0 jobs added, 10 already there"),
+        "merging again adds nothing",
+    );
     assert_eq!(contents(&s.path("results.db")), before);
 
     // The merged database is a normal one: results and export (checkpoints resolve).
-    assert!(stdout(&s.run(&["results", "--db", "results.db"])).contains("5/5"));
-    let export = s.run(&["export", "--db", "results.db", "--best", "--out", "sub.csv"]);
-    assert!(export.status.success(), "{}", stderr(&export));
+    let results = s.run_ok(&["results", "--db", "results.db"]);
+    results.check(results.stdout().contains("5/5"), "every fold of the merged configs");
+    s.run_ok(&["export", "--db", "results.db", "--best", "--out", "sub.csv"]);
 }
 
 #[test]
 fn shards_of_another_fold_assignment_are_refused() {
-    let s = Scratch::new();
-    s.write("sweep.toml", TINY_SWEEP);
-    assert!(s.run(&["run", "sweep.toml", "--shard", "1/2", "--db", "a.db"]).status.success());
+    let s = scratch_with_sweep(TINY_SWEEP);
+    s.run_ok(&["run", "sweep.toml", "--shard", "1/2", "--db", "a.db"]);
     s.write("sweep.toml", TINY_SWEEP.replace("seed = 42", "seed = 7"));
-    assert!(s.run(&["run", "sweep.toml", "--shard", "2/2", "--db", "b.db"]).status.success());
+    s.run_ok(&["run", "sweep.toml", "--shard", "2/2", "--db", "b.db"]);
     let out = s.run(&["merge", "a.db", "b.db", "--into", "results.db"]);
     assert_bad_input(&out, &["b.db", "another fold assignment", "refusing to merge"]);
     // The refused shard left nothing behind: the target holds shard a only.
@@ -108,8 +104,7 @@ fn shards_of_another_fold_assignment_are_refused() {
 
 #[test]
 fn bad_shard_arguments_exit_2() {
-    let s = Scratch::new();
-    s.write("sweep.toml", TINY_SWEEP);
+    let s = scratch_with_sweep(TINY_SWEEP);
     assert_bad_input(&s.run(&["run", "sweep.toml", "--shard", "4/3"]), &["--shard", "1 <= I <= N"]);
     assert_bad_input(
         &s.run(&["merge", "missing.db", "--into", "r.db"]),
@@ -119,9 +114,8 @@ fn bad_shard_arguments_exit_2() {
 
 #[test]
 fn slurm_script_runs_one_shard_per_array_task_and_merges_after_any() {
-    let s = Scratch::new();
-    s.write("sweep.toml", TINY_SWEEP);
-    let out = s.run(&[
+    let s = scratch_with_sweep(TINY_SWEEP);
+    let out = s.run_ok(&[
         "slurm",
         "sweep.toml",
         "--tasks",
@@ -137,7 +131,6 @@ fn slurm_script_runs_one_shard_per_array_task_and_merges_after_any() {
         "--out",
         "job.sbatch",
     ]);
-    assert!(out.status.success(), "{}", stderr(&out));
     let array = s.read("job.sbatch");
     for line in [
         "#SBATCH --array=1-4%2",
@@ -163,5 +156,5 @@ fn slurm_script_runs_one_shard_per_array_task_and_merges_after_any() {
         array.contains(&format!("#SBATCH --output={}/slurm-%A_%a.out", out_dir.display())),
         "{array}"
     );
-    assert!(stdout(&out).contains("--dependency=afterany:$jid"), "{}", stdout(&out));
+    out.check(out.stdout().contains("--dependency=afterany:$jid"), "the merge waits on the array");
 }

@@ -5,10 +5,10 @@
 //! `synthetic.ratio`: without negatives the model ignores the metric, which the validation folds
 //! cannot show; probes can.
 
-use rusqlite::Connection;
 use serde_json::Value;
 
-use crate::common::{assert_bad_input, sample, stderr, stdout, Scratch};
+use crate::common::db::sql_count;
+use crate::common::{assert_bad_input, results_json, sample, Scratch};
 
 const SWEEP: &str = r#"
 name = "shift"
@@ -70,15 +70,7 @@ fn shifted_scratch() -> Scratch {
 }
 
 fn run_ok(s: &Scratch, args: &[&str]) -> String {
-    let out = s.run(args);
-    assert_eq!(out.status.code(), Some(0), "{args:?}\n{}{}", stdout(&out), stderr(&out));
-    stdout(&out)
-}
-
-fn results_json(s: &Scratch, extra: &[&str]) -> Vec<Value> {
-    let mut args = vec!["results", "--db", "results.db", "--format", "json"];
-    args.extend(extra);
-    serde_json::from_str(&run_ok(s, &args)).expect("results json")
+    s.run_ok(args).stdout()
 }
 
 fn ratio(row: &Value) -> f64 {
@@ -113,8 +105,8 @@ fn export_best_by_shifted_picks_the_config_that_sees_the_shift() {
     run_ok(&s, &["run", "sweep.toml", "--db", "results.db"]);
 
     // Every fold and every epoch carries probe and shifted RMSE.
-    let conn = Connection::open(s.path("results.db")).unwrap();
-    let missing = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
+    // Schema level: no row of either table lacks the columns.
+    let missing = |sql: &str| -> i64 { sql_count(&s.db(), sql) };
     assert_eq!(missing("SELECT COUNT(*) FROM fold_results"), 10);
     assert_eq!(
         missing(

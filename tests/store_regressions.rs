@@ -2,83 +2,52 @@
 //! definition changes, what a config id covers, two coordinators on one database, liveness by
 //! process identity, diverging configs, and the loop's event stream.
 
-use std::process::{Command, Output, Stdio};
-
-use rusqlite::Connection;
-
-use crate::common::{stderr, stdout, Scratch, TINY_SWEEP};
-
-fn scratch_with_sweep(sweep: &str) -> Scratch {
-    let s = Scratch::new();
-    s.write("sweep.toml", sweep);
-    s
-}
-
-fn run_sweep(s: &Scratch) -> Output {
-    s.run(&["run", "sweep.toml", "--db", "results.db"])
-}
-
-fn db(s: &Scratch) -> Connection {
-    Connection::open(s.path("results.db")).unwrap()
-}
-
-fn count(conn: &Connection, sql: &str) -> i64 {
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
-}
-
-fn strings(conn: &Connection, sql: &str) -> Vec<String> {
-    conn.prepare(sql).unwrap().query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
-}
-
-/// The config ids `run --dry-run` prints, in grid order.
-fn dry_run_ids(s: &Scratch) -> Vec<String> {
-    let out = s.run(&["run", "sweep.toml", "--dry-run"]);
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    stdout(&out)
-        .lines()
-        .filter(|l| l.starts_with("  ") && !l.contains('('))
-        .map(|l| l.split_whitespace().next().unwrap().to_string())
-        .collect()
-}
-
-fn results_json(s: &Scratch, extra: &[&str]) -> Vec<serde_json::Value> {
-    let mut args = vec!["results", "--db", "results.db", "--format", "json"];
-    args.extend(extra);
-    let out = s.run(&args);
-    assert!(out.status.success(), "{}", stderr(&out));
-    serde_json::from_str::<serde_json::Value>(&stdout(&out)).unwrap().as_array().unwrap().clone()
-}
+use crate::common::db::{self, sql_count};
+use crate::common::{
+    dry_run_ids, results_json, scratch_with_sweep, stderr, stdout, Scratch, TINY_SWEEP,
+};
+use foldsweep::store::JobStatus;
 
 const ORDINAL_ONLY_IN: &str = "model = [\"standard\", \"ordinal\"]";
 
+/// Regression (issue 13, item 1): a config removed from the grid stayed in the sweep, so a
+/// rerun retried its failed jobs and `results` ranked it with the current ones.
 #[test]
 fn configs_removed_from_the_grid_leave_the_sweep_and_are_neither_run_nor_ranked() {
     let s = scratch_with_sweep(TINY_SWEEP);
-    assert!(run_sweep(&s).status.success());
-    let ordinal =
-        strings(&db(&s), "SELECT config_id FROM sweep_configs WHERE label LIKE '%model=ordinal%'");
+    s.run_sweep().expect_success();
+    let store = db::store(&s.db());
+    let (sweep, _) = store.resolve_sweep(None).unwrap();
+    let ordinal: Vec<String> = store
+        .sweep_configs(sweep, false)
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.label.contains("model=ordinal"))
+        .map(|c| c.config_id)
+        .collect();
     assert_eq!(ordinal.len(), 1);
+    drop(store);
     // A failed job of the config about to leave the sweep: a rerun would retry it if it stayed.
-    db(&s)
+    db::connection(&s.db())
         .execute(
             "UPDATE jobs SET status = 'failed' WHERE config_id = ?1 AND fold = 0",
             [&ordinal[0]],
         )
         .unwrap();
     s.write("sweep.toml", TINY_SWEEP.replace(ORDINAL_ONLY_IN, "model = [\"standard\"]"));
-    let out = run_sweep(&s);
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    assert!(stdout(&out).contains("nothing to do: all 5 jobs"), "{}", stdout(&out));
-    let conn = db(&s);
-    let status: String = conn
-        .query_row(
-            "SELECT status FROM jobs WHERE config_id = ?1 AND fold = 0",
-            [&ordinal[0]],
-            |r| r.get(0),
-        )
-        .unwrap();
-    assert_eq!(status, "failed", "a retired config's job is never run");
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM fold_results"), 10, "its results stay");
+    let out = s.run_sweep();
+    out.expect_success().check(out.stdout().contains("nothing to do: all 5 jobs"), "nothing runs");
+    let retired_jobs: Vec<_> =
+        db::jobs(&s.db()).into_iter().filter(|j| j.config_id == ordinal[0]).collect();
+    let fold0 = retired_jobs.iter().find(|j| j.record.fold == 0).expect("fold 0");
+    assert_eq!(fold0.record.status, JobStatus::Failed, "a retired config's job is never run");
+    // Its five result rows stay (fold 0's too: the test changed only that job's status).
+    assert_eq!(
+        retired_jobs.iter().filter(|j| j.record.outcome.is_some()).count(),
+        5,
+        "its results stay"
+    );
+    assert_eq!(sql_count(&s.db(), "SELECT COUNT(*) FROM fold_results"), 10, "no row deleted");
 
     let current = results_json(&s, &[]);
     assert_eq!(current.len(), 1, "{current:?}");
@@ -88,16 +57,14 @@ fn configs_removed_from_the_grid_leave_the_sweep_and_are_neither_run_nor_ranked(
     let retired: Vec<_> = all.iter().filter(|r| r["retired"] == true).collect();
     assert_eq!(retired.len(), 1, "{all:?}");
     assert_eq!(retired[0]["id"], ordinal[0].as_str());
-    let table = stdout(&s.run(&["results", "--db", "results.db", "--all"]));
-    assert!(table.contains("retired"), "{table}");
-    let export = s.run(&["export", "--db", "results.db", "--best", "--out", "best.csv"]);
-    assert!(export.status.success(), "{}", stderr(&export));
-    assert!(stdout(&export).contains(current[0]["id"].as_str().unwrap()), "{}", stdout(&export));
+    let table = s.run_ok(&["results", "--db", "results.db", "--all"]);
+    table.check(table.stdout().contains("retired"), "retired configs are marked");
+    let export = s.run_ok(&["export", "--db", "results.db", "--best", "--out", "best.csv"]);
+    export.check(export.stdout().contains(current[0]["id"].as_str().unwrap()), "the current best");
 
     // Putting the value back brings the config (and its results) back.
     s.write("sweep.toml", TINY_SWEEP);
-    let out = run_sweep(&s);
-    assert!(out.status.success(), "{}", stderr(&out));
+    s.run_sweep().expect_success();
     assert_eq!(results_json(&s, &[]).len(), 2);
 }
 
@@ -106,6 +73,8 @@ fn write_npy(s: &Scratch, name: &str, fill: f32) {
     s.write(name, crate::common::npy_bytes("<f4", &[400, 4], &crate::common::f32_bytes(&values)));
 }
 
+/// Regression (issue 13, item 2): a grid over `text.train_embeddings` fingerprinted only the
+/// base section's file, so editing another grid point's file kept its config ids.
 #[test]
 fn every_grid_point_fingerprints_its_own_text_embeddings() {
     let s = Scratch::new();
@@ -130,11 +99,13 @@ fn every_grid_point_fingerprints_its_own_text_embeddings() {
     assert_ne!(before[3], after[3]);
 }
 
+/// Regression (issue 13, item 2): a transformer model folder was fingerprinted by its path, so
+/// editing a file inside it kept the config ids (and the cached results of the old model).
 #[test]
 fn editing_a_file_inside_the_model_folder_changes_the_config_id() {
     let s = Scratch::new();
     let model = s.path("model");
-    copy_dir(&crate::common::fixture("encoder/tiny-bert"), &model);
+    crate::common::copy_dir(&crate::common::fixture("encoder/tiny-bert"), &model);
     s.write(
         "sweep.toml",
         TINY_SWEEP.replace(
@@ -143,14 +114,11 @@ fn editing_a_file_inside_the_model_folder_changes_the_config_id() {
         ),
     );
     let run = |s: &Scratch| {
-        let out = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
+        s.command()
             .args(["run", "sweep.toml", "--dry-run"])
-            .current_dir(s.dir.path())
             .env("FOLDSWEEP_CACHE", s.path("cache"))
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-        stdout(&out)
+            .run()
+            .stdout()
     };
     let before = run(&s);
     let mut config = std::fs::read_to_string(model.join("config.json")).unwrap();
@@ -162,32 +130,14 @@ fn editing_a_file_inside_the_model_folder_changes_the_config_id() {
     assert_ne!(first_id(&before), first_id(&after), "{before}\n{after}");
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::write(&target, std::fs::read(entry.path()).unwrap()).unwrap();
-        }
-    }
-}
-
+/// Regression (issue 13, item 3): with two coordinators on one database, a claim lost to the
+/// other left its slot empty, and a pass whose claims all failed ended the run (exit 0) while
+/// jobs were still queued; SQLite's "database is locked" also surfaced.
 #[test]
 fn two_coordinators_on_one_database_finish_every_job_exactly_once() {
     for round in 0..2 {
         let s = scratch_with_sweep(&TINY_SWEEP.replace("epochs = 3", "epochs = 2"));
-        let spawn = || {
-            Command::new(env!("CARGO_BIN_EXE_foldsweep"))
-                .args(["run", "sweep.toml", "--db", "results.db"])
-                .current_dir(s.dir.path())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap()
-        };
+        let spawn = || s.command().args(["run", "sweep.toml", "--db", "results.db"]).spawn();
         let (a, b) = (spawn(), spawn());
         for out in [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()] {
             let text = format!("{}\n{}", stdout(&out), stderr(&out));
@@ -196,49 +146,53 @@ fn two_coordinators_on_one_database_finish_every_job_exactly_once() {
             // Exit 0 means the sweep is complete, not "my share of the queue is gone".
             assert!(text.contains("10 of 10 jobs done"), "round {round}: {text}");
         }
-        let conn = db(&s);
-        assert_eq!(count(&conn, "SELECT COUNT(*) FROM jobs"), 10);
-        assert_eq!(
-            count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'done' AND attempt = 1"),
-            10
+        let jobs = db::jobs(&s.db());
+        assert_eq!(jobs.len(), 10);
+        assert!(
+            jobs.iter().all(|j| j.record.status == JobStatus::Done && j.record.attempt == 1),
+            "round {round}: every job done at its first attempt: {jobs:?}"
         );
-        assert_eq!(count(&conn, "SELECT COUNT(*) FROM fold_results"), 10);
+        // Schema level: exactly one result row per job.
+        let db = s.db();
+        assert_eq!(sql_count(&db, "SELECT COUNT(*) FROM jobs"), 10);
+        assert_eq!(sql_count(&db, "SELECT COUNT(*) FROM fold_results"), 10);
         assert_eq!(
-            count(&conn, "SELECT COUNT(*) FROM (SELECT job_id FROM fold_results GROUP BY job_id HAVING COUNT(*) = 1)"),
+            sql_count(&db, "SELECT COUNT(*) FROM (SELECT job_id FROM fold_results GROUP BY job_id HAVING COUNT(*) = 1)"),
             10
         );
     }
 }
 
+/// Regression (issue 13, item 4): liveness was `kill(pid, 0)` alone, so a job whose owner's
+/// pid was reused by a live process (PID 1 of a restarted container) stayed `running` forever
+/// and the sweep said "nothing to do". The owner is its pid and its start time.
 #[test]
 fn a_running_job_whose_owner_pid_now_belongs_to_another_process_is_requeued() {
     let s = scratch_with_sweep(TINY_SWEEP);
-    assert!(run_sweep(&s).status.success());
-    let conn = db(&s);
+    s.run_sweep().expect_success();
     // The test process is alive, but it is not the coordinator that claimed the job: its start
     // time differs (PID reuse, or PID 1 of a restarted container).
-    conn.execute(
-        "UPDATE jobs SET status = 'running', pid = ?1, host = ?2 WHERE fold = 0",
-        rusqlite::params![std::process::id(), foldsweep::util::process::hostname()],
-    )
-    .unwrap();
-    let columns = strings(&conn, "SELECT name FROM pragma_table_info('jobs')");
-    if columns.iter().any(|c| c == "owner_start") {
-        conn.execute("UPDATE jobs SET owner_start = 1 WHERE fold = 0", []).unwrap();
-    }
-    drop(conn);
-    let out = run_sweep(&s);
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    let conn = db(&s);
-    assert_eq!(
-        count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'done'"),
-        10,
-        "{}",
-        stdout(&out)
+    let changed = db::connection(&s.db())
+        .execute(
+            "UPDATE jobs SET status = 'running', pid = ?1, host = ?2, owner_start = 1 WHERE fold = 0",
+            rusqlite::params![std::process::id(), foldsweep::util::process::hostname()],
+        )
+        .unwrap();
+    assert_eq!(changed, 2, "fold 0 of both configs");
+    let out = s.run_sweep();
+    out.expect_success();
+    let jobs = db::jobs(&s.db());
+    out.check(
+        jobs.iter().all(|j| j.record.status == JobStatus::Done),
+        &format!("every job done: {jobs:?}"),
     );
-    assert_eq!(count(&conn, "SELECT COUNT(*) FROM jobs WHERE fold = 0 AND attempt = 2"), 2);
+    let rerun: Vec<_> = jobs.iter().filter(|j| j.record.attempt == 2).collect();
+    assert_eq!(rerun.len(), 2, "{jobs:?}");
+    assert!(rerun.iter().all(|j| j.record.fold == 0), "only the requeued jobs ran again");
 }
 
+/// Regression (issue 13, item 5): a config whose loss turned NaN panicked with "at least one
+/// epoch ran", was retried with the same result, and failed the sweep.
 #[test]
 fn a_diverging_config_is_recorded_as_diverged_not_retried_and_listed_last() {
     let s = scratch_with_sweep(
@@ -246,33 +200,28 @@ fn a_diverging_config_is_recorded_as_diverged_not_retried_and_listed_last() {
             .replace("lr = 3e-3\n", "")
             .replace("[resources]", "lr = [3e-3, 1e30]\n\n[resources]"),
     );
-    let out = run_sweep(&s);
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stdout(&out), stderr(&out));
-    let conn = db(&s);
-    let diverged = count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'diverged'");
-    assert!(diverged >= 5, "at least the lr=1e30 configs diverge: {}", stdout(&out));
-    assert_eq!(
-        count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'diverged' AND attempt != 1"),
-        0,
-        "no retry"
+    s.run_sweep().expect_success();
+    let jobs = db::jobs(&s.db());
+    let diverged: Vec<_> = jobs.iter().filter(|j| j.record.status == JobStatus::Diverged).collect();
+    assert!(diverged.len() >= 5, "at least the lr=1e30 configs diverge: {jobs:?}");
+    assert!(diverged.iter().all(|j| j.record.attempt == 1), "no retry: {diverged:?}");
+    assert!(
+        diverged.iter().all(|j| j.record.diverged_epoch.is_some_and(|e| e >= 1)),
+        "the epoch where it diverged: {diverged:?}"
     );
-    assert_eq!(
-        count(&conn, "SELECT COUNT(*) FROM jobs WHERE status = 'diverged' AND diverged_epoch >= 1"),
-        diverged
-    );
-    assert_eq!(
-        count(&conn, "SELECT COUNT(*) FROM jobs j WHERE status = 'diverged' AND NOT EXISTS (SELECT 1 FROM epochs e WHERE e.job_id = j.id)"),
-        0,
-        "the learning curve so far is kept"
-    );
+    let store = db::store(&s.db());
+    for job in &diverged {
+        assert!(!store.job_epochs(job.record.id).unwrap().is_empty(), "the curve so far is kept");
+    }
     let rows = results_json(&s, &[]);
     let flags: Vec<bool> = rows.iter().map(|r| r["diverged"].as_u64().unwrap() > 0).collect();
     assert!(flags.iter().any(|d| *d) && !flags[0], "{rows:?}");
     let first_diverged = flags.iter().position(|d| *d).unwrap();
     assert!(flags[first_diverged..].iter().all(|d| *d), "diverged configs come last: {flags:?}");
-    let table = stdout(&s.run(&["results", "--db", "results.db"]));
-    assert!(table.contains("diverged"), "{table}");
+    let table = s.run_ok(&["results", "--db", "results.db"]);
+    table.check(table.stdout().contains("diverged"), "the table marks diverged configs");
 }
+
 /// The same sweep with absolute data paths, so the library can run it from any folder.
 fn absolute_sweep(s: &Scratch) -> String {
     let mut sweep = TINY_SWEEP.replace("epochs = 3", "epochs = 2");
@@ -284,6 +233,8 @@ fn absolute_sweep(s: &Scratch) -> String {
     sweep
 }
 
+/// Regression (issue 13, item 16): the sweep loop printed its progress itself; it now emits
+/// events in order (started, each job's start, epochs and end, finished).
 #[test]
 fn the_sweep_loop_reports_its_progress_as_events() {
     use foldsweep::sweep::{plan, run_sweep, RunOptions, SweepEvent, SweepFile};

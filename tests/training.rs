@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::common::{foldsweep, repo_root, sample, stderr, stdout};
+use crate::common::{foldsweep, repo_root, sample};
 use foldsweep::backend::{cpu_device, initialized, seeded, Cpu, CpuTrain};
 use foldsweep::config::{Config, LossKind, ModelKind};
 use foldsweep::cv::FoldAssignment;
@@ -166,10 +166,9 @@ fn train_sample_fold(out: &std::path::Path) -> FoldResult {
         &repo_root(),
         &["train", "sweeps/sample.toml", "--fold", "0", "--out", out.to_str().unwrap()],
     );
-    assert!(output.status.success(), "train failed:\n{}", stderr(&output));
-    let printed = stdout(&output);
-    assert!(printed.contains("epoch    1/"), "a progress line per epoch:\n{printed}");
-    assert!(printed.contains("train-mean predictor"), "{printed}");
+    let printed = output.expect_success().stdout();
+    output.check(printed.contains("epoch    1/"), "a progress line per epoch");
+    output.check(printed.contains("train-mean predictor"), "the mean predictor's RMSE");
     serde_json::from_slice(&std::fs::read(out.join("result.json")).unwrap()).unwrap()
 }
 
@@ -197,6 +196,8 @@ fn end_to_end_train_on_the_sample_data_beats_the_mean_predictor_and_reloads_its_
     let (_, model) =
         checkpoint::load::<Cpu>(&dir.path().join("checkpoint"), &cpu_device()).unwrap();
     let reloaded = predict(&model, data.features(), &val, &cpu_device());
+    assert_eq!(reloaded.scores.len(), result.oof.len(), "one prediction per validation row");
+    assert!(!result.oof.is_empty(), "fold 0 has validation rows");
     for (oof, p) in result.oof.iter().zip(&reloaded.scores) {
         assert!((oof.prediction - p).abs() < 1e-5, "{} vs {p}", oof.prediction);
     }
@@ -356,11 +357,15 @@ fn evaluation_with_one_bilinear_product_per_metric_matches_the_per_sample_forwar
                 logvars.push(output.slice([0..1, 1..2]).clamp(-10.0, 10.0).into_scalar());
             }
         }
+        assert_eq!(grouped.scores.len(), samples.len(), "{kind:?}: one grouped score per sample");
+        assert_eq!(scores.len(), samples.len());
         for (i, (a, b)) in grouped.scores.iter().zip(&scores).enumerate() {
             assert!((a - b).abs() < 1e-5, "{kind:?} sample {i}: grouped {a}, per-sample {b}");
         }
         if kind == ModelKind::Heteroscedastic {
             let grouped_logvars = grouped.logvars.expect("heteroscedastic log-variances");
+            assert_eq!(grouped_logvars.len(), samples.len(), "one log-variance per sample");
+            assert_eq!(logvars.len(), samples.len());
             assert!(
                 grouped_logvars.iter().zip(&logvars).all(|(a, b)| (a - b).abs() < 1e-5),
                 "log-variances differ"

@@ -178,12 +178,14 @@ mod tests {
             .into_data()
             .to_vec::<f32>()
             .unwrap();
+        assert_eq!(plain.len(), 20 * 3, "20 pairs x 3 outputs");
         for group in [1, 2, 3, 7, 160] {
             let shared = layer
                 .forward_shared_metrics_in_groups(metrics.clone(), &metric_of, texts.clone(), group)
                 .into_data()
                 .to_vec::<f32>()
                 .unwrap();
+            assert_eq!(shared.len(), plain.len(), "{group} metrics per product: output length");
             assert!(
                 plain.iter().zip(&shared).all(|(a, b)| (a - b).abs() < 1e-5),
                 "{group} metrics per product: {shared:?} vs {plain:?}"

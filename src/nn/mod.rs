@@ -13,11 +13,12 @@ use burn::tensor::{DType, FloatDType, Tensor};
 pub use dropout::HostDropout;
 pub use grad_norm::global_grad_norm;
 
-/// The tensor in f32; unchanged (no graph node) when it already is.
+/// The tensor in at least f32: bf16 and f16 are widened to f32 (reduced-precision training
+/// keeps its loss and optimiser state in f32); f32 and f64 are unchanged (no graph node), so
+/// a float64 model's loss stays float64.
 pub fn in_f32<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<B, D> {
-    if tensor.dtype() == DType::F32 {
-        tensor
-    } else {
-        tensor.cast(FloatDType::F32)
+    match tensor.dtype() {
+        DType::BF16 | DType::F16 => tensor.cast(FloatDType::F32),
+        _ => tensor,
     }
 }

@@ -187,59 +187,67 @@ mod tests {
         assert_eq!(ped_anova(&space(), &few), None);
     }
 
-    /// Importances from Optuna 5.0's `get_param_importances(study,
-    /// evaluator=PedAnovaImportanceEvaluator())` on the same 60 trials (added with
-    /// `create_trial`), for two objectives.
+    /// Importances from Optuna's `get_param_importances(study,
+    /// evaluator=PedAnovaImportanceEvaluator())` on the fixture's 60 trials (added with
+    /// `create_trial`), for two objectives (tests/fixtures/optuna/importance.json).
     #[test]
     fn importances_match_optuna() {
-        let axis = |key: &str, domain| Axis { key: key.into(), domain };
-        let space = Space::new(vec![
-            axis("a", Domain::Float { min: 0.0, max: 1.0, log: false }),
-            axis("b", Domain::Float { min: 1e-3, max: 1.0, log: true }),
-            axis("c", Domain::Categorical(vec![0.into(), 1.into(), 2.into()])),
-            axis("w", Domain::Int { min: 1, max: 20, log: true }),
-            axis("d", Domain::Int { min: 1, max: 5, log: false }),
-        ])
+        use crate::search::parzen::tests::{fixture_domain, optuna_fixture};
+        let fixture = optuna_fixture("importance.json");
+        let axes: Vec<(String, &serde_json::Value)> = fixture["axes"]
+            .as_array()
+            .expect("axes")
+            .iter()
+            .map(|a| (a["key"].as_str().unwrap().to_string(), &a["domain"]))
+            .collect();
+        let space = Space::new(
+            axes.iter()
+                .map(|(key, domain)| Axis { key: key.clone(), domain: fixture_domain(domain) })
+                .collect(),
+        )
         .unwrap();
-        let run = |objective: &dyn Fn(f64, f64, i64, i64, i64) -> f64| -> Vec<f64> {
-            let trials: Vec<Trial> = (0..60i64)
-                .map(|i| {
-                    let (a, b) =
-                        (((i * 37) % 101) as f64 / 100.0, ((i * 53) % 97 + 1) as f64 / 98.0);
-                    let (c, w, d) = (i % 3, (i * 7) % 20 + 1, (i * 3) % 5 + 1);
-                    let point = vec![
-                        ("a".to_string(), Value::Float(a)),
-                        ("b".to_string(), Value::Float(b)),
-                        ("c".to_string(), Value::Integer(c)),
-                        ("w".to_string(), Value::Integer(w)),
-                        ("d".to_string(), Value::Integer(d)),
-                    ];
-                    Trial { point, value: Some(objective(a, b, c, w, d)), pruned: false }
+        let points = fixture["points"].as_array().expect("points");
+        let cases = fixture["cases"].as_array().expect("cases");
+        assert_eq!(cases.len(), 2, "both objectives of make_optuna.py");
+        for case in cases {
+            let values = case["values"].as_array().expect("values");
+            assert_eq!(values.len(), points.len(), "one objective value per trial");
+            let trials: Vec<Trial> = points
+                .iter()
+                .zip(values)
+                .map(|(point, value)| {
+                    let point = point.as_array().expect("a point");
+                    assert_eq!(point.len(), axes.len(), "one value per axis");
+                    let point = axes
+                        .iter()
+                        .zip(point)
+                        .map(|((key, domain), v)| {
+                            let v = if domain["kind"] == "float" {
+                                Value::Float(v.as_f64().unwrap())
+                            } else {
+                                Value::Integer(v.as_i64().unwrap())
+                            };
+                            (key.clone(), v)
+                        })
+                        .collect();
+                    Trial { point, value: value.as_f64(), pruned: false }
                 })
                 .collect();
-            ped_anova(&space, &trials).unwrap().into_iter().map(|(_, v)| v).collect()
-        };
-        let mixed = run(&|a, _, c, w, _| {
-            (a - 0.3).powi(2) + 0.05 * f64::from(u8::from(c == 1)) + 0.001 * w as f64
-        });
-        let optuna_mixed = [
-            0.6571527913906814,
-            0.10639070258509412,
-            0.043466165087003045,
-            0.1526680094824249,
-            0.040322331454796516,
-        ];
-        let d_and_b = run(&|_, b, _, _, d| (d - 2).abs() as f64 + 0.1 * b);
-        let optuna_d_and_b = [
-            0.005551052399419807,
-            0.248910110125572,
-            0.011810407584510327,
-            0.11738348733055279,
-            0.6163449425599451,
-        ];
-        for (ours, optuna) in [(mixed, optuna_mixed), (d_and_b, optuna_d_and_b)] {
-            for (o, p) in ours.iter().zip(optuna) {
-                assert!((o - p).abs() < 1e-9, "ours {ours:?}, Optuna's {optuna:?}");
+            let ours = ped_anova(&space, &trials).expect("importances");
+            let optuna: Vec<f64> = case["importances"]
+                .as_array()
+                .expect("importances")
+                .iter()
+                .map(|v| v.as_f64().unwrap())
+                .collect();
+            assert_eq!(ours.len(), optuna.len(), "{}: one importance per axis", case["objective"]);
+            for (((key, o), (axis, _)), p) in ours.iter().zip(&axes).zip(&optuna) {
+                assert_eq!(key, axis, "axis order");
+                assert!(
+                    (o - p).abs() < 1e-9,
+                    "{}: ours {ours:?}, Optuna's {optuna:?}",
+                    case["objective"]
+                );
             }
         }
     }

@@ -317,7 +317,7 @@ fn log_sum_exp(terms: impl Iterator<Item = f64>) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::search::trial_rng;
 
@@ -361,71 +361,70 @@ mod tests {
         assert!(masses[0] > masses[2] && masses[2] > masses[1], "{masses:?}");
     }
 
-    /// log_pdf values of Optuna 5.0's `_ParzenEstimator` (prior_weight 1, magic clip, no
-    /// endpoints, default_weights) for the same observations and points, printed by
-    /// `pe.log_pdf({"x": xs})`; x in Optuna's external values.
+    /// A reference file of tests/fixtures/optuna (made by make_optuna.py, Optuna pinned).
+    pub(crate) fn optuna_fixture(name: &str) -> serde_json::Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/optuna")
+            .join(name);
+        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_slice(&bytes).expect("fixture JSON")
+    }
+
+    /// A fixture's domain (`{"kind": "float", "min": .., "max": .., "log": ..}`, `int`
+    /// alike, or `{"kind": "categorical", "choices": n}`).
+    pub(crate) fn fixture_domain(domain: &serde_json::Value) -> Domain {
+        let log = domain["log"].as_bool().unwrap_or(false);
+        match domain["kind"].as_str().expect("kind") {
+            "float" => Domain::Float {
+                min: domain["min"].as_f64().unwrap(),
+                max: domain["max"].as_f64().unwrap(),
+                log,
+            },
+            "int" => Domain::Int {
+                min: domain["min"].as_i64().unwrap(),
+                max: domain["max"].as_i64().unwrap(),
+                log,
+            },
+            "categorical" => {
+                let n = domain["choices"].as_i64().unwrap();
+                Domain::Categorical((0..n).map(toml::Value::Integer).collect())
+            }
+            other => panic!("unknown domain kind {other}"),
+        }
+    }
+
+    /// Optuna's external value as foldsweep's coordinate: the logarithm on a log axis.
+    pub(crate) fn internal(domain: &serde_json::Value, x: f64) -> f64 {
+        if domain["log"].as_bool().unwrap_or(false) {
+            x.ln()
+        } else {
+            x
+        }
+    }
+
+    fn numbers(value: &serde_json::Value) -> Vec<f64> {
+        value.as_array().expect("a list").iter().map(|v| v.as_f64().unwrap()).collect()
+    }
+
+    /// log_pdf of Optuna's `_ParzenEstimator` as TPESampler builds it by default
+    /// (prior_weight 1, magic clip, no endpoints, default_weights) at the fixture's points.
     #[test]
     fn log_densities_match_optuna() {
-        let ln = |xs: &[f64]| xs.iter().map(|x| x.ln()).collect::<Vec<f64>>();
-        let float = Domain::Float { min: 0.0, max: 10.0, log: false };
-        let thirty: Vec<f64> = (0..30).map(|i| ((i * 37) % 100) as f64 / 10.0).collect();
-        // (domain, observations, points, Optuna's log densities at the points)
-        type Case = (Domain, Vec<f64>, Vec<f64>, Vec<f64>);
-        let cases: Vec<Case> = vec![
-            (
-                float.clone(),
-                vec![2.0, 2.5, 7.0],
-                vec![0.0, 2.2, 5.0, 9.9],
-                vec![
-                    -2.3309818137050637,
-                    -1.9978340601856535,
-                    -2.271653992041567,
-                    -2.8479822663946104,
-                ],
-            ),
-            (
-                Domain::Float { min: 1e-4, max: 1e-1, log: true },
-                ln(&[1e-3, 2e-3, 5e-2]),
-                ln(&[1e-4, 1.5e-3, 0.05]),
-                vec![-2.4189105256823233, -1.69206095907148, -2.1365045954051136],
-            ),
-            (
-                Domain::Int { min: 1, max: 6, log: false },
-                vec![2.0, 2.0, 5.0],
-                vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
-                vec![
-                    -1.7319199559903442,
-                    -1.525076160716592,
-                    -1.6047469037990651,
-                    -1.831404914585477,
-                    -2.025006354702403,
-                    -2.186319744979521,
-                ],
-            ),
-            (
-                Domain::Int { min: 8, max: 64, log: true },
-                ln(&[8.0, 16.0, 60.0]),
-                ln(&[8.0, 20.0, 64.0]),
-                vec![-2.6899559413900986, -3.7326654872580214, -5.212471884788377],
-            ),
-            (
-                Domain::Categorical(vec![toml::Value::Integer(0); 3]),
-                vec![0.0, 0.0, 2.0],
-                vec![0.0, 1.0, 2.0],
-                vec![-0.7419373447293773, -1.6582280766035324, -1.0986122886681098],
-            ),
-            (
-                float.clone(),
-                thirty,
-                vec![0.5, 3.3, 8.8],
-                vec![-2.4350811327821065, -2.233450862970715, -2.298284973049981],
-            ),
-            (float, vec![], vec![1.0, 5.0], vec![-2.341607292503096, -2.261607292503096]),
-        ];
-        for (domain, observations, xs, expected) in cases {
-            let weights = default_weights(observations.len());
-            let parzen = Parzen::fit(&domain, &observations, &weights);
-            for (x, want) in xs.iter().zip(expected) {
+        let fixture = optuna_fixture("parzen.json");
+        let cases = fixture["cases"].as_array().expect("cases");
+        assert_eq!(cases.len(), 7, "every case of make_optuna.py");
+        for case in cases {
+            let domain = fixture_domain(&case["domain"]);
+            let internal = |xs: Vec<f64>| -> Vec<f64> {
+                xs.into_iter().map(|x| internal(&case["domain"], x)).collect()
+            };
+            let observations = internal(numbers(&case["observations"]));
+            let points = internal(numbers(&case["points"]));
+            let expected = numbers(&case["log_pdf"]);
+            assert_eq!(points.len(), expected.len(), "{domain:?}: one density per point");
+            assert!(!points.is_empty(), "{domain:?}: no point to check");
+            let parzen = Parzen::fit(&domain, &observations, &default_weights(observations.len()));
+            for (x, want) in points.iter().zip(expected) {
                 let got = parzen.log_pdf(*x);
                 assert!((got - want).abs() < 1e-9, "{domain:?} at {x}: {got} vs Optuna's {want}");
             }

@@ -1,12 +1,20 @@
 //! Helpers shared by the integration tests: where the reference fixtures live (in the
-//! repository, so a bare clone tests itself), running the real binary, and comparing numbers.
+//! repository, so a bare clone tests itself), running the real binary ([`TestCommand`]: a
+//! failure shows the command, its folder's files, stdout and stderr), reading a results
+//! database ([`db`]), and comparing numbers.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+pub mod child;
+pub mod command;
+pub mod db;
 pub mod parity;
+pub mod predictions;
 pub mod process;
+
+pub use command::{Run, TestCommand};
 
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -21,13 +29,9 @@ pub fn sample(path: &str) -> PathBuf {
     repo_root().join("data").join("sample").join(path)
 }
 
-/// Runs the real foldsweep binary in `dir`.
-pub fn foldsweep(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_foldsweep"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run foldsweep")
+/// Runs the real foldsweep binary in `dir` (the caller checks the outcome).
+pub fn foldsweep(dir: &Path, args: &[&str]) -> Run {
+    TestCommand::new(dir).args(args).output()
 }
 
 pub fn stderr(output: &Output) -> String {
@@ -105,13 +109,77 @@ impl Scratch {
         std::fs::read_to_string(self.path(name)).expect("read scratch file")
     }
 
-    pub fn run(&self, args: &[&str]) -> Output {
-        foldsweep(self.dir.path(), args)
+    /// The foldsweep binary in this folder, to add arguments to.
+    pub fn command(&self) -> TestCommand {
+        TestCommand::new(self.dir.path())
+    }
+
+    /// Runs foldsweep here (the caller checks the outcome).
+    pub fn run(&self, args: &[&str]) -> Run {
+        self.command().args(args).output()
+    }
+
+    /// Runs foldsweep here and expects exit code 0.
+    pub fn run_ok(&self, args: &[&str]) -> Run {
+        self.command().args(args).run()
     }
 
     /// `foldsweep train config.toml --fold 0`.
-    pub fn train(&self) -> Output {
+    pub fn train(&self) -> Run {
         self.run(&["train", "config.toml", "--fold", "0", "--out", "out", "--quiet"])
+    }
+
+    /// `foldsweep run sweep.toml --db results.db` (the caller checks the outcome).
+    pub fn run_sweep(&self) -> Run {
+        self.run(&["run", "sweep.toml", "--db", "results.db"])
+    }
+
+    /// The scratch folder's results database.
+    pub fn db(&self) -> PathBuf {
+        self.path("results.db")
+    }
+}
+
+/// The config ids `foldsweep run sweep.toml --dry-run` prints, in grid order.
+pub fn dry_run_ids(s: &Scratch) -> Vec<String> {
+    s.run_ok(&["run", "sweep.toml", "--dry-run"])
+        .stdout()
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.contains('('))
+        .map(|l| l.split_whitespace().next().unwrap().to_string())
+        .collect()
+}
+
+/// `foldsweep results --db results.db --format json` plus `extra`, parsed: one row per config.
+pub fn results_json(s: &Scratch, extra: &[&str]) -> Vec<serde_json::Value> {
+    let mut args = vec!["results", "--db", "results.db", "--format", "json"];
+    args.extend(extra);
+    let out = s.run_ok(&args);
+    match serde_json::from_str(&out.stdout()) {
+        Ok(serde_json::Value::Array(rows)) => rows,
+        _ => out.fail("results --format json is not a JSON list"),
+    }
+}
+
+/// A scratch folder whose `sweep.toml` is `sweep`.
+pub fn scratch_with_sweep(sweep: &str) -> Scratch {
+    let s = Scratch::new();
+    s.write("sweep.toml", sweep);
+    s
+}
+
+/// Copies a folder tree (a model folder a test then edits).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            // Written, not copied: a copy keeps a packaged file's read-only bit.
+            std::fs::write(&target, std::fs::read(entry.path()).unwrap()).unwrap();
+        }
     }
 }
 
@@ -204,11 +272,11 @@ pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
 }
 
 /// Asserts exit code 2, no panic, and that stderr mentions every given fragment.
-pub fn assert_bad_input(output: &Output, fragments: &[&str]) {
-    let err = stderr(output);
-    assert_eq!(output.status.code(), Some(2), "exit code; stderr:\n{err}");
-    assert!(!err.contains("panicked"), "panicked:\n{err}");
+pub fn assert_bad_input(run: &Run, fragments: &[&str]) {
+    run.expect_code(2);
+    let err = run.stderr();
+    run.check(!err.contains("panicked"), "panicked");
     for fragment in fragments {
-        assert!(err.contains(fragment), "stderr lacks {fragment:?}:\n{err}");
+        run.check(err.contains(fragment), &format!("stderr lacks {fragment:?}"));
     }
 }

@@ -3,15 +3,17 @@
 //! generic over the float type. `parity_f32.rs` and `parity_f64.rs` run them.
 //!
 //! float32 runs on the production CPU backend (flex); float64 on burn-ndarray, because flex
-//! computes in float32. They run in separate test binaries on purpose: burn 0.21 keeps
-//! per-device dtype settings, and with an f32 run earlier in the same process an ndarray
-//! "f64" run returned f32-rounded results.
+//! computes in float32. float64 runs in a process of its own (`parity_f64.rs` starts a child
+//! process of the test binary): burn 0.21 keeps per-device dtype settings, and with an f32 run
+//! earlier in the same process an ndarray "f64" run returned f32-rounded results. Every
+//! compared tensor's dtype is checked against the tier's, and the values are compared in f64.
 #![allow(dead_code)]
 
 use super::{assert_close_tol, fixture, flatten, values};
 use burn::module::{ModuleMapper, Param};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::DType;
 use burn::tensor::{Int, Tensor, TensorData};
 use foldsweep::config::{LossKind, ModelKind, WeightingConfig};
 use foldsweep::model::import::{from_state_dict, to_state_dict, StateDict, TorchTensor};
@@ -24,17 +26,54 @@ use serde_json::Value;
 
 const MODELS: [&str; 3] = ["standard", "ordinal", "heteroscedastic"];
 
-/// Relative and absolute tolerance of one comparison.
+/// A precision tier: the dtype every computed tensor must have, and the relative and absolute
+/// tolerance of the comparison with PyTorch's float64 numbers.
 #[derive(Clone, Copy)]
-pub struct Tol(pub f64, pub f64);
+pub struct Tol {
+    pub dtype: DType,
+    pub rel: f64,
+    pub abs: f64,
+}
 
 /// The production path (float32) against the float64 reference, as the fixture README says.
-pub const F32: Tol = Tol(1e-4, 1e-5);
-/// The same code in float64; results are compared after a float32 conversion, hence not 1e-12.
-pub const F64: Tol = Tol(1e-6, 1e-7);
+pub const F32: Tol = Tol { dtype: DType::F32, rel: 1e-4, abs: 1e-5 };
+/// The same code in float64, compared in float64: a float32 computation misses this by
+/// orders of magnitude (its rounding alone is 6e-8 relative), so passing proves float64.
+pub const F64: Tol = Tol { dtype: DType::F64, rel: 1e-10, abs: 1e-12 };
 
-fn assert_close(what: &str, tol: Tol, actual: &[f32], expected: &[f64]) {
-    assert_close_tol(what, actual, expected, tol.0, tol.1)
+impl Tol {
+    /// burn 0.21's `sigmoid` computes in f32 on every backend (burn-backend's default
+    /// `ActivationOps::sigmoid` casts to F32 and back), so a value that goes through it (the
+    /// ordinal model's score) is f32-rounded even in float64: the float32 tolerance for it.
+    fn through_burn_sigmoid(self) -> Tol {
+        Tol { dtype: self.dtype, rel: self.rel.max(1e-6), abs: self.abs.max(1e-7) }
+    }
+}
+
+/// Every element within `tol`, compared in f64; lengths first (a zip would stop early).
+fn assert_close(what: &str, tol: Tol, actual: &[f64], expected: &[f64]) {
+    assert_eq!(actual.len(), expected.len(), "{what}: length");
+    assert!(!expected.is_empty(), "{what}: nothing to compare");
+    let worst = actual
+        .iter()
+        .zip(expected)
+        .map(|(a, e)| (a - e).abs() / e.abs().max(tol.abs / tol.rel))
+        .fold(0.0, f64::max);
+    eprintln!("{what}: largest relative difference {worst:.1e} (allowed {:.0e})", tol.rel);
+    for (i, (&a, &e)) in actual.iter().zip(expected).enumerate() {
+        let diff = (a - e).abs();
+        assert!(
+            diff <= tol.abs.max(tol.rel * e.abs()),
+            "{what}[{i}]: got {a:e}, expected {e:e} (diff {diff:.3e}, allowed rel {:e} abs {:e})",
+            tol.rel,
+            tol.abs
+        );
+    }
+}
+
+/// float32 host numbers (weights, learning rates) at the float32 tier.
+fn assert_close_f32(what: &str, actual: &[f32], expected: &[f64]) {
+    assert_close_tol(what, actual, expected, F32.rel, F32.abs)
 }
 
 fn parity() -> Value {
@@ -106,8 +145,15 @@ fn inputs<B: Backend>(p: &Value, device: &B::Device) -> Inputs<B> {
     }
 }
 
-fn to_vec<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
-    t.into_data().convert::<f32>().into_vec().unwrap()
+/// The tensor's values in f64, after checking that it was computed in the tier's dtype.
+fn to_vec<B: Backend, const D: usize>(tol: Tol, t: Tensor<B, D>) -> Vec<f64> {
+    assert_eq!(t.dtype(), tol.dtype, "computed in the wrong float type");
+    t.into_data().convert::<f64>().into_vec().unwrap()
+}
+
+/// The model's parameters are in the tier's dtype (checked on its output head).
+fn assert_model_dtype<B: Backend>(tol: Tol, model: &foldsweep::model::PairModel<B>) {
+    assert_eq!(model.head.weight.val().dtype(), tol.dtype, "parameters in the wrong float type");
 }
 
 fn assert_state_dict(what: &str, tol: Tol, actual: &StateDict, expected: &Value) {
@@ -117,8 +163,7 @@ fn assert_state_dict(what: &str, tol: Tol, actual: &StateDict, expected: &Value)
         let (shape, v) = flatten(value);
         let got = actual.get(name).unwrap_or_else(|| panic!("{what}: missing {name}"));
         assert_eq!(got.shape, shape, "{what}: shape of {name}");
-        let got: Vec<f32> = got.values.iter().map(|&x| x as f32).collect();
-        assert_close(&format!("{what} {name}"), tol, &got, &v);
+        assert_close(&format!("{what} {name}"), tol, &got.values, &v);
     }
 }
 
@@ -129,6 +174,7 @@ pub fn check_forward<Cpu: Backend>(tol: Tol) {
         let m = &p["models"][name];
         let spec = spec(&p, name);
         let model = from_state_dict::<Cpu>(&spec, &state_dict(&m["params"]), &device).unwrap();
+        assert_model_dtype(tol, &model);
         let x = inputs::<Cpu>(&p, &device);
         let output = model.forward(x.metric, x.text);
         if spec.kind == ModelKind::Heteroscedastic {
@@ -136,27 +182,29 @@ pub fn check_forward<Cpu: Backend>(tol: Tol) {
             assert_close(
                 &format!("{name} mean"),
                 tol,
-                &to_vec(mean),
+                &to_vec(tol, mean),
                 &values(&m["outputs"]["mean"]),
             );
             assert_close(
                 &format!("{name} logvar"),
                 tol,
-                &to_vec(logvar),
+                &to_vec(tol, logvar),
                 &values(&m["outputs"]["logvar"]),
             );
         } else {
             assert_close(
                 &format!("{name} logits"),
                 tol,
-                &to_vec(output.clone()),
+                &to_vec(tol, output.clone()),
                 &values(&m["outputs"]["logits"]),
             );
         }
+        let score_tol =
+            if spec.kind == ModelKind::Ordinal { tol.through_burn_sigmoid() } else { tol };
         assert_close(
             &format!("{name} score"),
-            tol,
-            &to_vec(predict_score(spec.kind, output)),
+            score_tol,
+            &to_vec(tol, predict_score(spec.kind, output)),
             &values(&m["score"]),
         );
     }
@@ -179,13 +227,13 @@ pub fn check_losses<Cpu: Backend>(tol: Tol) {
             assert_close(
                 &format!("{loss_name} unweighted"),
                 tol,
-                &to_vec(unweighted),
+                &to_vec(tol, unweighted),
                 &[expected["unweighted"].as_f64().unwrap()],
             );
             assert_close(
                 &format!("{loss_name} weighted"),
                 tol,
-                &to_vec(weighted),
+                &to_vec(tol, weighted),
                 &[expected["weighted"].as_f64().unwrap()],
             );
             checked += 1;
@@ -215,11 +263,14 @@ pub fn check_gradients<CpuTrain: AutodiffBackend>(tol: Tol) {
         let m = &p["models"][name];
         let spec = spec(&p, name);
         let model = from_state_dict::<CpuTrain>(&spec, &state_dict(&m["params"]), &device).unwrap();
+        assert_model_dtype(tol, &model);
         let x = inputs::<CpuTrain>(&p, &device);
         let settings = LossSettings::report(loss_kind(m["grads"]["loss"].as_str().unwrap()));
         let loss = weighted_loss(&settings, model.forward(x.metric, x.text), &x.targets, x.weights);
+        assert_eq!(loss.dtype(), tol.dtype, "{name}: the loss's float type");
         let grads = loss.backward();
         let grad_model = model.map(&mut ParamsToGrads::<CpuTrain> { grads: &grads });
+        assert_model_dtype(tol, &grad_model);
         assert_state_dict(
             &format!("{name} gradient"),
             tol,
@@ -250,11 +301,13 @@ pub fn check_adam<CpuTrain: AutodiffBackend>(tol: Tol, tensor_ops: bool) {
             let x = inputs::<CpuTrain>(&p, &device);
             let loss =
                 weighted_loss(&settings, model.forward(x.metric, x.text), &x.targets, x.weights);
+            assert_eq!(loss.dtype(), tol.dtype, "{name}: the loss's float type");
             let grads = GradientsParams::from_grads(loss.backward(), &model);
             let (next, norm) = adam.step(a["lr"].as_f64().unwrap(), model, grads);
             model = next;
-            norms.push(norm as f32);
+            norms.push(norm);
         }
+        assert_model_dtype(tol, &model);
         assert_close(
             &format!("{name} grad norms"),
             tol,
@@ -282,7 +335,7 @@ pub fn check_plateau() {
         f("min_lr"),
     );
     let lrs: Vec<f32> = values(&s["val_rmse"]).iter().map(|&v| plateau.step(v) as f32).collect();
-    assert_close("learning rates", F32, &lrs, &values(&s["lr_after_each_step"]));
+    assert_close_f32("learning rates", &lrs, &values(&s["lr_after_each_step"]));
 }
 
 pub fn check_sample_weights() {
@@ -300,6 +353,6 @@ pub fn check_sample_weights() {
             boost_high_scores: case["boost_high_scores"].as_bool().unwrap(),
         };
         let weights: Vec<f32> = bin_weights(&counts, &config).iter().map(|&w| w as f32).collect();
-        assert_close(&format!("weights {config:?}"), F32, &weights, &values(&case["weights"]));
+        assert_close_f32(&format!("weights {config:?}"), &weights, &values(&case["weights"]));
     }
 }

@@ -38,9 +38,13 @@
 //!
 //! Everything here is a pure function of row-major f32 matrices and [`Sample`]s.
 
+pub mod fold;
+#[cfg(test)]
+mod fold_tests;
 pub mod gbdt;
 #[cfg(test)]
 mod gbdt_tests;
+pub mod pca;
 mod prototype;
 #[cfg(test)]
 mod tests;

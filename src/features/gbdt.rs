@@ -188,4 +188,25 @@ impl Gbdt {
         let x = ColumnMatrix::new(&data, features.rows, features.cols);
         self.booster.predict(&x, true).into_iter().map(|v| v as f32).collect()
     }
+
+    /// Calls `each(round, predictions)` after every round that was run (1-based), with the
+    /// predictions of the first `round` trees: the learning curve, one tree walk per row and
+    /// tree in all.
+    pub fn for_each_round(&self, features: &Matrix, mut each: impl FnMut(usize, &[f64])) {
+        let data = column_major(features);
+        let x = ColumnMatrix::new(&data, features.rows, features.cols);
+        let mut current = vec![self.booster.base_score; features.rows];
+        for (round, tree) in self.booster.trees.iter().enumerate() {
+            let step = tree.predict(&x, false, &self.booster.missing);
+            current.iter_mut().zip(step).for_each(|(c, v)| *c += v);
+            each(round + 1, &current);
+        }
+    }
+
+    /// Predict with the first `rounds` trees from now on (the caller's choice of best round).
+    pub fn use_rounds(&mut self, rounds: usize) {
+        let rounds = rounds.clamp(1, self.rounds_run.max(1));
+        self.booster.prediction_iteration = Some(rounds);
+        self.best_rounds = rounds;
+    }
 }

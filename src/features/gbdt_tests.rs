@@ -98,3 +98,29 @@ fn bad_settings_name_their_field() {
         assert!(err.to_string().contains(field), "{err}");
     }
 }
+
+#[test]
+fn the_learning_curve_ends_at_the_full_model_and_rounds_can_be_chosen() {
+    let (x, y) = problem(200, 0);
+    let config = GbdtConfig { trees: 30, ..quick() };
+    let mut model = fit(&config, 1, &x, &y, &vec![1.0; 200], None).unwrap();
+    let mut curve = Vec::new();
+    let mut last = Vec::new();
+    model.for_each_round(&x, |round, p| {
+        curve.push((round, rmse(&p.iter().map(|&v| v as f32).collect::<Vec<_>>(), &y)));
+        last = p.to_vec();
+    });
+    assert_eq!(curve.len(), 30);
+    assert!(curve[29].1 < curve[0].1, "training error falls: {curve:?}");
+    let full = model.predict(&x);
+    assert!(full.iter().zip(&last).all(|(a, b)| (*a as f64 - b).abs() < 1e-4));
+    let mut at_ten = Vec::new();
+    model.for_each_round(&x, |round, p| {
+        if round == 10 {
+            at_ten = p.to_vec()
+        }
+    });
+    model.use_rounds(10);
+    assert_eq!(model.best_rounds, 10);
+    assert!(model.predict(&x).iter().zip(&at_ten).all(|(a, b)| (*a as f64 - b).abs() < 1e-4));
+}

@@ -6,7 +6,7 @@
 //!                                  [--hidden 512,256,128] [--max-steps N]
 
 use foldsweep::backend::{cpu_device, CpuTrain};
-use foldsweep::bench::{run, EpochBench};
+use foldsweep::job::bench::{run, EpochBench};
 
 fn options() -> EpochBench {
     let mut o = EpochBench::default();

@@ -7,7 +7,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use crate::error::{InputError, InputResult};
+use crate::error::InputError;
 
 /// The CPU backend: burn's flex, float32, matrix products by the gemm crate on every core
 /// (rayon's pool: RAYON_NUM_THREADS caps it).
@@ -131,11 +131,6 @@ impl DeviceChoice {
     }
 }
 
-/// Parses `auto`, `cpu` or a list like `cuda:0,cuda:2` into the devices to schedule on.
-pub fn parse_devices(text: &str) -> InputResult<Vec<Device>> {
-    Ok(text.parse::<DeviceChoice>().map_err(|e| e.field("devices"))?.resolve())
-}
-
 /// GPUs visible to this build: none without the `cuda` feature. With it, the NVIDIA device
 /// nodes (no CUDA call, so a machine without a driver just has none), narrowed by
 /// CUDA_VISIBLE_DEVICES when set; CUDA renumbers visible devices from 0.
@@ -177,92 +172,11 @@ pub mod gpu {
     }
 }
 
-/// Trains one fold on the device.
-pub fn run_fold_on(
-    device: &Device,
-    config: &crate::config::Config,
-    data: &crate::job::TrainingData,
-    fold: usize,
-    checkpoint_dir: Option<&std::path::Path>,
-    on_epoch: &mut dyn FnMut(&crate::train::EpochLog),
-) -> anyhow::Result<crate::job::FoldResult> {
-    if *device == Device::Cpu {
-        return crate::job::run_fold::<CpuTrain>(
-            config,
-            data,
-            fold,
-            checkpoint_dir,
-            &cpu_device(),
-            on_epoch,
-        );
-    }
-    check_gpu_present(device)?;
-    #[cfg(feature = "cuda")]
-    if let Device::Cuda(index) = *device {
-        use crate::config::Precision;
-        let dev = gpu::device(index);
-        let dir = checkpoint_dir;
-        return match config.train.precision {
-            Precision::F32 => {
-                crate::job::run_fold::<gpu::GpuF32>(config, data, fold, dir, &dev, on_epoch)
-            }
-            Precision::Bf16 => {
-                crate::job::run_fold::<gpu::GpuBf16>(config, data, fold, dir, &dev, on_epoch)
-            }
-            Precision::F16 => {
-                crate::job::run_fold::<gpu::GpuF16>(config, data, fold, dir, &dev, on_epoch)
-            }
-        };
-    }
-    Err(unavailable(&device.to_string()).field("device").into())
-}
-
-/// A `cuda:N` that this machine does not have is a usage error, found before CUDA is touched
-/// (cudarc panics when it cannot load the driver).
-fn check_gpu_present(device: &Device) -> InputResult<()> {
-    if let Device::Cuda(index) = *device {
-        let found = detect_gpus().len();
-        if cfg!(feature = "cuda") && index >= found {
-            return Err(InputError::new(format!(
-                "no GPU {device} on this machine ({found} found)"
-            ))
-            .field("device"));
-        }
-    }
-    Ok(())
-}
-
-fn unavailable(device: &str) -> InputError {
+/// The usage error for a device this build cannot train on.
+pub fn unavailable(device: &str) -> InputError {
     InputError::new(format!(
         "device {device} is not available in this build (cpu, or cuda:N with --features cuda)"
     ))
-}
-
-/// The epoch benchmark on the named device in the given precision (for `foldsweep bench-epoch`).
-pub fn bench_epoch_on(
-    device: &Device,
-    precision: crate::config::Precision,
-    o: &crate::bench::EpochBench,
-) -> anyhow::Result<String> {
-    use crate::config::Precision;
-    if *device == Device::Cpu {
-        if precision != Precision::F32 {
-            return Err(InputError::new("reduced precision needs a GPU").field("precision").into());
-        }
-        return Ok(crate::bench::run::<CpuTrain>(o, &cpu_device(), "cpu"));
-    }
-    check_gpu_present(device)?;
-    #[cfg(feature = "cuda")]
-    if let Device::Cuda(index) = *device {
-        let dev = gpu::device(index);
-        let name = format!("{device} {precision:?}");
-        return Ok(match precision {
-            Precision::F32 => crate::bench::run::<gpu::GpuF32>(o, &dev, &name),
-            Precision::Bf16 => crate::bench::run::<gpu::GpuBf16>(o, &dev, &name),
-            Precision::F16 => crate::bench::run::<gpu::GpuF16>(o, &dev, &name),
-        });
-    }
-    Err(unavailable(&device.to_string()).field("device").into())
 }
 
 #[cfg(test)]

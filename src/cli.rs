@@ -411,12 +411,12 @@ fn run(cli: Cli) -> CommandResult {
         Command::Compare(args) => compare(args),
         Command::Export(args) => export(args),
         Command::BenchEpoch(args) => {
-            let o = crate::bench::EpochBench {
+            let o = crate::job::bench::EpochBench {
                 rank: args.rank,
                 max_steps: args.max_steps,
                 ..Default::default()
             };
-            println!("{}", crate::backend::bench_epoch_on(&args.device, args.precision, &o)?);
+            println!("{}", crate::job::bench_epoch_on(&args.device, args.precision, &o)?);
             Ok(ExitCode::SUCCESS)
         }
         Command::Report(args) => {
@@ -890,7 +890,7 @@ fn train(args: TrainArgs) -> CommandResult {
             );
         }
     };
-    let result = crate::backend::run_fold_on(
+    let result = crate::job::run_fold_on(
         &args.device,
         &config,
         &data,

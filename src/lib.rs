@@ -14,7 +14,6 @@
 
 mod alloc;
 pub mod backend;
-pub mod bench;
 #[allow(clippy::print_stdout)] // the command line is the one place that prints results
 pub mod cli;
 pub mod config;
@@ -24,6 +23,7 @@ pub mod error;
 pub mod features;
 pub mod job;
 pub mod model;
+pub mod nn;
 pub mod probe;
 pub mod report;
 pub mod sampling;

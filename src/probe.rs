@@ -13,173 +13,50 @@
 //! The shifted RMSE mixes real and probe rows as the user believes the test set does:
 //! `sqrt((1 - fraction) * MSE(real rows) + fraction * MSE(probe rows))`.
 
+use crate::sampling::Sample;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
-use serde::{Deserialize, Serialize};
 
-use crate::error::{InputError, InputResult};
-use crate::sampling::Sample;
+pub use crate::config::{Monitor, ProbeConfig, ValidationConfig};
 
-/// `[validation] probe = { fraction, score_min, score_max, ratio, seed }`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProbeConfig {
-    /// Share of the test set believed to be mismatched pairs, in (0, 1).
-    pub fraction: f64,
-    /// The scores such pairs would get (inclusive, integers 0..=10).
-    pub score_min: u32,
-    pub score_max: u32,
-    /// Probe rows per validation row.
-    #[serde(default = "one")]
-    pub ratio: f64,
-    #[serde(default)]
-    pub seed: u64,
-}
-
-fn one() -> f64 {
-    1.0
-}
-
-/// What early stopping and the plateau schedule watch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Monitor {
-    /// The real validation rows' RMSE (the only choice without probes).
-    Rmse,
-    /// The shifted RMSE (the default with probes).
-    #[default]
-    Shifted,
-}
-
-impl ProbeConfig {
-    pub fn validate(&self) -> InputResult<()> {
-        let field = |name: &str| format!("validation.probe.{name}");
-        if !(self.fraction.is_finite() && self.fraction > 0.0 && self.fraction < 1.0) {
-            return Err(InputError::new(format!("must be in (0, 1), got {}", self.fraction))
-                .field(field("fraction")));
-        }
-        if self.score_max > 10 || self.score_min > self.score_max {
-            return Err(InputError::new(format!(
-                "need 0 <= score_min <= score_max <= 10, got [{}, {}]",
-                self.score_min, self.score_max
-            ))
-            .field(field("score_max")));
-        }
-        if !(self.ratio.is_finite() && self.ratio > 0.0 && self.ratio <= 100.0) {
-            return Err(InputError::new(format!("must be in (0, 100], got {}", self.ratio))
-                .field(field("ratio")));
-        }
-        Ok(())
+/// Probe rows of one fold, made from that fold's validation rows only: each keeps a
+/// validation text and gets another metric, drawn uniformly. Deterministic by seed and fold,
+/// and the same for every config (nothing of the config enters).
+pub fn probe_rows(
+    probe: &ProbeConfig,
+    validation: &[Sample],
+    num_metrics: usize,
+    fold: usize,
+) -> Vec<Sample> {
+    let wanted = (probe.ratio * validation.len() as f64).round() as usize;
+    if wanted == 0 || validation.is_empty() || num_metrics < 2 {
+        return Vec::new();
     }
-
-    /// Mean and variance of a uniform integer score in [score_min, score_max].
-    fn target_moments(&self) -> (f64, f64) {
-        let (a, b) = (self.score_min as f64, self.score_max as f64);
-        let n = b - a + 1.0;
-        ((a + b) / 2.0, (n * n - 1.0) / 12.0)
-    }
-
-    /// Expected squared error of a prediction (clamped to [0, 10]) on a probe row.
-    pub fn squared_error(&self, prediction: f64) -> f64 {
-        let (mean, variance) = self.target_moments();
-        (prediction.clamp(0.0, 10.0) - mean).powi(2) + variance
-    }
-
-    /// RMSE over probe rows' predictions.
-    pub fn rmse(&self, predictions: &[f32]) -> f64 {
-        (self.mse(predictions.iter().map(|&p| p as f64))).sqrt()
-    }
-
-    pub fn mse(&self, predictions: impl IntoIterator<Item = f64>) -> f64 {
-        let (sum, n) = predictions
-            .into_iter()
-            .fold((0.0, 0usize), |(sum, n), p| (sum + self.squared_error(p), n + 1));
-        sum / n.max(1) as f64
-    }
-
-    /// `sqrt((1 - F) * real_mse + F * probe_mse)`.
-    pub fn shifted_rmse(&self, real_mse: f64, probe_mse: f64) -> f64 {
-        ((1.0 - self.fraction) * real_mse + self.fraction * probe_mse).sqrt()
-    }
-
-    /// Probe rows of one fold, made from that fold's validation rows only: each keeps a
-    /// validation text and gets another metric, drawn uniformly. Deterministic by seed and fold,
-    /// and the same for every config (nothing of the config enters).
-    pub fn probe_rows(
-        &self,
-        validation: &[Sample],
-        num_metrics: usize,
-        fold: usize,
-    ) -> Vec<Sample> {
-        let wanted = (self.ratio * validation.len() as f64).round() as usize;
-        if wanted == 0 || validation.is_empty() || num_metrics < 2 {
-            return Vec::new();
-        }
-        let mut rng = StdRng::seed_from_u64(
-            self.seed ^ (fold as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x009b_0be5,
-        );
-        let mut order: Vec<usize> = (0..validation.len()).collect();
-        let mut probes = Vec::with_capacity(wanted);
-        while probes.len() < wanted {
-            order.shuffle(&mut rng);
-            for &i in order.iter().take(wanted - probes.len()) {
-                let source = validation[i];
-                let mut metric = rng.random_range(0..num_metrics - 1);
-                if metric >= source.metric_row {
-                    metric += 1;
-                }
-                let (mean, _) = self.target_moments();
-                probes.push(Sample {
-                    metric_row: metric,
-                    target: mean as f32,
-                    synthetic: true,
-                    weight: 1.0,
-                    ..source
-                });
+    let mut rng = StdRng::seed_from_u64(
+        probe.seed ^ (fold as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x009b_0be5,
+    );
+    let mut order: Vec<usize> = (0..validation.len()).collect();
+    let mut probes = Vec::with_capacity(wanted);
+    while probes.len() < wanted {
+        order.shuffle(&mut rng);
+        for &i in order.iter().take(wanted - probes.len()) {
+            let source = validation[i];
+            let mut metric = rng.random_range(0..num_metrics - 1);
+            if metric >= source.metric_row {
+                metric += 1;
             }
-        }
-        probes
-    }
-}
-
-/// `[validation]`: sweep-wide, never a grid axis; part of every config's identity (its id),
-/// so configs judged on other probes are other results.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct ValidationConfig {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub probe: Option<ProbeConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub monitor: Option<Monitor>,
-}
-
-impl ValidationConfig {
-    /// No `[validation]` section: serialized configs (and so config ids) stay as before.
-    pub fn is_unset(&self) -> bool {
-        self.probe.is_none() && self.monitor.is_none()
-    }
-
-    /// What early stopping watches: `shifted` with probes unless told otherwise, else `rmse`.
-    pub fn monitor(&self) -> Monitor {
-        match (self.monitor, &self.probe) {
-            (Some(monitor), _) => monitor,
-            (None, Some(_)) => Monitor::Shifted,
-            (None, None) => Monitor::Rmse,
+            let (mean, _) = probe.target_moments();
+            probes.push(Sample {
+                metric_row: metric,
+                target: mean as f32,
+                synthetic: true,
+                weight: 1.0,
+                ..source
+            });
         }
     }
-
-    pub fn validate(&self) -> InputResult<()> {
-        if let Some(probe) = &self.probe {
-            probe.validate()?;
-        } else if self.monitor == Some(Monitor::Shifted) {
-            return Err(InputError::new(
-                "\"shifted\" needs probes: add validation.probe = { fraction, score_min, score_max }",
-            )
-            .field("validation.monitor"));
-        }
-        Ok(())
-    }
+    probes
 }
 
 #[cfg(test)]
@@ -225,7 +102,7 @@ mod tests {
     fn probe_rows_come_from_validation_rows_with_another_metric_and_are_deterministic() {
         let p = probe();
         let val = validation_rows(50, 7);
-        let probes = p.probe_rows(&val, 7, 2);
+        let probes = probe_rows(&p, &val, 7, 2);
         assert_eq!(probes.len(), 50);
         for probe in &probes {
             let source =
@@ -234,12 +111,12 @@ mod tests {
             assert_ne!(probe.metric_row, source.metric_row, "another metric");
             assert!(probe.metric_row < 7);
         }
-        assert_eq!(probes, p.probe_rows(&val, 7, 2), "same seed and fold, same probes");
-        assert_ne!(probes, p.probe_rows(&val, 7, 3), "another fold, other probes");
+        assert_eq!(probes, probe_rows(&p, &val, 7, 2), "same seed and fold, same probes");
+        assert_ne!(probes, probe_rows(&p, &val, 7, 3), "another fold, other probes");
         let reseeded = ProbeConfig { seed: 8, ..p.clone() };
-        assert_ne!(probes, reseeded.probe_rows(&val, 7, 2), "another seed, other probes");
+        assert_ne!(probes, probe_rows(&reseeded, &val, 7, 2), "another seed, other probes");
         let double = ProbeConfig { ratio: 2.0, ..p };
-        assert_eq!(double.probe_rows(&val, 7, 2).len(), 100);
+        assert_eq!(probe_rows(&double, &val, 7, 2).len(), 100);
     }
 
     #[test]

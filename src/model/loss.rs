@@ -5,9 +5,10 @@
 
 use burn::tensor::activation::{log_sigmoid, log_softmax, sigmoid, softmax};
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, FloatDType, Int, Tensor};
+use burn::tensor::{Int, Tensor};
 
 use crate::config::{LossKind, ModelKind, TrainConfig};
+use crate::nn::in_f32;
 
 pub const NUM_CLASSES: usize = 11;
 
@@ -85,15 +86,6 @@ pub fn weighted_loss<B: Backend>(
 ) -> Tensor<B, 1> {
     let targets = Targets { score: in_f32(targets.score.clone()), class: targets.class.clone() };
     (per_sample_loss(settings, in_f32(output), &targets) * in_f32(weights)).mean()
-}
-
-/// The tensor in f32; unchanged (no graph node) when it already is.
-pub fn in_f32<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<B, D> {
-    if tensor.dtype() == DType::F32 {
-        tensor
-    } else {
-        tensor.cast(FloatDType::F32)
-    }
 }
 
 /// 0, 1, ..., classes - 1 as a float row in `like`'s dtype (the device default may differ).

@@ -4,7 +4,6 @@
 //! Generic over the burn backend: the same code trains on flex (CPU) and CUDA.
 
 pub mod bilinear;
-pub mod dropout;
 pub mod import;
 pub mod loss;
 
@@ -15,8 +14,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
 use crate::config::{ModelKind, TrainConfig};
+pub use crate::nn::HostDropout;
 pub use bilinear::{Bilinear, LowRankBilinear};
-pub use dropout::HostDropout;
 pub use loss::{predict_score, LossSettings, Targets, NUM_CLASSES};
 
 /// Everything that fixes the model's shape.

@@ -12,16 +12,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::backend::{cpu_device, Cpu};
 use crate::config::{Config, TextEncoderKind};
-use crate::data::{Dataset, MetricTable, Split};
 use crate::error::InputError;
-use crate::job::{test_fingerprint, unlabelled_samples};
-use crate::model::ModelSpec;
+use crate::job::{predict_from_checkpoints, test_fingerprint};
 use crate::sampling::NUM_BINS;
 use crate::store::{FoldMetrics, Store};
-use crate::text::{text_features, Part};
-use crate::train::{checkpoint, predict, Features};
 
 #[derive(Debug, Clone)]
 pub struct ExportRequest {
@@ -150,21 +145,11 @@ fn checkpoint_predictions(
         .into());
     }
     config.text.test_embeddings = test_embeddings(&config, request, test_path)?;
-    let metrics = MetricTable::load(&config.data.metric_names, &config.data.metric_embeddings)?;
-    let test = Dataset::load(test_path, Split::Test, metrics)?;
-    let texts = text_features(&config, &test, Part::Test)?;
-    let samples = unlabelled_samples(&test);
-    let features = Features { metrics: &test.metrics.embeddings, texts: &texts };
-    let device = cpu_device();
-    let mut out = Vec::with_capacity(folds.len());
-    for fold in folds {
-        let dir = store.base_dir().join(fold.checkpoint.as_deref().expect("checked above"));
-        let (spec, model) = checkpoint::load::<Cpu>(&dir, &device)?;
-        check_widths(&spec, &dir, test.metrics.dim(), texts.cols)?;
-        let scores = predict(&model, features, &samples, &device).scores;
-        out.push(scores.into_iter().map(f64::from).collect());
-    }
-    Ok(out)
+    let dirs: Vec<PathBuf> = folds
+        .iter()
+        .map(|fold| store.base_dir().join(fold.checkpoint.as_deref().expect("checked above")))
+        .collect();
+    predict_from_checkpoints(&config, test_path, &dirs)
 }
 
 fn mean_of(folds: &[Vec<f64>]) -> Vec<f64> {
@@ -211,27 +196,6 @@ fn test_embeddings(
         .field("test_embeddings")),
         (None, _) => Ok(config.text.test_embeddings.clone()),
     }
-}
-
-/// A checkpoint only fits features of the widths it was trained on; say so rather than let
-/// burn panic on the shapes.
-fn check_widths(
-    spec: &ModelSpec,
-    checkpoint: &Path,
-    metric_width: usize,
-    text_width: usize,
-) -> Result<(), InputError> {
-    if spec.d_metric == metric_width && spec.d_text == text_width {
-        return Ok(());
-    }
-    Err(InputError::in_file(
-        checkpoint,
-        format!(
-            "the checkpoint was trained on metric width {} and text width {}, but the test \
-             features have metric width {metric_width} and text width {text_width}",
-            spec.d_metric, spec.d_text
-        ),
-    ))
 }
 
 pub fn write_submission(path: &Path, scores: &[f64], rounded: bool) -> anyhow::Result<()> {

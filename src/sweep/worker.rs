@@ -58,7 +58,7 @@ pub fn run_worker(job_file: &Path) -> anyhow::Result<()> {
         }
     };
     let device: crate::backend::Device = spec.device.parse()?;
-    let outcome = match crate::backend::run_fold_on(
+    let outcome = match crate::job::run_fold_on(
         &device,
         &spec.config,
         &data,

@@ -16,8 +16,8 @@ use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 use rayon::prelude::*;
 
-use super::kernels::dot_f64;
 use super::optim::AdamCoeffs;
+use crate::nn::kernels::dot_f64;
 
 /// What the weight gradient is made of, on the host: row-major batch x dim matrices.
 pub struct BilinearBatch {

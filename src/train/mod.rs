@@ -2,7 +2,6 @@
 
 pub mod checkpoint;
 pub mod fused;
-pub mod kernels;
 pub mod metrics;
 pub mod optim;
 pub mod schedule;

@@ -13,12 +13,13 @@ use rayon::prelude::*;
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{DType, ElementConversion, Tensor, TensorData};
+use burn::tensor::{DType, Tensor, TensorData};
 
 use super::fused::BilinearBatch;
-use super::kernels::sum_sq_f64;
-use crate::model::loss::in_f32;
 use crate::model::{Bilinear, PairModel};
+use crate::nn::global_grad_norm;
+use crate::nn::in_f32;
+use crate::nn::kernels::sum_sq_f64;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AdamSettings {
@@ -374,25 +375,4 @@ impl<B: AutodiffBackend> ModuleMapper<B> for HostAdamMapper<'_, B> {
         });
         Param::from_mapped_value(id, tensor, mapper)
     }
-}
-
-/// The L2 norm of all gradients together.
-pub fn global_grad_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
-    module: &M,
-    grads: &GradientsParams,
-) -> f64 {
-    struct SumOfSquares<'a> {
-        grads: &'a GradientsParams,
-        total: f64,
-    }
-    impl<B: AutodiffBackend> ModuleVisitor<B> for SumOfSquares<'_> {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            if let Some(grad) = self.grads.get::<B::InnerBackend, D>(param.id) {
-                self.total += in_f32(grad).powi_scalar(2).sum().into_scalar().elem::<f64>();
-            }
-        }
-    }
-    let mut visitor = SumOfSquares { grads, total: 0.0 };
-    module.visit(&mut visitor);
-    visitor.total.sqrt()
 }

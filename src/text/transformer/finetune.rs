@@ -24,43 +24,8 @@ use super::pooling::{l2_normalize, pool};
 use super::tokenize::TextTokenizer;
 use super::weights::WeightSource;
 use crate::backend::{cpu_device, Cpu, CpuTrain};
+pub use crate::config::FinetuneSettings;
 use crate::error::InputError;
-
-/// Training settings; [`Default`] is the SimCSE recipe of the brief. Serializable so that a
-/// fine-tuned model can be keyed by the settings that made it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct FinetuneSettings {
-    pub epochs: usize,
-    pub batch_size: usize,
-    pub lr: f64,
-    /// Fraction of all steps spent warming the learning rate up from 0.
-    pub warmup_fraction: f64,
-    /// Cosine similarities are multiplied by this before the cross-entropy.
-    pub scale: f64,
-    pub weight_decay: f64,
-    /// Global gradient-norm limit (`None`: no clipping).
-    pub max_grad_norm: Option<f64>,
-    /// Seeds both the shuffling and the dropout masks.
-    pub seed: u64,
-    /// Stop after this many steps (the schedule is still planned for the full run).
-    pub max_steps: Option<usize>,
-}
-
-impl Default for FinetuneSettings {
-    fn default() -> Self {
-        FinetuneSettings {
-            epochs: 3,
-            batch_size: 64,
-            lr: 2e-5,
-            warmup_fraction: 0.1,
-            scale: 20.0,
-            weight_decay: 0.01,
-            max_grad_norm: Some(1.0),
-            seed: 42,
-            max_steps: None,
-        }
-    }
-}
 
 /// What [`finetune`] did, and the trained model (already saved to the output folder).
 pub struct FinetuneReport {
@@ -237,7 +202,7 @@ fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     grads: &mut GradientsParams,
     max_norm: f64,
 ) {
-    let norm = crate::train::optim::global_grad_norm::<B, M>(module, grads);
+    let norm = crate::nn::global_grad_norm::<B, M>(module, grads);
     let factor = max_norm / (norm + 1e-6);
     if factor >= 1.0 {
         return;

@@ -11,7 +11,7 @@ use burn::tensor::{Int, Tensor, TensorData, TensorPrimitive};
 use super::config::{Architecture, TransformerConfig};
 use super::weights::{Exported, WeightSource};
 use crate::error::InputResult;
-use crate::model::HostDropout;
+use crate::nn::HostDropout;
 
 /// Added to the attention scores of padded keys: exp() of it is exactly 0 after softmax's
 /// max subtraction, as with PyTorch's `finfo.min`, without the risk of -inf arithmetic.

@@ -1,6 +1,10 @@
 //! A job: one resolved config trained and evaluated on one fold. Sweeps run many of them;
 //! `foldsweep train` runs one.
 
+pub mod bench;
+mod device;
+mod infer;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -16,6 +20,8 @@ use crate::model::ModelSpec;
 use crate::sampling::{apply_weights, synthetic_negatives, Sample};
 use crate::text::{text_features, Part};
 use crate::train::{checkpoint, fit_probed, predict, EpochLog, EvalMetrics, Features, Probes};
+pub use device::{bench_epoch_on, run_fold_on};
+pub use infer::predict_from_checkpoints;
 
 /// The training data of a config, loaded once and shared by all its folds.
 #[derive(Debug, Clone)]
@@ -216,8 +222,9 @@ pub fn run_fold<B: AutodiffBackend>(
     }
     let (train, val) = data.fold_samples(config, k);
     let probe_config = config.validation.probe.as_ref();
-    let probe_rows =
-        probe_config.map(|p| p.probe_rows(&val, data.dataset.metrics.len(), k)).unwrap_or_default();
+    let probe_rows = probe_config
+        .map(|p| crate::probe::probe_rows(p, &val, data.dataset.metrics.len(), k))
+        .unwrap_or_default();
     let probes = probe_config.map(|config_probe| Probes {
         rows: &probe_rows,
         config: config_probe,

@@ -75,7 +75,7 @@ pub fn synthetic_negatives(
 }
 
 /// [`synthetic_negatives`], with `families` (metric row -> family index, see
-/// [`crate::features::families`]): the negative's metric is drawn from the metrics of other
+/// `features::families`): the negative's metric is drawn from the metrics of other
 /// families only, since a sibling metric may well fit the text. A source whose family holds
 /// every metric has no such metric and falls back to any other metric. Without `families`
 /// the draws are exactly those of [`synthetic_negatives`].

@@ -899,6 +899,8 @@ fn train(args: TrainArgs) -> CommandResult {
         &mut on_epoch,
     )?;
     let json = serde_json::to_string_pretty(&result)?;
+    // A gbdt job saves no checkpoint, which would otherwise have made the folder.
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     crate::util::write_atomic(&out.join("result.json"), json.as_bytes())
         .with_context(|| format!("writing the result into {}", out.display()))?;
     print_summary(&result, &out);

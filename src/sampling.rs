@@ -141,7 +141,7 @@ mod tests {
     }
 
     fn config() -> SyntheticConfig {
-        SyntheticConfig { ratio: 2.0, score_min: 0, score_max: 2 }
+        SyntheticConfig { ratio: 2.0, score_min: 0, score_max: 2, other_family: false }
     }
 
     #[test]

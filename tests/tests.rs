@@ -10,6 +10,7 @@ mod export;
 mod finetune_sweep;
 mod parity_f32;
 mod parity_f64;
+mod prototypes;
 mod reduced_precision;
 mod report_html;
 mod search;

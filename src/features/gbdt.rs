@@ -15,69 +15,9 @@ use forust_ml::metric::Metric;
 use forust_ml::objective::ObjectiveType;
 use forust_ml::sampler::SampleMethod;
 use forust_ml::Matrix as ColumnMatrix;
-use serde::{Deserialize, Serialize};
 
+pub use crate::config::GbdtConfig;
 use crate::data::Matrix;
-use crate::error::{InputError, InputResult};
-
-/// `[train.gbdt]`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GbdtConfig {
-    /// Boosting rounds at most (early stopping may end sooner).
-    pub trees: usize,
-    pub learning_rate: f64,
-    pub max_depth: usize,
-    /// Least sum of (weighted) hessians in a leaf; for squared error, the summed sample weight.
-    pub min_child_weight: f64,
-    /// Share of the training rows each tree is grown on (1 = all).
-    pub subsample: f64,
-    /// Stop when the evaluation RMSE has not improved for this many rounds; 0 = never stop early
-    /// (then every round is used).
-    pub early_stopping_rounds: usize,
-    /// Inputs besides the prototype features: this many principal components of the text
-    /// embedding, fitted on the fold's training texts.
-    pub text_components: usize,
-    /// Also the metric embedding itself.
-    pub metric_embedding: bool,
-}
-
-impl Default for GbdtConfig {
-    fn default() -> Self {
-        GbdtConfig {
-            trees: 300,
-            learning_rate: 0.05,
-            max_depth: 4,
-            min_child_weight: 1.0,
-            subsample: 0.8,
-            early_stopping_rounds: 30,
-            text_components: 0,
-            metric_embedding: false,
-        }
-    }
-}
-
-impl GbdtConfig {
-    pub fn validate(&self) -> InputResult<()> {
-        let bad = |field: &str, why: &str| Err(InputError::new(why.to_string()).field(field));
-        if self.trees == 0 {
-            return bad("train.gbdt.trees", "must be at least 1");
-        }
-        if !(self.learning_rate > 0.0 && self.learning_rate <= 1.0) {
-            return bad("train.gbdt.learning_rate", "must be in (0, 1]");
-        }
-        if self.max_depth == 0 {
-            return bad("train.gbdt.max_depth", "must be at least 1");
-        }
-        if !(self.min_child_weight >= 0.0 && self.min_child_weight.is_finite()) {
-            return bad("train.gbdt.min_child_weight", "must be a finite number >= 0");
-        }
-        if !(self.subsample > 0.0 && self.subsample <= 1.0) {
-            return bad("train.gbdt.subsample", "must be in (0, 1]");
-        }
-        Ok(())
-    }
-}
 
 /// Rows, targets and weights of an evaluation set (the fold's validation rows, probes too).
 #[derive(Debug, Clone, Copy)]

@@ -49,50 +49,10 @@ mod prototype;
 #[cfg(test)]
 mod tests;
 
-use serde::{Deserialize, Serialize};
-
+pub use crate::config::{CosineColumns, FeaturesConfig, PrototypeLevel};
 use crate::data::Matrix;
 use crate::sampling::Sample;
 pub use prototype::{PrototypeSet, RowStats, STAT_NAMES};
-
-/// Which prototypes a row is compared with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PrototypeLevel {
-    #[default]
-    Metric,
-    Family,
-    Both,
-}
-
-impl PrototypeLevel {
-    pub fn uses_metrics(self) -> bool {
-        matches!(self, PrototypeLevel::Metric | PrototypeLevel::Both)
-    }
-
-    pub fn uses_families(self) -> bool {
-        matches!(self, PrototypeLevel::Family | PrototypeLevel::Both)
-    }
-}
-
-/// `prototype_cosines`: only the statistics of the own prototype, or also the row's cosine to
-/// every prototype (one column per metric or family).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum CosineColumns {
-    #[default]
-    Own,
-    All,
-}
-
-/// The `[features]` section.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct FeaturesConfig {
-    pub prototypes: bool,
-    pub prototype_cosines: CosineColumns,
-    pub prototype_level: PrototypeLevel,
-}
 
 /// The family of a metric name: the part before the first `/`, or the whole name.
 pub fn family_of(name: &str) -> &str {

@@ -196,8 +196,6 @@ impl Default for TrainConfig {
     }
 }
 
-/// Largest layer or feature width, batch size or rank a config may ask for: far above any real
-
 impl TrainConfig {
     pub fn validate(&self) -> InputResult<()> {
         if !is_valid_pair(self.model, self.loss) {

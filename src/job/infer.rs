@@ -32,7 +32,7 @@ pub fn predict_from_checkpoints(
     }
     let metrics = MetricTable::load(&config.data.metric_names, &config.data.metric_embeddings)?;
     let test = Dataset::load(test_path, Split::Test, metrics)?;
-    let texts = text_features(&config, &test, Part::Test)?;
+    let texts = text_features(config, &test, Part::Test)?;
     let samples = unlabelled_samples(&test);
     let features = Features { metrics: &test.metrics.embeddings, texts: &texts };
     let device = cpu_device();

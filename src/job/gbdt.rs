@@ -178,3 +178,64 @@ pub fn train_trees(
         train_seconds: started.elapsed().as_secs_f64(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(monitor: &str) -> Config {
+        Config::parse(&format!(
+            r#"
+[data]
+train = "t.json"
+metric_names = "n.json"
+metric_embeddings = "e.npy"
+
+[validation]
+probe = {{ fraction = 0.35, score_min = 0, score_max = 3 }}
+monitor = "{monitor}"
+"#
+        ))
+        .unwrap()
+    }
+
+    fn sample(target: f32) -> Sample {
+        Sample { metric_row: 0, text_row: 0, target, weight: 1.0, record: 0, synthetic: false }
+    }
+
+    /// The weighted MSE early stopping watches is the shifted MSE less the band's variance, for
+    /// any predictions: so both pick the same round.
+    #[test]
+    fn the_evaluation_weights_make_the_weighted_mse_the_shifted_one() {
+        let config = config("shifted");
+        let val: Vec<Sample> = [9.0, 10.0, 2.0].into_iter().map(sample).collect();
+        let probes: Vec<Sample> = (0..5).map(|_| sample(1.5)).collect();
+        let inputs = TreeMatrices {
+            train: Matrix::new(0, 1, vec![]),
+            val: Matrix::new(3, 1, vec![1.0, 2.0, 3.0]),
+            probes: Matrix::new(5, 1, vec![4.0; 5]),
+            test: None,
+        };
+        let (x, y, w) = eval_set(&config, &inputs, &val, &probes);
+        assert_eq!((x.rows, y.len(), w.len()), (8, 8, 8));
+        let probe = config.validation.probe.as_ref().unwrap();
+        let (_, variance) = probe.target_moments();
+        for predictions in [[8.0f32, 9.5, 3.0, 1.0, 2.0, 0.5, 3.0, 1.5], [5.0; 8]] {
+            let weighted: f64 =
+                (0..8).map(|i| w[i] as f64 * ((predictions[i] - y[i]) as f64).powi(2)).sum::<f64>()
+                    / w.iter().map(|&v| v as f64).sum::<f64>();
+            let real_mse =
+                (0..3).map(|i| ((predictions[i] - y[i]) as f64).powi(2)).sum::<f64>() / 3.0;
+            let probe_mse = probe.mse(predictions[3..].iter().map(|&p| p as f64));
+            let shifted_mse = probe.shifted_rmse(real_mse, probe_mse).powi(2);
+            assert!(
+                (weighted - (shifted_mse - 0.35 * variance)).abs() < 1e-5,
+                "{weighted} vs {shifted_mse}"
+            );
+        }
+        // Watching the plain RMSE, the probes stay out.
+        let (x, _, w) = eval_set(&config("rmse"), &inputs, &val, &probes);
+        assert_eq!(x.rows, 3);
+        assert_eq!(w, vec![1.0; 3]);
+    }
+}

@@ -41,7 +41,7 @@ record() {
 record run run sweeps/quick.toml --devices cpu --jobs-per-device 1
 record results results
 record results_csv results --format csv --all
-best=$("$bin" results --format csv | sed -n 2p | cut -d, -f1)
+best=$("$bin" results --format csv | sed -n 2p | cut -d, -f2)
 record show show "$best"
 record compare compare
 record export export --best --out submission.csv

@@ -15,7 +15,8 @@ use crate::config::{Config, Precision};
 use crate::error::{Error, InputError};
 pub use crate::error::{EXIT_BAD_INPUT, EXIT_FAILED};
 use crate::job::{FoldResult, TrainingData};
-use crate::report::{self, ConfigSummary, Criterion, OutputFormat, SortKey};
+use crate::report::{self, OutputFormat};
+use crate::results::{self, ConfigSummary, Criterion, Retired, SortKey};
 use crate::store::Store;
 use crate::sweep::shard::Shard;
 use crate::sweep::{RunOptions, SweepFile};
@@ -382,6 +383,17 @@ fn prints_a_report(command: &Command) -> bool {
     !matches!(command, Command::Run(_) | Command::Worker { .. } | Command::Serve(_))
 }
 
+/// The worker's side of the protocol: each finished epoch is one JSON line on stdout. A closed
+/// pipe means the coordinator is gone: stop rather than train for nobody.
+fn report_epoch_to_coordinator(epoch: &crate::train::EpochLog) {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    let line = serde_json::to_string(epoch).expect("an epoch log serializes");
+    if writeln!(stdout, "{line}").and_then(|_| stdout.flush()).is_err() {
+        std::process::exit(EXIT_FAILED as i32);
+    }
+}
+
 fn end_quietly_on_a_closed_pipe() {
     // SAFETY: restores the default disposition of SIGPIPE before any thread starts.
     unsafe {
@@ -455,7 +467,7 @@ fn run(cli: Cli) -> CommandResult {
         Command::Embed(args) => embed(args),
         Command::Finetune(args) => finetune(args),
         Command::Worker { job_file } => {
-            crate::sweep::worker::run_worker(&job_file)?;
+            crate::sweep::worker::run_worker(&job_file, &mut report_epoch_to_coordinator)?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -728,7 +740,7 @@ fn results(args: ResultsArgs) -> CommandResult {
     let store = Store::open_existing(&args.db)?;
     let (sweep_id, name) = store.resolve_sweep(args.sweep.as_deref())?;
     let exporter = report::exporter(args.format);
-    let (mut rows, sort) = report::summaries_by(&store, sweep_id, args.sort, args.all)?;
+    let (mut rows, sort) = results::summaries_by(&store, sweep_id, args.sort, retired(args.all))?;
     require_probes(&rows, sort == SortKey::Probe || sort == SortKey::Shifted, "--sort")?;
     let keys = report::varying_keys(&rows);
     if let Some(top) = args.top {
@@ -745,7 +757,8 @@ fn compare(args: CompareArgs) -> CommandResult {
     let store = Store::open_existing(&args.db)?;
     let (sweep_id, _) = store.resolve_sweep(args.sweep.as_deref())?;
     let by = if args.by_macro { Some(Criterion::Macro) } else { args.by };
-    let (rows, key) = report::summaries_by(&store, sweep_id, by.map(Criterion::sort_key), false)?;
+    let (rows, key) =
+        results::summaries_by(&store, sweep_id, by.map(Criterion::sort_key), Retired::Exclude)?;
     let by = by.unwrap_or_else(|| Criterion::default_for(&rows));
     require_probes(&rows, key == SortKey::Shifted, "--by")?;
     let report = report::compare::compare(&store, &rows, args.baseline.as_deref(), by)?;
@@ -758,7 +771,7 @@ fn compare(args: CompareArgs) -> CommandResult {
 
 /// A criterion that needs probes on a sweep without them is a usage error.
 fn require_probes(rows: &[ConfigSummary], needed: bool, flag: &str) -> Result<(), Error> {
-    if needed && !report::has_probes(rows) {
+    if needed && !results::has_probes(rows) {
         return Err(InputError::new(
             "this sweep has no validation probes: add [validation] probe = { fraction, \
              score_min, score_max } to the sweep file and rerun it",
@@ -778,10 +791,14 @@ fn export(args: ExportArgs) -> CommandResult {
         (Some(id), _) => id.clone(),
         (None, true) => {
             let (sweep_id, _) = store.resolve_sweep(args.sweep.as_deref())?;
-            let (rows, key) =
-                report::summaries_by(&store, sweep_id, args.by.map(Criterion::sort_key), false)?;
+            let (rows, key) = results::summaries_by(
+                &store,
+                sweep_id,
+                args.by.map(Criterion::sort_key),
+                Retired::Exclude,
+            )?;
             require_probes(&rows, key == SortKey::Shifted, "--by")?;
-            report::best(&rows, key)
+            results::best(&rows, key)
                 .ok_or_else(|| {
                     InputError::new("no config of this sweep has results yet").field("--best")
                 })?
@@ -804,9 +821,11 @@ fn export(args: ExportArgs) -> CommandResult {
     };
     let done = report::export::export(&store, &request)?;
     let summary = match store.sweep_of_config(&config_id)? {
-        Some(sweep_id) => report::summaries_with(&store, sweep_id, SortKey::Oof, true)?
-            .into_iter()
-            .find(|r| r.id == config_id),
+        Some(sweep_id) => {
+            results::summaries_with(&store, sweep_id, SortKey::Oof, Retired::Include)?
+                .into_iter()
+                .find(|r| r.id == config_id)
+        }
         None => None,
     };
     let source = match done.source {
@@ -849,7 +868,7 @@ fn print_distribution(done: &report::export::ExportReport) {
 fn export_ensemble(store: &Store, args: &ExportArgs, rounds: usize) -> CommandResult {
     let (sweep_id, _) = store.resolve_sweep(args.sweep.as_deref())?;
     let (rows, key) =
-        report::summaries_by(store, sweep_id, args.by.map(Criterion::sort_key), false)?;
+        results::summaries_by(store, sweep_id, args.by.map(Criterion::sort_key), Retired::Exclude)?;
     require_probes(&rows, key == SortKey::Shifted, "--by")?;
     let by = args.by.unwrap_or_else(|| Criterion::default_for(&rows));
     let done = report::ensemble::export_ensemble(store, &rows, by, rounds, &args.out, args.round)?;
@@ -956,4 +975,13 @@ fn print_summary(result: &FoldResult, out: &Path) {
     }
     println!("{table}");
     println!("wrote {}", out.join("result.json").display());
+}
+
+/// `--all` as the summaries' choice of configs.
+fn retired(all: bool) -> Retired {
+    if all {
+        Retired::Include
+    } else {
+        Retired::Exclude
+    }
 }

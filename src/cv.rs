@@ -48,13 +48,8 @@ impl FoldAssignment {
         for &fold in &self.fold_of {
             hasher.update((fold as u32).to_le_bytes());
         }
-        hex16(&hasher.finalize())
+        crate::util::hex16(&hasher.finalize())
     }
-}
-
-/// First 16 hex digits of a digest: short enough to read, long enough never to collide here.
-pub fn hex16(digest: &[u8]) -> String {
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

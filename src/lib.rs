@@ -26,6 +26,7 @@ pub mod model;
 pub mod nn;
 pub mod probe;
 pub mod report;
+pub mod results;
 pub mod sampling;
 pub mod search;
 pub mod serve;

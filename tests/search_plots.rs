@@ -3,9 +3,9 @@
 
 use foldsweep::report::html::{render, render_with_trials};
 use foldsweep::report::search_plots::{
-    history, importances, render_search_section, slice, space_from_points, TrialPoint,
+    history, importances, render_search_section, slice, space_from_points,
 };
-use foldsweep::search::{Axis, Domain, Space};
+use foldsweep::search::{Axis, Domain, Space, TrialPoint};
 use foldsweep::store::{NewConfig, Store, SweepDefinition};
 use toml::Value;
 

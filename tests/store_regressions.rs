@@ -219,7 +219,7 @@ fn a_running_job_whose_owner_pid_now_belongs_to_another_process_is_requeued() {
     // time differs (PID reuse, or PID 1 of a restarted container).
     conn.execute(
         "UPDATE jobs SET status = 'running', pid = ?1, host = ?2 WHERE fold = 0",
-        rusqlite::params![std::process::id(), foldsweep::store::hostname()],
+        rusqlite::params![std::process::id(), foldsweep::util::process::hostname()],
     )
     .unwrap();
     let columns = strings(&conn, "SELECT name FROM pragma_table_info('jobs')");

@@ -93,7 +93,7 @@ pub fn test_fingerprint(config: &Config, path: &Path) -> InputResult<String> {
         hasher.update((bytes.len() as u64).to_le_bytes());
         hasher.update(&bytes);
     }
-    Ok(crate::cv::hex16(&hasher.finalize()))
+    Ok(crate::util::hex16(&hasher.finalize()))
 }
 
 impl TrainingData {

@@ -8,8 +8,8 @@
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use super::{ConfigSummary, Criterion};
 use crate::error::{InputError, InputResult};
+use crate::results::{ConfigSummary, Criterion};
 
 /// The test of one config against the reference on the folds both finished.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -172,7 +172,7 @@ pub fn reference<'a>(
         Some(id) => summaries.iter().find(|s| s.id == id).ok_or_else(|| {
             InputError::new(format!("config {id:?} is not part of this sweep")).field("baseline")
         }),
-        None => super::best(summaries, by.sort_key()).ok_or_else(|| {
+        None => crate::results::best(summaries, by.sort_key()).ok_or_else(|| {
             InputError::new("no config of this sweep has a finished fold yet").field("sweep")
         }),
     }

@@ -295,14 +295,14 @@ pub struct EnsembleExport {
 /// weighted average of their stored test predictions written as a submission.
 pub fn export_ensemble(
     store: &crate::store::Store,
-    summaries: &[super::ConfigSummary],
-    criterion: super::Criterion,
+    summaries: &[crate::results::ConfigSummary],
+    criterion: crate::results::Criterion,
     rounds: usize,
     out: &std::path::Path,
     round: bool,
 ) -> anyhow::Result<EnsembleExport> {
     use crate::error::InputError;
-    let complete: Vec<&super::ConfigSummary> = summaries
+    let complete: Vec<&crate::results::ConfigSummary> = summaries
         .iter()
         .filter(|s| !s.retired && s.diverged == 0 && s.folds_done == s.folds_total)
         .collect();
@@ -313,9 +313,9 @@ pub fn export_ensemble(
     }
     let (rows, candidates) = candidates(store, &complete)?;
     let criterion = match criterion {
-        super::Criterion::Oof => Criterion::Oof,
-        super::Criterion::Macro => Criterion::Macro,
-        super::Criterion::Shifted => {
+        crate::results::Criterion::Oof => Criterion::Oof,
+        crate::results::Criterion::Macro => Criterion::Macro,
+        crate::results::Criterion::Shifted => {
             Criterion::Shifted(complete[0].probe.clone().ok_or_else(|| {
                 InputError::new("shifted RMSE needs [validation] probe in the sweep").field("by")
             })?)
@@ -355,7 +355,7 @@ type RowKeys = (Vec<usize>, Vec<(usize, usize, usize)>);
 /// The rows and every config's predictions of them, checked to be the same rows.
 fn candidates(
     store: &crate::store::Store,
-    configs: &[&super::ConfigSummary],
+    configs: &[&crate::results::ConfigSummary],
 ) -> anyhow::Result<(Rows, Vec<Candidate>)> {
     let mut rows: Option<Rows> = None;
     let mut keys: Option<RowKeys> = None;

@@ -11,11 +11,13 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::search_plots::{render_search_section, TrialPoint};
-use super::{has_probes, oof_predictions, summaries_by, varying_keys, ConfigSummary, Criterion};
+use super::search_plots::render_search_section;
+use super::varying_keys;
 use crate::data::score_bin;
+use crate::results::{has_probes, summaries_by, ConfigSummary, Criterion, Retired};
 use crate::sampling::NUM_BINS;
 use crate::search::Space;
+use crate::search::TrialPoint;
 use crate::store::{JobStatus, Store};
 
 /// How many of the best configs the per-score chart compares: more bars per score stop being readable.
@@ -58,7 +60,7 @@ pub fn render_with_trials(
 ) -> anyhow::Result<String> {
     let head = SweepHead::load(store, sweep_id)?;
     // Sorted by the sweep's default criterion: shifted RMSE with validation probes.
-    let (rows, key) = summaries_by(store, sweep_id, None, false)?;
+    let (rows, key) = summaries_by(store, sweep_id, None, Retired::Exclude)?;
     let keys = varying_keys(&rows);
     // Configs without results sort last, so the first row is the best if any has results.
     let best = rows.first().filter(|r| key.value(r).is_some());
@@ -771,7 +773,7 @@ pub(crate) fn histogram_figure(
     best: Option<&ConfigSummary>,
 ) -> anyhow::Result<Figure> {
     let oof = match best {
-        Some(b) => oof_predictions(store, &b.id)?,
+        Some(b) => store.oof_predictions(&b.id)?,
         None => Vec::new(),
     };
     let (predicted, truth) = score_histograms(&oof);

@@ -15,33 +15,8 @@ use super::html::{
     chart, color, escape, grouped_bars, padded, render_svg, Axes, Chart, Figure, GroupedBars,
 };
 use crate::search::importance::ped_anova;
-use crate::search::{Axis, Domain, Point, Space, Trial};
-
-/// One trial of a study as the report shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TrialPoint {
-    /// The trial number (its order in the study).
-    pub number: u64,
-    /// The values it ran with.
-    pub point: Point,
-    /// Its objective (lower is better): over all folds for a complete trial, the last value
-    /// it reported for a pruned one; `None` for a failed trial or one pruned before any.
-    pub value: Option<f64>,
-    /// Stopped early by a pruner.
-    pub pruned: bool,
-}
-
-impl TrialPoint {
-    /// Finished with a usable objective: not pruned and a finite value.
-    fn is_complete(&self) -> bool {
-        !self.pruned && self.value.is_some_and(f64::is_finite)
-    }
-
-    /// Pruned with a finite last value, so it has a place on a chart.
-    fn is_pruned_with_value(&self) -> bool {
-        self.pruned && self.value.is_some_and(f64::is_finite)
-    }
-}
+use crate::search::TrialPoint;
+use crate::search::{Axis, Domain, Space, Trial};
 
 /// Palette slots: the same meaning on every chart of the section.
 const COMPLETE: usize = 0;

@@ -39,7 +39,7 @@ pub fn show(store: &Store, config_id: &str) -> anyhow::Result<String> {
         out += &format!("error {e}\n");
     }
     out += &format!("\n{}\n", bins_table(store, config_id)?);
-    if let Some(probe) = super::probe_config(store, config_id)? {
+    if let Some(probe) = crate::results::probe_config(store, config_id)? {
         out += &probe_section(store, config_id, &probe)?;
     }
     out += &margin_section(&config);

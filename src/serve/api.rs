@@ -11,7 +11,7 @@ use serde_json::json;
 
 use super::http::{Request, Response};
 use super::{data, is_config_id, is_plausible_sweep_name};
-use crate::report::SortKey;
+use crate::results::SortKey;
 
 pub fn route(db: &Path, segments: &[&str], request: &Request) -> anyhow::Result<Response> {
     match segments {

@@ -1,7 +1,7 @@
 //! Everything `serve` reads from the results database, in one place.
 //!
 //! Pages and the JSON API call only this module, and this module calls only the library's
-//! public read functions (`report::summaries_by`, `report::compare`, the report's charts and
+//! public read functions (`results::summaries_by`, `report::compare`, the report's charts and
 //! `Store`'s typed reads): the store owns the SQL, so src/serve holds none.
 
 use std::collections::BTreeMap;
@@ -14,8 +14,9 @@ use crate::report::html::{
     axis_figure, histogram_figure, learning_curve_chart, learning_curve_figure, per_score_figure,
     Figure,
 };
-use crate::report::{
-    best, summaries_by, summaries_with, varying_keys, ConfigSummary, Criterion, SortKey,
+use crate::report::varying_keys;
+use crate::results::{
+    best, summaries_by, summaries_with, ConfigSummary, Criterion, Retired, SortKey,
 };
 use crate::store::RunningJob;
 use crate::store::{JobRecord, JobStatus, Store};
@@ -103,7 +104,7 @@ pub fn sweep_id(store: &Store, name: &str) -> anyhow::Result<Option<i64>> {
 pub fn sweeps(store: &Store) -> anyhow::Result<Vec<SweepOverview>> {
     let mut out = Vec::new();
     for sweep in store.sweep_list()? {
-        let (rows, key) = summaries_by(store, sweep.id, None, false)?;
+        let (rows, key) = summaries_by(store, sweep.id, None, Retired::Exclude)?;
         let best = best(&rows, key).and_then(|r| {
             key.value(r).map(|rmse| BestConfig {
                 id: r.id.clone(),
@@ -157,7 +158,7 @@ pub fn progress(store: &Store, sweep_id: i64, name: &str) -> anyhow::Result<Swee
     };
     Ok(SweepProgress {
         sweep: name.to_string(),
-        now: crate::store::now(),
+        now: crate::util::process::now(),
         jobs,
         running,
         mean_job_seconds,
@@ -172,7 +173,7 @@ pub fn results(
     sweep_id: i64,
     sort: Option<SortKey>,
 ) -> anyhow::Result<(Vec<ConfigSummary>, SortKey)> {
-    summaries_by(store, sweep_id, sort, false)
+    summaries_by(store, sweep_id, sort, Retired::Exclude)
 }
 
 /// Whether a sort key reads figures only a sweep with validation probes has.
@@ -182,7 +183,7 @@ pub fn needs_probes(key: SortKey) -> bool {
 
 /// Whether the sweep's configs are judged on validation probes (probe and shifted columns).
 pub fn has_probes(rows: &[ConfigSummary]) -> bool {
-    crate::report::has_probes(rows)
+    crate::results::has_probes(rows)
 }
 
 /// `compare`'s verdicts against the best config by the sweep's default criterion (as
@@ -221,7 +222,7 @@ pub fn config(store: &Store, id: &str) -> anyhow::Result<Option<ConfigDetail>> {
     let sweeps = store.config_sweeps(id)?;
     let summary = match sweeps.first() {
         // Retired configs too: their page still shows what they got.
-        Some(sweep) => summaries_with(store, sweep.sweep_id, SortKey::Oof, true)?
+        Some(sweep) => summaries_with(store, sweep.sweep_id, SortKey::Oof, Retired::Include)?
             .into_iter()
             .find(|s| s.id == id),
         None => None,

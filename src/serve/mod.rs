@@ -93,7 +93,7 @@ impl Server {
             format!("foldsweep serve: http://{addr}/ (read-only, {})\n", self.context.db.display());
         if let Some(token) = self.token() {
             let host = if addr.ip().is_unspecified() {
-                crate::store::hostname()
+                crate::util::process::hostname()
             } else {
                 link_host(addr.ip())
             };

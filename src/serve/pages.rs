@@ -14,7 +14,8 @@ use super::http::{percent_encode, Request, Response, HTML};
 use super::{is_config_id, not_found};
 use crate::report::compare::CompareReport;
 use crate::report::html::{escape, STYLE};
-use crate::report::{varying_keys, ConfigSummary, SortKey};
+use crate::report::varying_keys;
+use crate::results::{ConfigSummary, SortKey};
 use crate::sampling::NUM_BINS;
 use crate::store::JobStatus;
 

@@ -1,4 +1,4 @@
-//! The SQL of `foldsweep merge` (the rules are in [`crate::sweep::merge`]): a shard database is
+//! The SQL of `foldsweep merge` (the rules are in `sweep::merge`): a shard database is
 //! attached and its rows copied across in one transaction.
 
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use rusqlite::{params, OptionalExtension, TransactionBehavior};
 
 use super::{JobStatus, Store};
 use crate::error::InputError;
-use crate::sweep::merge::same_file;
+use crate::util::same_file;
 
 /// Columns of the per-job result tables, after `job_id`.
 const RESULT_TABLES: &[(&str, &str)] = &[
@@ -22,7 +22,7 @@ const RESULT_TABLES: &[(&str, &str)] = &[
 
 impl Store {
     /// Copies a shard database's sweeps, configs and finished jobs (with everything they
-    /// recorded) into this one, in one transaction; see [`crate::sweep::merge`] for the rules.
+    /// recorded) into this one, in one transaction; see `sweep::merge` for the rules.
     /// Returns (jobs added, jobs already done here).
     pub fn merge_shard(&mut self, shard: &Path) -> anyhow::Result<(usize, usize)> {
         let target_dir = self.base_dir();

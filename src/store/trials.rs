@@ -4,8 +4,19 @@
 
 use rusqlite::{params, OptionalExtension};
 
-use super::{now, JobStatus, NewConfig, Store, TrialRow, TrialState};
+use super::{now, JobStatus, NewConfig, Store};
 use crate::search::Point;
+
+/// One trial as stored: its stream position, config, point and the (status, count) of its
+/// config's jobs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrialRecord {
+    pub number: u64,
+    pub shard: String,
+    pub config_id: String,
+    pub point: Point,
+    pub statuses: Vec<(JobStatus, usize)>,
+}
 
 /// A trial to register: its stream position, its config and the config's fold jobs.
 pub struct NewTrial<'a> {
@@ -75,9 +86,9 @@ impl Store {
         Ok(())
     }
 
-    /// Every trial of a sweep, by shard then number, with its value
-    /// ([`crate::sweep::objective::config_value`]), pruned flag and state.
-    pub fn trials(&self, sweep_id: i64) -> anyhow::Result<Vec<TrialRow>> {
+    /// Every trial of a sweep, by shard then number, with its config's job statuses; what
+    /// they add up to (value, state) is `results::trials`'.
+    pub fn trial_records(&self, sweep_id: i64) -> anyhow::Result<Vec<TrialRecord>> {
         let raw: Vec<(i64, String, String, String)> = {
             let mut stmt = self.conn.prepare(
                 "SELECT number, shard, config_id, point FROM trials WHERE sweep_id = ?1 ORDER BY shard, number",
@@ -86,29 +97,11 @@ impl Store {
                 stmt.query_map([sweep_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
             rows.collect::<Result<_, _>>()?
         };
-        if raw.is_empty() {
-            return Ok(Vec::new());
-        }
-        let summaries =
-            crate::report::summaries_with(self, sweep_id, crate::report::SortKey::Oof, true)?;
         raw.into_iter()
             .map(|(number, shard, config_id, point)| {
                 let point: Point = serde_json::from_str(&point)?;
-                let value = summaries
-                    .iter()
-                    .find(|s| s.id == config_id)
-                    .and_then(crate::sweep::objective::config_value);
                 let statuses = self.config_status_counts(&config_id)?;
-                let pruned = statuses.iter().any(|(s, _)| *s == JobStatus::Pruned);
-                Ok(TrialRow {
-                    number: number as u64,
-                    shard,
-                    config_id,
-                    point,
-                    value,
-                    pruned,
-                    state: trial_state(&statuses),
-                })
+                Ok(TrialRecord { number: number as u64, shard, config_id, point, statuses })
             })
             .collect()
     }
@@ -121,22 +114,5 @@ impl Store {
         let rows =
             stmt.query_map([config_id], |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as usize)))?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-}
-
-/// A trial runs while any job of its config is unfinished; then a failure, a divergence or
-/// a prune says how it ended (in that order), else it is complete.
-fn trial_state(statuses: &[(JobStatus, usize)]) -> TrialState {
-    let has = |wanted: JobStatus| statuses.iter().any(|(s, _)| *s == wanted);
-    if has(JobStatus::Pending) || has(JobStatus::Running) || has(JobStatus::Interrupted) {
-        TrialState::Running
-    } else if has(JobStatus::Failed) {
-        TrialState::Failed
-    } else if has(JobStatus::Diverged) {
-        TrialState::Diverged
-    } else if has(JobStatus::Pruned) {
-        TrialState::Pruned
-    } else {
-        TrialState::Complete
     }
 }

@@ -26,7 +26,7 @@ pub fn merge(shards: &[PathBuf], into: &Path) -> anyhow::Result<MergeSummary> {
         if !shard.exists() {
             return Err(InputError::in_file(shard, "no such shard database").into());
         }
-        if same_file(shard, into) {
+        if crate::util::same_file(shard, into) {
             return Err(InputError::in_file(shard, "is the target database itself").into());
         }
         Store::open(shard).with_context(|| format!("checking {}", shard.display()))?; // schema version check
@@ -36,8 +36,4 @@ pub fn merge(shards: &[PathBuf], into: &Path) -> anyhow::Result<MergeSummary> {
         summary.jobs_already_there += present;
     }
     Ok(summary)
-}
-
-pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
-    matches!((a.canonicalize(), b.canonicalize()), (Ok(x), Ok(y)) if x == y)
 }

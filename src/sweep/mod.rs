@@ -12,13 +12,12 @@
 //!
 //! A random or tpe sweep ([`study`]) registers its configs one trial at a time as slots free
 //! up; pruners ([`pruning`], `[search] prune`) stop jobs early and record them as `pruned`
-//! results. What every search and pruner minimises is in [`objective`].
+//! results. What every search and pruner minimises is in `results::objective`.
 //!
 //! The loop does not print: it reports [`SweepEvent`]s to a callback, which the CLI renders
 //! as bars or log lines (and a test can simply collect).
 
 pub mod merge;
-pub mod objective;
 mod pruning;
 pub mod shard;
 pub mod slurm;
@@ -41,6 +40,7 @@ use crate::backend::Device;
 use crate::config::Config;
 use crate::cv::FoldAssignment;
 use crate::data::{Dataset, MetricTable, Split};
+use crate::results::objective;
 use crate::search::{Decision, PruneConfig, Strategy};
 use crate::store::{JobRow, JobStatus, NewConfig, Store, SweepDefinition};
 use crate::train::EpochLog;
@@ -672,7 +672,7 @@ impl SweepLoop<'_> {
         let count = |state| rows.iter().filter(|r| r.state == state).count();
         let best = rows
             .iter()
-            .filter(|r| r.state == crate::store::TrialState::Complete)
+            .filter(|r| r.state == crate::results::TrialState::Complete)
             .filter_map(|r| r.value)
             .min_by(f64::total_cmp);
         Ok(SweepEvent::TrialStarted {
@@ -680,9 +680,9 @@ impl SweepLoop<'_> {
             label: trial.label,
             trials: study.budget,
             progress: TrialCounts {
-                complete: count(crate::store::TrialState::Complete),
-                running: count(crate::store::TrialState::Running),
-                pruned: count(crate::store::TrialState::Pruned),
+                complete: count(crate::results::TrialState::Complete),
+                running: count(crate::results::TrialState::Running),
+                pruned: count(crate::results::TrialState::Pruned),
                 best,
             },
         })

@@ -10,8 +10,8 @@
 //!   by [`objective::config_value`]; while none is complete (fold-major order), the best
 //!   config with the most folds.
 
-use super::objective;
-use crate::report::{summaries, ConfigSummary, SortKey};
+use crate::results::objective;
+use crate::results::{summaries, ConfigSummary, SortKey};
 use crate::search::{asha_decision, race, rung_epochs, Decision, PruneConfig};
 use crate::store::{JobStatus, Store};
 

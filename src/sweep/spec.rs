@@ -489,7 +489,7 @@ pub fn config_id(config: &Config, data_fingerprint: &str, fold_hash: &str) -> St
     hasher.update(serde_json::to_string(&canonical).expect("json").as_bytes());
     hasher.update(data_fingerprint.as_bytes());
     hasher.update(fold_hash.as_bytes());
-    crate::cv::hex16(&hasher.finalize())[..12].to_string()
+    crate::util::hex16(&hasher.finalize())[..12].to_string()
 }
 
 /// Content hash of everything a config reads: train records, metric table, precomputed text
@@ -516,7 +516,7 @@ pub fn data_fingerprint(config: &Config) -> anyhow::Result<String> {
         let spec = crate::text::transformer::ModelSpec::load(dir)?;
         hasher.update(crate::text::transformer::cache::model_hash(&spec)?.as_bytes());
     }
-    Ok(crate::cv::hex16(&hasher.finalize()))
+    Ok(crate::util::hex16(&hasher.finalize()))
 }
 
 /// The sweep's fingerprint (for merge's "same sweep" check): a hash of its configs' sorted,
@@ -529,7 +529,7 @@ pub fn sweep_fingerprint(config_fingerprints: &[String]) -> String {
     for fingerprint in sorted {
         hasher.update(fingerprint.as_bytes());
     }
-    crate::cv::hex16(&hasher.finalize())
+    crate::util::hex16(&hasher.finalize())
 }
 
 /// Varying keys as a JSON object, for the database.

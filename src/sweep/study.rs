@@ -18,8 +18,9 @@ use std::collections::HashMap;
 use super::shard::Shard;
 use super::{config_id, spec, GridPoint, SweepFile};
 use crate::cv::FoldAssignment;
+use crate::results::{trials, TrialRow, TrialState};
 use crate::search::{Point, Sampler, Space, Trial};
-use crate::store::{NewConfig, NewTrial, Store, TrialRow, TrialState};
+use crate::store::{NewConfig, NewTrial, Store};
 
 /// A random or tpe search as one coordinator runs it.
 pub struct Study<'a> {
@@ -83,7 +84,7 @@ impl<'a> Study<'a> {
 
     /// This stream's trials, in number order.
     pub fn trials(&self, store: &Store, sweep_id: i64) -> anyhow::Result<Vec<TrialRow>> {
-        Ok(store.trials(sweep_id)?.into_iter().filter(|t| t.shard == self.stream).collect())
+        Ok(trials(store, sweep_id)?.into_iter().filter(|t| t.shard == self.stream).collect())
     }
 
     /// Proposes and registers the next trial; None once the stream has its `budget`.
@@ -179,8 +180,8 @@ fn history_of(rows: &[TrialRow]) -> (Vec<Trial>, Vec<Point>) {
 pub fn report_trials(
     store: &Store,
     sweep_id: i64,
-) -> anyhow::Result<(Vec<crate::report::search_plots::TrialPoint>, Option<Space>)> {
-    let rows = store.trials(sweep_id)?;
+) -> anyhow::Result<(Vec<crate::search::TrialPoint>, Option<Space>)> {
+    let rows = trials(store, sweep_id)?;
     if rows.is_empty() {
         return Ok((Vec::new(), None));
     }
@@ -192,7 +193,7 @@ pub fn report_trials(
     let points = rows
         .into_iter()
         .enumerate()
-        .map(|(i, r)| crate::report::search_plots::TrialPoint {
+        .map(|(i, r)| crate::search::TrialPoint {
             number: i as u64,
             point: r.point,
             value: r.value,

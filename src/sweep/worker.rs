@@ -5,7 +5,6 @@
 //! the job file. Anything on stderr is kept by the coordinator as the job's error text if it
 //! fails.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -38,7 +37,12 @@ pub enum WorkerOutcome {
     Diverged(Diverged),
 }
 
-pub fn run_worker(job_file: &Path) -> anyhow::Result<()> {
+/// Trains the job file's fold, handing each finished epoch to `on_epoch` (the CLI writes it to
+/// the coordinator's pipe), and writes the outcome to the job's result path.
+pub fn run_worker(
+    job_file: &Path,
+    on_epoch: &mut dyn FnMut(&crate::train::EpochLog),
+) -> anyhow::Result<()> {
     let spec: JobSpec = serde_json::from_slice(
         &std::fs::read(job_file).with_context(|| format!("reading {}", job_file.display()))?,
     )
@@ -47,16 +51,6 @@ pub fn run_worker(job_file: &Path) -> anyhow::Result<()> {
         panic!("deliberate panic on fold {} ({PANIC_ON_FOLD} is set)", spec.fold);
     }
     let data = TrainingData::load(&spec.config)?;
-    let mut stdout = std::io::stdout().lock();
-    let mut on_epoch = |e: &crate::train::EpochLog| {
-        // A closed pipe means the coordinator is gone: stop rather than train for nobody.
-        if writeln!(stdout, "{}", serde_json::to_string(e).expect("epoch json"))
-            .and_then(|_| stdout.flush())
-            .is_err()
-        {
-            std::process::exit(crate::cli::EXIT_FAILED as i32);
-        }
-    };
     let device: crate::backend::Device = spec.device.parse()?;
     let outcome = match crate::job::run_fold_on(
         &device,
@@ -64,7 +58,7 @@ pub fn run_worker(job_file: &Path) -> anyhow::Result<()> {
         &data,
         spec.fold,
         spec.checkpoint_dir.as_deref(),
-        &mut on_epoch,
+        on_epoch,
     ) {
         Ok(result) => WorkerOutcome::Done(Box::new(result)),
         Err(error) => WorkerOutcome::Diverged(error.downcast::<Diverged>()?),

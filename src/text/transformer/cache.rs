@@ -156,11 +156,7 @@ fn hash_files(spec: &ModelSpec, files: &[PathBuf]) -> anyhow::Result<String> {
             hasher.update(&buffer[..n]);
         }
     }
-    Ok(hex(&hasher.finalize()))
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(crate::util::hex(&hasher.finalize()))
 }
 
 /// The entries of a cache file; `Err(reason)` when it exists but cannot be trusted.

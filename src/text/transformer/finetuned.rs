@@ -13,9 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use sha2::{Digest, Sha256};
 
-use super::cache::{hex, model_hash};
+use super::cache::model_hash;
 use super::config::ModelSpec;
 use super::finetune::{finetune, planned_steps, FinetuneSettings};
+use crate::util::hex;
 
 /// Bumped whenever the fine-tuning code could train a different model from the same inputs,
 /// so that folders made by an older implementation are not reused.
@@ -110,17 +111,11 @@ fn remove_stale_partials(target: &Path) {
         else {
             continue;
         };
-        if !process_alive(pid) && std::fs::remove_dir_all(entry.path()).is_ok() {
+        if !crate::util::process::process_alive(pid as i64)
+            && std::fs::remove_dir_all(entry.path()).is_ok()
+        {
             eprintln!("removed {}, left unfinished by process {pid}", entry.path().display());
         }
-    }
-}
-
-fn process_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists and may be signalled.
-    unsafe {
-        libc::kill(pid, 0) == 0
-            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
     }
 }
 

@@ -1,10 +1,10 @@
 //! The one place that says what a sweep minimises, at each level a search or pruner looks at.
 //! Lower is better everywhere. With validation probes the shifted RMSE replaces the validation
-//! RMSE (see [`crate::probe`]): a search that minimised the validation RMSE alone would find the
+//! RMSE (see the `probe` module): a search that minimised the validation RMSE alone would find the
 //! shift-blind configs first.
 
+use super::ConfigSummary;
 use crate::config::Config;
-use crate::report::ConfigSummary;
 use crate::store::FoldMetrics;
 use crate::train::EpochLog;
 

@@ -10,8 +10,9 @@
 # each scored against the problem's shifted test labels (test_scores.csv), with its shifted
 # RMSE and the mean seconds per job (train_seconds as stored, and the job's wall time from
 # start to finish, process start included).
-# A second, smaller sweep (`family`, on the sample problem only unless FAMILY_ON_BIG=1) asks
-# whether family prototypes or other-family negatives change the picture.
+# Two smaller sweeps (on the sample problem only unless FAMILY_ON_BIG=1): `family` asks whether
+# family prototypes or other-family negatives change the picture, `extras` whether the trees
+# gain from 16 principal components of the text and the metric embedding as inputs too.
 #   scripts/bench_prototypes.sh                     both problems
 #   PROBLEMS=sample scripts/bench_prototypes.sh     the 400-record sample only (seconds)
 # Settings (environment): PROBLEMS ("sample big"), BIG_TRAIN (5000), BIG_TEST (2000),
@@ -52,9 +53,14 @@ loss = ["hybrid", "heteroscedastic", "squared_error"]
 loss = ["hybrid", "squared_error"]
 "features.prototype_level" = ["metric", "both"]
 "synthetic.other_family" = [false, true]' ;;
+        extras) grid='model = ["gbdt"]
+loss = ["squared_error"]
+"features.prototypes" = [false, true]
+"synthetic.ratio" = [0.3, 1.0]' ;;
     esac
-    local prototypes=false
+    local prototypes=false extras=""
     [[ $2 == family ]] && prototypes=true
+    [[ $2 == extras ]] && extras=", text_components = 16, metric_embedding = true"
     cat <<TOML
 name = "$1-$2"
 
@@ -84,7 +90,7 @@ patience = 10
 seed = 0
 weighting = { temperature = 0.5, min_weight = 0.5, max_weight = 8.0, boost_high_scores = true }
 synthetic = { ratio = 0.3, score_min = 0, score_max = 3 }
-gbdt = { trees = 300, learning_rate = 0.05, max_depth = 4, early_stopping_rounds = 30 }
+gbdt = { trees = 300, learning_rate = 0.05, max_depth = 4, early_stopping_rounds = 30$extras }
 
 [features]
 prototypes = $prototypes
@@ -149,7 +155,7 @@ for problem in $problems; do
     db="$out/$problem.db"
     rm -f "$db"
     variants=base
-    [[ $problem == sample || -n ${FAMILY_ON_BIG:-} ]] && variants="base family"
+    [[ $problem == sample || -n ${FAMILY_ON_BIG:-} ]] && variants="base family extras"
     for variant in $variants; do
         sweep_file "$problem" "$variant" > "$out/$problem-$variant.toml"
         started=$(date +%s)
@@ -176,20 +182,23 @@ for problem in $problems; do
         echo "| mean of the three | $(rmse "$out/$problem-mean3.csv" "$data/test_scores.csv") | - | - | - | |"
         best=$("$bin" export --db "$db" --sweep "$problem-base" --best --no-round --out "$out/$problem-best.csv" | awk '/^config /{print $2; exit}' | tr -d :)
         echo "| \`export --best\` picks \`$best\` | $(rmse "$out/$problem-best.csv" "$data/test_scores.csv") | | | | |"
-        if [[ $variants == *family* ]]; then
-            "$bin" results --db "$db" --sweep "$problem-family" --format json > "$out/$problem-family.json"
+        for variant in ${variants#base}; do
+            "$bin" results --db "$db" --sweep "$problem-$variant" --format json > "$out/$problem-$variant.json"
             echo
-            echo "Family prototypes and other-family negatives ($problem, prototypes on):"
+            case $variant in
+                family) echo "Family prototypes and other-family negatives ($problem, prototypes on):" ;;
+                extras) echo "gbdt with 16 text components and the metric embedding as inputs too ($problem):" ;;
+            esac
             echo
             echo "| config | test RMSE | shifted RMSE | grid values |"
             echo "|---|---|---|---|"
             python3 -c 'import json,sys; [print(r["id"]) for r in json.load(open(sys.argv[1]))]' \
-                "$out/$problem-family.json" | while read -r id; do
+                "$out/$problem-$variant.json" | while read -r id; do
                 "$bin" export --db "$db" --config "$id" --no-round --out "$out/f.csv" > /dev/null
-                IFS=$'\t' read -r shifted _ _ values < <(config_facts "$db" "$out/$problem-family.json" "$id")
+                IFS=$'\t' read -r shifted _ _ values < <(config_facts "$db" "$out/$problem-$variant.json" "$id")
                 echo "| \`$id\` | $(rmse "$out/f.csv" "$data/test_scores.csv") | $shifted | $values |"
             done
-        fi
+        done
         echo
     } | tee -a "$report"
 done

@@ -183,7 +183,7 @@ pub fn train_trees(
 mod tests {
     use super::*;
 
-    fn config(monitor: &str) -> Config {
+    fn parsed(monitor: &str) -> Config {
         Config::parse(&format!(
             r#"
 [data]
@@ -207,7 +207,7 @@ monitor = "{monitor}"
     /// any predictions: so both pick the same round.
     #[test]
     fn the_evaluation_weights_make_the_weighted_mse_the_shifted_one() {
-        let config = config("shifted");
+        let config = parsed("shifted");
         let val: Vec<Sample> = [9.0, 10.0, 2.0].into_iter().map(sample).collect();
         let probes: Vec<Sample> = (0..5).map(|_| sample(1.5)).collect();
         let inputs = TreeMatrices {
@@ -234,7 +234,7 @@ monitor = "{monitor}"
             );
         }
         // Watching the plain RMSE, the probes stay out.
-        let (x, _, w) = eval_set(&config("rmse"), &inputs, &val, &probes);
+        let (x, _, w) = eval_set(&parsed("rmse"), &inputs, &val, &probes);
         assert_eq!(x.rows, 3);
         assert_eq!(w, vec![1.0; 3]);
     }

@@ -100,6 +100,19 @@ fn a_sweep_over_prototypes_and_every_model_family_runs_resumes_and_exports() {
     let ensemble =
         run_ok(&s, &["export", "--db", "results.db", "--ensemble", "5", "--out", "ens.csv"]);
     assert_eq!(s.read("ens.csv").lines().count(), 201, "{ensemble}");
+    // Another test file needs what is not saved: the fold prototypes and the trees.
+    let other = s.run(&[
+        "export",
+        "--db",
+        "results.db",
+        "--config",
+        id,
+        "--test",
+        "train_data.json",
+        "--out",
+        "o.csv",
+    ]);
+    assert_bad_input(&other, &["train_data.json", "prototypes", "data.test"]);
 
     // `show` prints where the margin puts real and probe rows.
     let shown = run_ok(&s, &["show", "--db", "results.db", id]);

@@ -124,7 +124,8 @@ impl<'a> Study<'a> {
         point: &Point,
         grid_point: &GridPoint,
     ) -> anyhow::Result<Option<NewTrialInfo>> {
-        let fingerprint = super::fingerprint_cached(grid_point, &mut self.fingerprints)?;
+        let fingerprint =
+            super::fingerprint::fingerprint_cached(grid_point, &mut self.fingerprints)?;
         let id = config_id(&grid_point.config, &fingerprint, &self.fold_hash);
         let label = grid_point.label();
         let params = serde_json::to_string(&grid_point.config)?;

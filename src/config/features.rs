@@ -121,3 +121,40 @@ impl GbdtConfig {
         ])
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    const MINIMAL: &str = r#"
+[data]
+train = "t.json"
+metric_names = "n.json"
+metric_embeddings = "e.npy"
+"#;
+
+    /// A config's id hashes its serialized form: the new sections must not appear in configs
+    /// that do not use them, or every stored result would lose its config.
+    #[test]
+    fn configs_without_the_new_settings_serialize_as_before() {
+        let json = serde_json::to_string(&Config::parse(MINIMAL).unwrap()).unwrap();
+        for key in ["features", "gbdt", "other_family"] {
+            assert!(!json.contains(key), "{key} in {json}");
+        }
+        let with = format!(
+            "{MINIMAL}\n[features]\nprototypes = true\n[train]\nmodel = \"gbdt\"\nloss = \
+             \"squared_error\"\ngbdt = {{ trees = 5 }}\nsynthetic = {{ other_family = true }}\n"
+        );
+        let json = serde_json::to_string(&Config::parse(&with).unwrap()).unwrap();
+        for key in ["\"features\"", "\"gbdt\"", "\"other_family\":true"] {
+            assert!(json.contains(key), "{key} missing from {json}");
+        }
+    }
+
+    #[test]
+    fn gbdt_settings_outside_their_range_name_the_key() {
+        let config = format!("{MINIMAL}\n[train]\ngbdt = {{ learning_rate = 0.0 }}\n");
+        let err = Config::parse(&config).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("train.gbdt.learning_rate"), "{err}");
+    }
+}

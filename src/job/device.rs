@@ -4,15 +4,14 @@
 
 use std::path::Path;
 
+use super::bench::{self, EpochBench};
+use super::{run_fold, FoldResult, TrainingData};
 #[cfg(feature = "cuda")]
 use crate::backend::gpu;
 use crate::backend::{cpu_device, detect_gpus, unavailable, CpuTrain, Device};
 use crate::config::{Config, Precision};
 use crate::error::{InputError, InputResult};
 use crate::train::EpochLog;
-
-use super::bench::{self, EpochBench};
-use super::{run_fold, FoldResult, TrainingData};
 
 /// Trains one fold on the device.
 pub fn run_fold_on(

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::unlabelled_samples;
 use crate::backend::{cpu_device, Cpu};
 use crate::config::Config;
 use crate::data::{Dataset, MetricTable, Split};
@@ -10,8 +11,6 @@ use crate::error::InputError;
 use crate::model::ModelSpec;
 use crate::text::{text_features, Part};
 use crate::train::{checkpoint, predict, Features};
-
-use super::unlabelled_samples;
 
 /// Each checkpoint's predictions of `test_path`'s records, in order; `config` must already
 /// point at the test file's own text embeddings when it reads precomputed ones.

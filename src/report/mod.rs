@@ -4,9 +4,11 @@
 pub mod compare;
 pub mod ensemble;
 pub mod export;
+pub mod figures;
 pub mod html;
 pub mod search_plots;
 pub mod show;
+pub mod svg;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 

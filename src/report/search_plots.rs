@@ -11,9 +11,9 @@ use std::ops::Range;
 use plotters::prelude::*;
 use toml::Value;
 
-use super::html::{
-    chart, color, escape, grouped_bars, padded, render_svg, Axes, Chart, Figure, GroupedBars,
-};
+use super::figures::Figure;
+use super::html::escape;
+use super::svg::{chart, color, grouped_bars, padded, render_svg, Axes, Chart, GroupedBars};
 use crate::search::importance::ped_anova;
 use crate::search::TrialPoint;
 use crate::search::{Axis, Domain, Space, Trial};

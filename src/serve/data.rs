@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::report::compare::{compare, CompareReport};
-use crate::report::html::{
+use crate::report::figures::{
     axis_figure, histogram_figure, learning_curve_chart, learning_curve_figure, per_score_figure,
     Figure,
 };
@@ -262,7 +262,7 @@ pub fn config_charts(store: &Store, detail: &ConfigDetail) -> anyhow::Result<Vec
         learning.svg = Some(learning_curve_chart(&curves)?);
         learning.legend = curves
             .keys()
-            .map(|&fold| (crate::report::html::color(fold), format!("fold {fold}")))
+            .map(|&fold| (crate::report::svg::color(fold), format!("fold {fold}")))
             .collect();
     }
     let mut histogram = histogram_figure(store, detail.summary.as_ref())?;

@@ -1,8 +1,7 @@
 //! Where a job stands, and how that is stored (its lower-case name).
 
-use serde::Serialize;
-
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
+use serde::Serialize;
 
 /// Where a job stands. Stored as its lower-case name (the `jobs.status` CHECK lists them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -8,12 +8,11 @@
 use std::any::TypeId;
 use std::collections::HashMap;
 
-use rayon::prelude::*;
-
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{DType, Tensor, TensorData};
+use rayon::prelude::*;
 
 use super::fused::BilinearBatch;
 use crate::model::{Bilinear, PairModel};

@@ -26,7 +26,7 @@ cd "$REPO"
 TASKS="${SLURM_CHECK_TASKS:-3}"
 TIMEOUT="${SLURM_CHECK_TIMEOUT:-600}"
 PORT="${SLURM_CHECK_PORT:-6817}"
-SWEEP=sweeps/quick.toml  # 8 configs x 5 folds on data/sample
+SWEEP=sweeps/quick.toml  # 20 configs x 5 folds on data/sample
 
 fail() { echo "slurm_check: FAIL: $*" >&2; exit 1; }
 

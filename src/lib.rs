@@ -21,6 +21,7 @@ pub mod config;
 pub mod cv;
 pub mod data;
 pub mod error;
+pub mod features;
 pub mod job;
 pub mod model;
 pub mod nn;

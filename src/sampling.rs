@@ -71,10 +71,30 @@ pub fn synthetic_negatives(
     config: &SyntheticConfig,
     seed: u64,
 ) -> Vec<Sample> {
+    synthetic_negatives_among(train, num_metrics, config, seed, None)
+}
+
+/// [`synthetic_negatives`], with `families` (metric row -> family index, see
+/// `features::families`): the negative's metric is drawn from the metrics of other
+/// families only, since a sibling metric may well fit the text. A source whose family holds
+/// every metric has no such metric and falls back to any other metric. Without `families`
+/// the draws are exactly those of [`synthetic_negatives`].
+pub fn synthetic_negatives_among(
+    train: &[Sample],
+    num_metrics: usize,
+    config: &SyntheticConfig,
+    seed: u64,
+    families: Option<&[usize]>,
+) -> Vec<Sample> {
     let wanted = (config.ratio * train.len() as f64).round() as usize;
     if wanted == 0 || train.is_empty() || num_metrics < 2 {
         return Vec::new();
     }
+    let other_families: Option<Vec<Vec<usize>>> = families.map(|family| {
+        (0..num_metrics)
+            .map(|m| (0..num_metrics).filter(|&o| family[o] != family[m]).collect())
+            .collect()
+    });
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5e_7e71c);
     let mut order: Vec<usize> = (0..train.len()).collect();
     let mut negatives = Vec::with_capacity(wanted);
@@ -82,11 +102,16 @@ pub fn synthetic_negatives(
         order.shuffle(&mut rng);
         for &i in order.iter().take(wanted - negatives.len()) {
             let source = train[i];
-            // Draw from the other metrics: shift past the source metric to skip it.
-            let mut metric = rng.random_range(0..num_metrics - 1);
-            if metric >= source.metric_row {
-                metric += 1;
-            }
+            let metric = match other_families.as_ref().map(|c| &c[source.metric_row]) {
+                Some(candidates) if !candidates.is_empty() => {
+                    candidates[rng.random_range(0..candidates.len())]
+                }
+                _ => {
+                    // Draw from the other metrics: shift past the source metric to skip it.
+                    let metric = rng.random_range(0..num_metrics - 1);
+                    metric + usize::from(metric >= source.metric_row)
+                }
+            };
             negatives.push(Sample {
                 metric_row: metric,
                 target: rng.random_range(config.score_min..=config.score_max) as f32,
@@ -97,4 +122,92 @@ pub fn synthetic_negatives(
         }
     }
     negatives
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn train(metrics: &[usize]) -> Vec<Sample> {
+        let sample = |(i, &metric_row): (usize, &usize)| Sample {
+            metric_row,
+            text_row: i,
+            target: 9.0,
+            weight: 1.0,
+            record: i,
+            synthetic: false,
+        };
+        metrics.iter().enumerate().map(sample).collect()
+    }
+
+    fn config() -> SyntheticConfig {
+        SyntheticConfig { ratio: 2.0, score_min: 0, score_max: 2, other_family: false }
+    }
+
+    #[test]
+    fn other_family_negatives_never_pick_a_sibling() {
+        // Metrics 0, 1, 2 are one family; 3 and 4 another.
+        let families = [0, 0, 0, 1, 1];
+        let rows = train(&[0, 1, 2, 3, 4, 0, 3]);
+        let negatives = synthetic_negatives_among(&rows, 5, &config(), 3, Some(&families));
+        assert_eq!(negatives.len(), 14);
+        for n in &negatives {
+            let source = rows[n.record].metric_row;
+            assert_ne!(families[n.metric_row], families[source], "{n:?} from metric {source}");
+        }
+        // Any-metric draws do pick siblings on the same rows.
+        let any = synthetic_negatives(&rows, 5, &config(), 3);
+        assert!(any.iter().any(|n| families[n.metric_row] == families[rows[n.record].metric_row]));
+    }
+
+    /// The draws before `other_family` existed (copied from the previous version): results
+    /// stored by earlier sweeps must not change.
+    fn previous_negatives(
+        train: &[Sample],
+        num_metrics: usize,
+        config: &SyntheticConfig,
+        seed: u64,
+    ) -> Vec<Sample> {
+        let wanted = (config.ratio * train.len() as f64).round() as usize;
+        let mut rng = StdRng::seed_from_u64(seed ^ 0x5e_7e71c);
+        let mut order: Vec<usize> = (0..train.len()).collect();
+        let mut negatives = Vec::with_capacity(wanted);
+        while negatives.len() < wanted {
+            order.shuffle(&mut rng);
+            for &i in order.iter().take(wanted - negatives.len()) {
+                let source = train[i];
+                let mut metric = rng.random_range(0..num_metrics - 1);
+                if metric >= source.metric_row {
+                    metric += 1;
+                }
+                negatives.push(Sample {
+                    metric_row: metric,
+                    target: rng.random_range(config.score_min..=config.score_max) as f32,
+                    synthetic: true,
+                    weight: 1.0,
+                    ..source
+                });
+            }
+        }
+        negatives
+    }
+
+    #[test]
+    fn without_families_the_draws_are_unchanged() {
+        let rows = train(&[0, 1, 2, 3, 4, 0, 3]);
+        for seed in 0..5 {
+            assert_eq!(
+                synthetic_negatives_among(&rows, 5, &config(), seed, None),
+                previous_negatives(&rows, 5, &config(), seed)
+            );
+        }
+    }
+
+    #[test]
+    fn a_single_family_falls_back_to_any_other_metric() {
+        let rows = train(&[0, 1, 2]);
+        let negatives = synthetic_negatives_among(&rows, 3, &config(), 1, Some(&[0, 0, 0]));
+        assert_eq!(negatives.len(), 6);
+        assert!(negatives.iter().all(|n| n.metric_row != rows[n.record].metric_row));
+    }
 }

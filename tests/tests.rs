@@ -14,6 +14,7 @@ mod full_disk;
 mod overnight;
 mod parity_f32;
 mod parity_f64;
+mod prototypes;
 mod reduced_precision;
 mod report_html;
 mod search;

@@ -9,6 +9,7 @@
 
 mod cv;
 mod data;
+mod features;
 mod lines;
 mod range;
 mod text;
@@ -21,6 +22,7 @@ use serde::{Deserialize, Serialize};
 
 pub use cv::CvConfig;
 pub use data::DataConfig;
+pub use features::{CosineColumns, FeaturesConfig, GbdtConfig, PrototypeLevel};
 pub use lines::{line_of, line_of_key, toml_error, with_line};
 pub use range::{check_numbers, Range, MAX_COUNT, MAX_WIDTH};
 pub use text::{FinetuneConfig, FinetuneSettings, TextConfig, TextEncoderKind};
@@ -46,6 +48,10 @@ pub struct Config {
     /// serialized config when unset, so configs without it keep their ids.
     #[serde(default, skip_serializing_if = "ValidationConfig::is_unset")]
     pub validation: ValidationConfig,
+    /// `[features]`: prototype features (the `features` module computes them). Left out of the
+    /// serialized config when it holds the defaults, so configs without it keep their ids.
+    #[serde(default, skip_serializing_if = "FeaturesConfig::is_default")]
+    pub features: FeaturesConfig,
 }
 
 impl Config {
@@ -66,6 +72,25 @@ impl Config {
         self.text.validate()?;
         check_numbers(&[("cv.folds", self.cv.folds as f64, Range::closed(2.0, 1000.0))])?;
         self.train.validate()?;
-        self.validation.validate()
+        self.validation.validate()?;
+        self.check_gbdt_inputs()
+    }
+
+    /// Boosted trees read the prototype features, text components or the metric embedding;
+    /// with none of them they would have no input at all.
+    pub fn check_gbdt_inputs(&self) -> InputResult<()> {
+        let gbdt = &self.train.gbdt;
+        if self.train.model == ModelKind::Gbdt
+            && !self.features.prototypes
+            && gbdt.text_components == 0
+            && !gbdt.metric_embedding
+        {
+            return Err(InputError::new(
+                "model gbdt has no inputs: set features.prototypes = true, \
+                 train.gbdt.text_components > 0 or train.gbdt.metric_embedding = true",
+            )
+            .field("features.prototypes"));
+        }
+        Ok(())
     }
 }

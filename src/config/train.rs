@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::features::GbdtConfig;
 use super::range::{check_numbers, Range, MAX_COUNT, MAX_WIDTH};
 use crate::error::{InputError, InputResult};
 
@@ -12,6 +13,15 @@ pub enum ModelKind {
     Standard,
     Ordinal,
     Heteroscedastic,
+    /// Gradient-boosted trees on the prototype features (`[train.gbdt]`), not a neural model.
+    Gbdt,
+}
+
+impl ModelKind {
+    /// The three heads of the bilinear + MLP model, trained by `train`.
+    pub fn is_neural(self) -> bool {
+        self != ModelKind::Gbdt
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -22,6 +32,8 @@ pub enum LossKind {
     Focal,
     Ordinal,
     Heteroscedastic,
+    /// The boosted trees' objective.
+    SquaredError,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -59,6 +71,7 @@ pub const VALID_PAIRS: &[(ModelKind, LossKind)] = &[
     (ModelKind::Standard, LossKind::Focal),
     (ModelKind::Ordinal, LossKind::Ordinal),
     (ModelKind::Heteroscedastic, LossKind::Heteroscedastic),
+    (ModelKind::Gbdt, LossKind::SquaredError),
 ];
 
 pub fn is_valid_pair(model: ModelKind, loss: LossKind) -> bool {
@@ -67,7 +80,7 @@ pub fn is_valid_pair(model: ModelKind, loss: LossKind) -> bool {
 
 pub fn valid_pairs_text() -> String {
     "standard with cross_entropy, hybrid or focal; ordinal with ordinal; \
-     heteroscedastic with heteroscedastic"
+     heteroscedastic with heteroscedastic; gbdt with squared_error"
         .to_string()
 }
 
@@ -99,11 +112,20 @@ pub struct SyntheticConfig {
     pub ratio: f64,
     pub score_min: u32,
     pub score_max: u32,
+    /// Draw a negative's metric from another family only (`a/b` belongs to `a`): a sibling
+    /// metric may well fit the text. Left out of the serialized config when false, so configs
+    /// without it keep their ids.
+    #[serde(skip_serializing_if = "is_false")]
+    pub other_family: bool,
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 impl Default for SyntheticConfig {
     fn default() -> Self {
-        SyntheticConfig { ratio: 0.1, score_min: 1, score_max: 6 }
+        SyntheticConfig { ratio: 0.1, score_min: 1, score_max: 6, other_family: false }
     }
 }
 
@@ -137,6 +159,10 @@ pub struct TrainConfig {
     pub focal_gamma: f64,
     pub weighting: WeightingConfig,
     pub synthetic: SyntheticConfig,
+    /// `[train.gbdt]`: only `model = "gbdt"` reads it; left out of the serialized config when
+    /// it holds the defaults, so configs without it keep their ids.
+    #[serde(skip_serializing_if = "GbdtConfig::is_default")]
+    pub gbdt: GbdtConfig,
 }
 
 impl Default for TrainConfig {
@@ -165,6 +191,7 @@ impl Default for TrainConfig {
             focal_gamma: 2.0,
             weighting: WeightingConfig::default(),
             synthetic: SyntheticConfig::default(),
+            gbdt: GbdtConfig::default(),
         }
     }
 }
@@ -184,6 +211,7 @@ impl TrainConfig {
             return Err(InputError::new("needs at least one layer").field("train.hidden_dims"));
         }
         check_numbers(&self.numbers())?;
+        self.gbdt.validate()?;
         let checks: [(bool, &str, &str); 2] = [
             (
                 self.weighting.min_weight > self.weighting.max_weight,

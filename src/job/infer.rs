@@ -19,6 +19,16 @@ pub fn predict_from_checkpoints(
     test_path: &Path,
     checkpoint_dirs: &[PathBuf],
 ) -> anyhow::Result<Vec<Vec<f64>>> {
+    if config.features.prototypes || !config.train.model.is_neural() {
+        // Prototypes are fitted per fold and trees are never saved: only the predictions of
+        // `data.test`, made by each job, exist.
+        return Err(InputError::in_file(
+            test_path,
+            "a config with features.prototypes or model gbdt predicts only its own data.test \
+             (stored by its jobs); its fold prototypes and trees are not saved",
+        )
+        .into());
+    }
     let metrics = MetricTable::load(&config.data.metric_names, &config.data.metric_embeddings)?;
     let test = Dataset::load(test_path, Split::Test, metrics)?;
     let texts = text_features(config, &test, Part::Test)?;

@@ -3,7 +3,10 @@
 
 pub mod bench;
 mod device;
+pub mod fold;
+pub mod gbdt;
 mod infer;
+pub mod margins;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -16,11 +19,13 @@ use crate::config::{Config, TextEncoderKind};
 use crate::cv::FoldAssignment;
 use crate::data::{Dataset, Matrix, MetricTable, Split};
 use crate::error::{InputError, InputResult};
+use crate::features::families;
 use crate::model::ModelSpec;
-use crate::sampling::{apply_weights, synthetic_negatives, Sample};
+use crate::sampling::{apply_weights, synthetic_negatives_among, Sample};
 use crate::text::{text_features, Part};
 use crate::train::{checkpoint, fit_probed, predict, EpochLog, EvalMetrics, Features, Probes};
 pub use device::{bench_epoch_on, run_fold_on};
+pub use fold::{fold_result, FoldOutcome, FoldSets, NeuralInputs};
 pub use infer::predict_from_checkpoints;
 
 /// The training data of a config, loaded once and shared by all its folds.
@@ -132,8 +137,11 @@ impl TrainingData {
         };
         let mut train = real(&train_rows);
         let seed = config.train.seed.wrapping_mul(1000).wrapping_add(k as u64);
+        let synthetic = &config.train.synthetic;
+        let family = synthetic.other_family.then(|| families(&self.dataset.metrics.names).0);
+        let num_metrics = self.dataset.metrics.len();
         let negatives =
-            synthetic_negatives(&train, self.dataset.metrics.len(), &config.train.synthetic, seed);
+            synthetic_negatives_among(&train, num_metrics, synthetic, seed, family.as_deref());
         train.extend(negatives);
         apply_weights(&mut train, &config.train.weighting);
         (train, real(&val_rows))
@@ -203,7 +211,8 @@ pub struct TestPredictions {
 }
 
 /// Trains fold `k` of `config` and evaluates it on the untouched validation rows.
-/// With `checkpoint_dir`, the best epoch's weights are saved there.
+/// With `checkpoint_dir`, the best epoch's weights are saved there. A `gbdt` config trains
+/// its trees instead (on the CPU, whatever `B` is; see [`gbdt`]).
 pub fn run_fold<B: AutodiffBackend>(
     config: &Config,
     data: &TrainingData,
@@ -220,78 +229,63 @@ pub fn run_fold<B: AutodiffBackend>(
         .field("fold")
         .into());
     }
-    let (train, val) = data.fold_samples(config, k);
-    let probe_config = config.validation.probe.as_ref();
-    let probe_rows = probe_config
-        .map(|p| crate::probe::probe_rows(p, &val, data.dataset.metrics.len(), k))
-        .unwrap_or_default();
-    let probes = probe_config.map(|config_probe| Probes {
-        rows: &probe_rows,
+    let sets = FoldSets::new(config, data, k);
+    let outcome = if config.train.model.is_neural() {
+        train_neural::<B>(config, data, &sets, checkpoint_dir, device, on_epoch)?
+    } else {
+        gbdt::train_trees(config, data, &sets, on_epoch)?
+    };
+    Ok(fold_result(config, data, &sets, outcome))
+}
+
+/// The bilinear + MLP model on one fold; with prototypes, their features ride along with each
+/// sample's text (see [`fold::NeuralInputs`]).
+fn train_neural<B: AutodiffBackend>(
+    config: &Config,
+    data: &TrainingData,
+    sets: &FoldSets,
+    checkpoint_dir: Option<&Path>,
+    device: &B::Device,
+    on_epoch: &mut dyn FnMut(&EpochLog),
+) -> anyhow::Result<FoldOutcome> {
+    let inputs = NeuralInputs::build(config, data, sets);
+    let (features, train, val, probe_rows) = match &inputs {
+        Some(i) => (i.features(data), &i.train, &i.val, &i.probes),
+        None => (data.features(), &sets.train, &sets.val, &sets.probes),
+    };
+    let probes = config.validation.probe.as_ref().map(|config_probe| Probes {
+        rows: probe_rows,
         config: config_probe,
         monitor: config.validation.monitor(),
     });
-    let spec = ModelSpec::from_config(&config.train, data.dataset.metrics.dim(), data.texts.cols);
+    let spec =
+        ModelSpec::from_config(&config.train, data.dataset.metrics.dim(), features.texts.cols);
     let started = Instant::now();
-    let features = data.features();
     // A diverged fold is an error value the worker reports as a result (crate::train::Diverged).
     let outcome =
-        fit_probed::<B>(&spec, &config.train, features, &train, &val, probes, device, on_epoch)?;
+        fit_probed::<B>(&spec, &config.train, features, train, val, probes, device, on_epoch)?;
     let train_seconds = started.elapsed().as_secs_f64();
-    let test = data.test.as_ref().map(|test| TestPredictions {
-        fingerprint: test.fingerprint.clone(),
-        predictions: predict(&outcome.model, test.features(), &test.samples(), device).scores,
-    });
+    let test_predictions =
+        data.test.as_ref().map(|test| match inputs.as_ref().and_then(|i| i.test.as_ref()) {
+            Some((texts, samples)) => {
+                let features = Features { metrics: &test.dataset.metrics.embeddings, texts };
+                predict(&outcome.model, features, samples, device).scores
+            }
+            None => predict(&outcome.model, test.features(), &test.samples(), device).scores,
+        });
     let checkpoint = match checkpoint_dir {
         Some(dir) => Some(checkpoint::save(dir, &spec, &outcome.model)?),
         None => None,
     };
-    let real_train: Vec<f32> = train.iter().filter(|s| !s.synthetic).map(|s| s.target).collect();
-    let train_mean = real_train.iter().sum::<f32>() / real_train.len().max(1) as f32;
-    let val_truth: Vec<f32> = val.iter().map(|s| s.target).collect();
-    let mean_predictor_rmse = EvalMetrics::compute(&val_truth, &vec![train_mean; val.len()]).rmse;
-    let probe = probe_config.zip(outcome.probe.as_ref()).map(|(config, outcome)| ProbeResult {
-        rmse: outcome.rmse,
-        shifted_rmse: outcome.shifted_rmse,
-        mean_predictor_shifted_rmse: config.shifted_rmse(
-            mean_predictor_rmse.powi(2),
-            config.mse(std::iter::repeat_n(train_mean as f64, probe_rows.len())),
-        ),
-        rows: probe_rows
-            .iter()
-            .zip(&outcome.predictions)
-            .map(|(row, &prediction)| ProbePrediction {
-                record: row.record,
-                metric_row: row.metric_row,
-                prediction,
-            })
-            .collect(),
-    });
-    let oof = val
-        .iter()
-        .enumerate()
-        .map(|(i, sample)| OofPrediction {
-            record: sample.record,
-            truth: sample.target,
-            prediction: outcome.val_predictions.scores[i],
-            logvar: outcome.val_predictions.logvars.as_ref().map(|v| v[i]),
-        })
-        .collect();
-    Ok(FoldResult {
-        fold: k,
-        folds: config.cv.folds,
-        fold_hash: data.folds.hash(),
-        train_rows: train.iter().filter(|s| !s.synthetic).count(),
-        synthetic_rows: train.iter().filter(|s| s.synthetic).count(),
-        val_rows: val.len(),
+    Ok(FoldOutcome {
         best_epoch: outcome.best_epoch,
         epochs_run: outcome.epochs_run,
-        metrics: outcome.val_metrics,
-        mean_predictor_rmse,
-        epochs: outcome.log,
-        oof,
+        log: outcome.log,
+        val_metrics: outcome.val_metrics,
+        val_predictions: outcome.val_predictions,
+        probe_predictions: outcome.probe.map(|p| p.predictions).unwrap_or_default(),
+        test_predictions,
         checkpoint,
         train_seconds,
-        probe,
-        test,
     })
 }

@@ -83,6 +83,9 @@ pub fn from_state_dict<B: Backend>(
             ),
             Tensor::cat(vec![vector("mean_head.bias", 1)?, vector("logvar_head.bias", 1)?], 0),
         ),
+        ModelKind::Gbdt => unreachable!(
+            "gbdt configs never build a neural model (job dispatches them to the trees)"
+        ),
     };
     model.head.weight = Param::from_tensor(head_weight);
     model.head.bias = Some(Param::from_tensor(head_bias));
@@ -132,6 +135,9 @@ pub fn to_state_dict<B: Backend>(spec: &ModelSpec, model: &PairModel<B>) -> Stat
                 }
             }
         }
+        ModelKind::Gbdt => unreachable!(
+            "gbdt configs never build a neural model (job dispatches them to the trees)"
+        ),
     }
     state
 }

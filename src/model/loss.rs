@@ -72,6 +72,9 @@ pub fn per_sample_loss<B: Backend>(
             let precision = logvar.clone().exp().add_scalar(1e-6).recip();
             (mean - targets.score.clone()).powi_scalar(2) * precision + logvar
         }
+        LossKind::SquaredError => {
+            unreachable!("squared_error pairs only with gbdt, which trains no neural model")
+        }
     }
 }
 
@@ -145,6 +148,9 @@ pub fn predict_score<B: Backend>(kind: ModelKind, output: Tensor<B, 2>) -> Tenso
             (probs * values).sum_dim(1).reshape([batch]).clamp(0.0, 10.0)
         }
         ModelKind::Heteroscedastic => mean_logvar(output).0.clamp(0.0, 10.0),
+        ModelKind::Gbdt => unreachable!(
+            "gbdt configs never build a neural model (job dispatches them to the trees)"
+        ),
     }
 }
 

@@ -49,6 +49,9 @@ impl ModelSpec {
         match self.kind {
             ModelKind::Standard | ModelKind::Ordinal => NUM_CLASSES,
             ModelKind::Heteroscedastic => 2,
+            ModelKind::Gbdt => unreachable!(
+                "gbdt configs never build a neural model (job dispatches them to the trees)"
+            ),
         }
     }
 

@@ -130,6 +130,19 @@ fn checkpoint_predictions(
     folds: &[FoldMetrics],
     test_path: &Path,
 ) -> anyhow::Result<Vec<Vec<f64>>> {
+    if config.features.prototypes || !config.train.model.is_neural() {
+        return Err(InputError::in_file(
+            test_path,
+            format!(
+                "config {} has no stored predictions of this test file, and a config with \
+                 features.prototypes or model gbdt cannot predict another one (its fold \
+                 prototypes and trees are not saved): rerun the sweep with this file as data.test",
+                request.config_id
+            ),
+        )
+        .field("test")
+        .into());
+    }
     if let Some(fold) = folds.iter().find(|f| f.checkpoint.is_none()) {
         return Err(InputError::in_file(
             test_path,

@@ -42,7 +42,48 @@ pub fn show(store: &Store, config_id: &str) -> anyhow::Result<String> {
     if let Some(probe) = crate::results::probe_config(store, config_id)? {
         out += &probe_section(store, config_id, &probe)?;
     }
+    out += &margin_section(&config);
     Ok(out)
+}
+
+/// With prototype features: the margin (own prototype's cosine minus the best other's) of the
+/// real validation rows against the probe rows, recomputed from the config's data as its jobs
+/// computed it. What separates the two is what the models can learn from.
+fn margin_section(config: &serde_json::Value) -> String {
+    let Ok(config) = serde_json::from_value::<crate::config::Config>(config.clone()) else {
+        return String::new();
+    };
+    if !config.features.prototypes {
+        return String::new();
+    }
+    let data = match crate::job::TrainingData::load(&config) {
+        Ok(data) => data,
+        Err(e) => return format!("\nmargins: cannot load the config's data: {e}\n"),
+    };
+    let Some(margins) = crate::job::margins::margins(&config, &data) else {
+        return String::new();
+    };
+    const BINS: usize = 20;
+    let real = crate::job::margins::histogram(&margins.real, BINS);
+    let probes = crate::job::margins::histogram(&margins.probes, BINS);
+    let share = |counts: &[usize], i: usize| {
+        let fraction = counts[i] as f64 / counts.iter().sum::<usize>().max(1) as f64;
+        format!("{:>5.1}% {}", fraction * 100.0, "█".repeat((fraction * 30.0).round() as usize))
+    };
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        format!("{} margin", margins.level),
+        format!("real validation rows ({})", margins.real.len()),
+        format!("probe rows ({})", margins.probes.len()),
+    ]);
+    for i in 0..BINS {
+        let low = -1.0 + 2.0 * i as f64 / BINS as f64;
+        table.add_row(vec![format!("{low:+.1}"), share(&real, i), share(&probes, i)]);
+    }
+    format!(
+        "\nprototype margins (own prototype's cosine minus the best other's; the end bins hold \
+         what lies beyond +-1):\n{table}\n"
+    )
 }
 
 /// What the probes say: per-fold probe and shifted RMSE, and where the model puts the probe

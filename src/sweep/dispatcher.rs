@@ -288,6 +288,11 @@ impl SweepLoop<'_> {
     ) -> anyhow::Result<bool> {
         let Some(prune) = self.prune else { return Ok(false) };
         let running = self.slots[slot].as_ref().expect("a running slot");
+        // A gbdt job reports its boosting rounds after the fit (under a second): pruning one
+        // saves nothing, and its early rounds are no measure against neural epochs.
+        if !running.config.train.model.is_neural() {
+            return Ok(false);
+        }
         let last = running.epochs.last().expect("an epoch");
         let value = objective::epoch_value(&running.config, last);
         let at_rung: Vec<f64> = self

@@ -13,8 +13,23 @@ use crate::error::{InputError, InputResult};
 use crate::search::{self, Domain, Point, SearchConfig, Space, Strategy};
 
 /// Sections a sweep file may have; anything else is a typo worth an error.
-const SECTIONS: &[&str] =
-    &["name", "data", "text", "cv", "train", "validation", "grid", "search", "resources"];
+const SECTIONS: &[&str] = &[
+    "name",
+    "data",
+    "text",
+    "cv",
+    "train",
+    "validation",
+    "features",
+    "grid",
+    "search",
+    "resources",
+];
+
+/// Grid keys that name their section; any other key is a `[train]` setting.
+fn has_section_prefix(key: &str) -> bool {
+    key.starts_with("text.") || key.starts_with("train.") || key.starts_with("features.")
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -248,6 +263,9 @@ impl SweepFile {
                 config.train.model, config.train.loss
             )));
         }
+        if let Err(e) = config.check_gbdt_inputs() {
+            return Ok(Err(e.message));
+        }
         config.validate().map_err(|e| {
             match self
                 .grid
@@ -309,11 +327,7 @@ impl SweepFile {
 /// Whether grid key `key` sets config field `field`: itself, a `[train]` key by its short
 /// name, or a table that holds it (`"text.finetune" = [{...}]` sets `text.finetune.lr`).
 fn axis_sets(key: &str, field: &str) -> bool {
-    let full = if key.starts_with("text.") || key.starts_with("train.") {
-        key.to_string()
-    } else {
-        format!("train.{key}")
-    };
+    let full = if has_section_prefix(key) { key.to_string() } else { format!("train.{key}") };
     field == full || field.strip_prefix(full.as_str()).is_some_and(|rest| rest.starts_with('.'))
 }
 
@@ -345,7 +359,9 @@ fn strip_sweep_keys(source: &str) -> String {
 }
 
 fn parse_grid(source: &str, table: Table) -> InputResult<Vec<Axis>> {
-    let defaults = Value::try_from(TrainConfig::default()).expect("defaults serialize");
+    let defaults = train_defaults();
+    let feature_defaults =
+        Value::try_from(crate::config::FeaturesConfig::default()).expect("defaults serialize");
     let text_defaults =
         Value::try_from(crate::config::TextConfig::default()).expect("defaults serialize");
     table
@@ -369,20 +385,34 @@ fn parse_grid(source: &str, table: Table) -> InputResult<Vec<Axis>> {
                     )))
                 }
             };
-            let known = match key.strip_prefix("text.") {
-                Some(rest) => {
-                    lookup_dotted(&text_defaults, rest).is_some() || is_optional_text_key(rest)
-                }
-                None => {
-                    lookup_dotted(&defaults, key.strip_prefix("train.").unwrap_or(&key)).is_some()
-                }
+            let known = if let Some(rest) = key.strip_prefix("text.") {
+                lookup_dotted(&text_defaults, rest).is_some() || is_optional_text_key(rest)
+            } else if let Some(rest) = key.strip_prefix("features.") {
+                lookup_dotted(&feature_defaults, rest).is_some()
+            } else {
+                lookup_dotted(&defaults, key.strip_prefix("train.").unwrap_or(&key)).is_some()
             };
             if !known {
-                return Err(err("unknown key: not a [train] (or text.*) setting".into()));
+                return Err(err(
+                    "unknown key: not a [train] (or text.*, features.*) setting".into()
+                ));
             }
             Ok(Axis { key, values, domain, line })
         })
         .collect()
+}
+
+/// The `[train]` defaults with the keys a default config leaves out of its serialized form
+/// (`gbdt`, `synthetic.other_family`), so grid keys can name them.
+fn train_defaults() -> Value {
+    let mut defaults = Value::try_from(TrainConfig::default()).expect("defaults serialize");
+    let table = defaults.as_table_mut().expect("a table");
+    let gbdt = Value::try_from(crate::config::GbdtConfig::default()).expect("defaults serialize");
+    table.insert("gbdt".into(), gbdt);
+    if let Some(Value::Table(synthetic)) = table.get_mut("synthetic") {
+        synthetic.insert("other_family".into(), Value::Boolean(false));
+    }
+    defaults
 }
 
 /// `text.*` keys that are unset by default, so absent from the serialized defaults.
@@ -399,7 +429,7 @@ fn lookup_dotted<'a>(value: &'a Value, key: &str) -> Option<&'a Value> {
 
 /// Sets `train.<key>` (or `text.<key>` for keys starting with `text.`).
 fn set_dotted(doc: &mut Table, key: &str, value: Value) -> Result<(), String> {
-    let path: Vec<&str> = if key.starts_with("text.") || key.starts_with("train.") {
+    let path: Vec<&str> = if has_section_prefix(key) {
         key.split('.').collect()
     } else {
         std::iter::once("train").chain(key.split('.')).collect()

@@ -108,12 +108,15 @@ pub(crate) fn train(args: TrainArgs) -> CommandResult {
     let out = args.out.clone().unwrap_or_else(|| default_out_dir(&args.config, args.fold));
     let data = TrainingData::load(&config)?;
     let quiet = args.quiet;
+    // A gbdt job's "epochs" are its boosting rounds.
+    let total =
+        if config.train.model.is_neural() { config.train.epochs } else { config.train.gbdt.trees };
     let mut on_epoch = |e: &EpochLog| {
         if !quiet {
             let shifted = e.shifted_rmse.map_or(String::new(), |v| format!("  shifted {v:>7.4}"));
             println!(
                 "epoch {:>4}/{}  train_loss {:>9.5}  val_rmse {:>7.4}{shifted}  lr {:.2e}  {:>6.1}s",
-                e.epoch, config.train.epochs, e.train_loss, e.val_rmse, e.lr, e.seconds
+                e.epoch, total, e.train_loss, e.val_rmse, e.lr, e.seconds
             );
         }
     };
@@ -126,6 +129,8 @@ pub(crate) fn train(args: TrainArgs) -> CommandResult {
         &mut on_epoch,
     )?;
     let json = serde_json::to_string_pretty(&result)?;
+    // A gbdt job saves no checkpoint, which would otherwise have made the folder.
+    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     crate::util::write_atomic(&out.join("result.json"), json.as_bytes())
         .with_context(|| format!("writing the result into {}", out.display()))?;
     print_summary(&result, &out);

@@ -24,7 +24,7 @@ mask() {
     sed -E -e "s#$work#WORK#g" \
         -e 's/[0-9]+(\.[0-9]+)?(ms|s|m|h)\b/T/g' \
         -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9:.]+(Z|[+-][0-9:]+)?/DATE/g' \
-        -e 's/pid [0-9]+/pid N/g'
+        -e 's/pid [0-9]+/pid N/g' -e 's/\[ *T\]/[T]/g'
 }
 record() {
     local name=$1

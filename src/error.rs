@@ -68,8 +68,6 @@ impl std::error::Error for InputError {}
 
 pub type InputResult<T> = Result<T, InputError>;
 
-/// Exit code: everything was done.
-pub const EXIT_SUCCESS: u8 = 0;
 /// Exit code: something failed that the input does not explain: some jobs failed, the run
 /// was stopped early, or an I/O or internal failure (a full disk, an unwritable cache).
 pub const EXIT_FAILED: u8 = 1;
@@ -88,7 +86,7 @@ pub enum ErrorKind {
 /// The error a command ends with (in the spirit of cargo-nextest's `ExpectedError`).
 ///
 /// Exit codes, documented here and only here (the README links to this):
-/// - 0 ([`EXIT_SUCCESS`]): success;
+/// - 0: success (`ExitCode::SUCCESS`);
 /// - 1 ([`EXIT_FAILED`]): some jobs failed or the run stopped early, or an error of kind
 ///   [`ErrorKind::Failed`] (I/O, a full disk or an unwritable cache, an internal error);
 /// - 2 ([`EXIT_BAD_INPUT`]): an error of kind [`ErrorKind::BadInput`], or a usage error.
@@ -103,10 +101,6 @@ pub struct Error {
 }
 
 impl Error {
-    pub fn kind(&self) -> ErrorKind {
-        self.kind
-    }
-
     pub fn process_exit_code(&self) -> u8 {
         match self.kind {
             ErrorKind::BadInput => EXIT_BAD_INPUT,

@@ -55,7 +55,7 @@ pub fn results(db: &Path, name: &str, query: &Query) -> anyhow::Result<Response>
     let store = data::open(db)?;
     let Some(id) = sweep(&store, name)? else { return Ok(no_sweep(name)) };
     let (rows, sort) = data::results(&store, id, sort)?;
-    if data::needs_probes(sort) && !data::has_probes(&rows) {
+    if data::needs_probes(sort) && !crate::results::has_probes(&rows) {
         // As `foldsweep results --sort` refuses it.
         let message = format!(
             "sweep {name:?} has no validation probes to sort by {}; use oof, mean or macro",

@@ -212,11 +212,6 @@ pub fn needs_probes(key: SortKey) -> bool {
     matches!(key, SortKey::Probe | SortKey::Shifted)
 }
 
-/// Whether the sweep's configs are judged on validation probes (probe and shifted columns).
-pub fn has_probes(rows: &[ConfigSummary]) -> bool {
-    crate::results::has_probes(rows)
-}
-
 /// `compare`'s verdicts against the best config by the sweep's default criterion (as
 /// `foldsweep compare` without --by); None until some config has a value for it.
 pub fn verdicts(store: &Store, rows: &[ConfigSummary]) -> anyhow::Result<Option<CompareReport>> {

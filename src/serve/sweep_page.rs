@@ -29,7 +29,7 @@ pub fn render(db: &Path, name: &str, query: &super::http::Query) -> anyhow::Resu
     let Some(id) = api::sweep(&store, name)? else { return Ok(None) };
     let progress = data::progress(&store, id, name)?;
     let (mut rows, mut sort) = data::results(&store, id, sort)?;
-    if data::needs_probes(sort) && !data::has_probes(&rows) {
+    if data::needs_probes(sort) && !crate::results::has_probes(&rows) {
         (rows, sort) = data::results(&store, id, None)?;
     }
     let kept: Vec<(usize, &ConfigSummary)> =
@@ -274,7 +274,7 @@ fn results_section(
     view: &View,
 ) -> String {
     let keys = varying_keys(all);
-    let probes = data::has_probes(all);
+    let probes = crate::results::has_probes(all);
     let scores: Vec<usize> =
         (0..NUM_BINS).filter(|&b| all.iter().any(|r| r.bin_count[b] > 0)).collect();
     let sort_link = |key: &str, label: &str, this: SortKey| {

@@ -2,32 +2,10 @@
 //! stops on time and a rerun that completes the rest, `status` while a sweep runs and after,
 //! and a schema-v1 claim on a reused pid.
 
-use crate::common::process::{assert_every_job_done_once, count_rows, Spawned};
+use crate::common::process::{
+    assert_every_job_done_once, count_rows, jobs, sweep_with_epochs, Spawned, RUN,
+};
 use crate::common::{Scratch, TINY_SWEEP};
-
-fn sweep_with_epochs(epochs: usize) -> Scratch {
-    let s = Scratch::new();
-    s.write(
-        "sweep.toml",
-        TINY_SWEEP
-            .replace("epochs = 3", &format!("epochs = {epochs}\npatience = 0"))
-            .replace("jobs_per_device = 2", "jobs_per_device = 1"),
-    );
-    s
-}
-
-const RUN: [&str; 4] = ["run", "sweep.toml", "--db", "results.db"];
-
-fn jobs(s: &Scratch, status: &str) -> i64 {
-    count_rows(
-        &s.path("results.db"),
-        &format!("SELECT COUNT(*) FROM jobs WHERE status = '{status}'"),
-    )
-}
-
-fn unix_now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
-}
 
 fn status_json(s: &Scratch) -> serde_json::Value {
     let out = s.run(&["status", "--db", "results.db", "--format", "json"]);
@@ -39,7 +17,7 @@ fn status_json(s: &Scratch) -> serde_json::Value {
 fn a_time_budget_stops_on_time_and_a_rerun_completes_the_rest() {
     // Ten jobs of about half a second each (idle machine), one at a time; two seconds.
     let s = sweep_with_epochs(60);
-    let launched = unix_now();
+    let launched = foldsweep::util::process::now();
     let mut args = RUN.to_vec();
     args.extend(["--time-budget", "2s"]);
     let (status, output) = Spawned::foldsweep(s.dir.path(), &args).wait();
@@ -159,7 +137,7 @@ fn a_schema_1_claim_on_a_reused_pid_does_not_keep_a_rerun_waiting() {
         rusqlite::params![
             std::process::id(),
             foldsweep::util::process::hostname(),
-            unix_now() - 3600.0
+            foldsweep::util::process::now() - 3600.0
         ],
     )
     .unwrap();

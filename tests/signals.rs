@@ -5,30 +5,8 @@
 
 use std::process::Command;
 
-use crate::common::process::{assert_every_job_done_once, count_rows, Spawned};
-use crate::common::{Scratch, TINY_SWEEP};
-
-/// TINY_SWEEP (2 configs x 5 folds) with jobs of `epochs` epochs (about 10 ms each on an
-/// idle machine), one at a time.
-fn sweep_with_epochs(epochs: usize) -> Scratch {
-    let s = Scratch::new();
-    s.write(
-        "sweep.toml",
-        TINY_SWEEP
-            .replace("epochs = 3", &format!("epochs = {epochs}\npatience = 0"))
-            .replace("jobs_per_device = 2", "jobs_per_device = 1"),
-    );
-    s
-}
-
-const RUN: [&str; 4] = ["run", "sweep.toml", "--db", "results.db"];
-
-fn jobs(s: &Scratch, status: &str) -> i64 {
-    count_rows(
-        &s.path("results.db"),
-        &format!("SELECT COUNT(*) FROM jobs WHERE status = '{status}'"),
-    )
-}
+use crate::common::process::{assert_every_job_done_once, jobs, sweep_with_epochs, Spawned, RUN};
+use crate::common::Scratch;
 
 fn wait_for_a_running_job(s: &Scratch, run: &mut Spawned) {
     run.wait_for("a running job", || jobs(s, "running") > 0);

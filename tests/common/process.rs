@@ -9,6 +9,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::{Scratch, TINY_SWEEP};
+
 /// How long a test waits for something that takes a second when the machine is idle.
 pub const PATIENCE: Duration = Duration::from_secs(180);
 
@@ -159,4 +161,27 @@ pub fn assert_every_job_done_once(db: &Path, configs: i64) {
     let conn = rusqlite::Connection::open(db).unwrap();
     let integrity: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
     assert_eq!(integrity, "ok");
+}
+
+/// TINY_SWEEP (2 configs x 5 folds) with jobs of `epochs` epochs (about 10 ms each on an
+/// idle machine), one at a time.
+pub fn sweep_with_epochs(epochs: usize) -> Scratch {
+    let s = Scratch::new();
+    s.write(
+        "sweep.toml",
+        TINY_SWEEP
+            .replace("epochs = 3", &format!("epochs = {epochs}\npatience = 0"))
+            .replace("jobs_per_device = 2", "jobs_per_device = 1"),
+    );
+    s
+}
+
+pub const RUN: [&str; 4] = ["run", "sweep.toml", "--db", "results.db"];
+
+/// How many of the scratch database's jobs have `status`.
+pub fn jobs(s: &Scratch, status: &str) -> i64 {
+    count_rows(
+        &s.path("results.db"),
+        &format!("SELECT COUNT(*) FROM jobs WHERE status = '{status}'"),
+    )
 }

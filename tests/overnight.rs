@@ -15,8 +15,9 @@ fn status_json(s: &Scratch) -> serde_json::Value {
 
 #[test]
 fn a_time_budget_stops_on_time_and_a_rerun_completes_the_rest() {
-    // Ten jobs of about half a second each (idle machine), one at a time; two seconds.
-    let s = sweep_with_epochs(60);
+    // Ten jobs of 300 epochs, one at a time: about 1 s each on a fast machine (CI ran 60-epoch
+    // jobs in 0.2 s, and all ten fit in two seconds), so the work is several times the budget.
+    let s = sweep_with_epochs(300);
     let launched = foldsweep::util::process::now();
     let mut args = RUN.to_vec();
     args.extend(["--time-budget", "2s"]);
@@ -43,7 +44,8 @@ fn a_time_budget_stops_on_time_and_a_rerun_completes_the_rest() {
 
 #[test]
 fn a_time_budget_in_the_sweep_file_is_the_default() {
-    let s = sweep_with_epochs(60);
+    // As above: the ten jobs take several times the budget even on a fast machine.
+    let s = sweep_with_epochs(300);
     let sweep =
         s.read("sweep.toml").replace("[resources]\n", "[resources]\ntime_budget = \"1s\"\n");
     s.write("sweep.toml", sweep);

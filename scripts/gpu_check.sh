@@ -25,10 +25,11 @@ done
 
 echo "== jobs per GPU: total throughput with 1, 2, 4 concurrent full-model jobs on cuda:0"
 for n in 1 2 4; do
-  start=$(date +%s.%N)
+  start=$(python3 -c 'import time; print(time.time())')
   for _ in $(seq "$n"); do "$bin" bench-epoch --device cuda:0 --max-steps "$steps" > /dev/null & done
   wait
-  python3 -c "import sys; n, s, t = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3]); print(f'{n} job(s): {n * s / t:.2f} steps/s in total ({t:.1f} s wall)')" "$n" "$steps" "$(echo "$(date +%s.%N) - $start" | bc)"
+  # python3 rather than bc for the arithmetic: the GPU image may have no bc.
+  python3 -c "import sys, time; n, s, t = int(sys.argv[1]), int(sys.argv[2]), time.time() - float(sys.argv[3]); print(f'{n} job(s): {n * s / t:.2f} steps/s in total ({t:.1f} s wall)')" "$n" "$steps" "$start"
 done
 
 echo "== one fold of sweeps/sample.toml: RMSE and seconds per epoch"

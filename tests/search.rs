@@ -270,41 +270,97 @@ fn asha_prunes_a_clearly_worse_config_at_the_first_rung_and_never_the_best() {
     );
 }
 
-#[test]
-fn racing_prunes_a_clearly_worse_config_after_min_folds_and_never_the_best() {
-    // The bad config first in the grid: fold-major order runs its folds before the good one's,
-    // so ASHA (off here anyway) could not judge it; racing does once both share two folds.
+/// A race between the good config (first in the grid, so it runs every fold first and is the
+/// incumbent) and the bad one, by `rule`; returns the scratch for more checks.
+fn race_good_then_bad(rule: &str) -> Scratch {
     let s = scratch(&sweep_text(
         "race",
         6,
-        "lr = [1e-6, 1e-2]",
-        "prune = { epochs = false, min_folds = 2, alpha = 0.1 }",
+        GOOD_AND_BAD,
+        &format!("prune = {{ epochs = false, min_folds = 2, race = \"{rule}\" }}"),
     ));
     run(&s, &[]).expect_success();
     let got = outcomes(&s);
-    assert_eq!(got[1], ("lr=0.01".into(), 5, 0, None), "the best config is never pruned");
-    assert_eq!(got[0].0, "lr=0.000001");
-    assert!(got[0].2 >= 2 && got[0].3 == Some(0), "its last folds never ran: {got:?}");
-    // Fold-major: every config's fold 0 started before any fold 1.
-    let mut started: Vec<(f64, usize)> = db::jobs(&s.db())
+    assert_eq!(got[0], ("lr=0.01".into(), 5, 0, None), "the incumbent is never pruned");
+    assert_eq!(
+        got[1],
+        ("lr=0.000001".into(), 2, 3, Some(0)),
+        "{rule}: the bad config ran min_folds folds and no more"
+    );
+    // The incumbent's folds all started before any of the bad config's.
+    let store = db::store(&s.db());
+    let good_id = config_id(&store, "lr=0.01");
+    let mut started: Vec<(f64, bool)> = db::jobs(&s.db())
         .iter()
-        .filter_map(|j| j.record.started_at.map(|t| (t, j.record.fold)))
+        .filter_map(|j| j.record.started_at.map(|t| (t, j.config_id == good_id)))
         .collect();
     started.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let order: Vec<usize> = started.into_iter().map(|(_, fold)| fold).collect();
-    assert!(order.windows(2).all(|w| w[0] <= w[1]), "fold-major: {order:?}");
-    assert!(sql_count(&s.db(), "SELECT COUNT(*) FROM jobs WHERE pruned_reason LIKE 'racing: worse than the incumbent%'") >= 2);
-    // export --best picks a complete config only.
-    let best = s.run_ok(&["export", "--db", "results.db", "--best", "--out", "sub.csv"]);
-    let text = best.stdout() + &best.stderr();
-    let store = db::store(&s.db());
+    let order: Vec<bool> = started.into_iter().map(|(_, good)| good).collect();
+    assert_eq!(order, [true, true, true, true, true, false, false], "incumbent first");
+    // The stored reason names the rule, the incumbent and its fold values.
+    let like = format!("racing ({rule}): worse than the incumbent%incumbent {good_id} folds 0: %");
+    assert_eq!(
+        sql_count(&s.db(), &format!("SELECT COUNT(*) FROM jobs WHERE pruned_reason LIKE '{like}'")),
+        3
+    );
+    s
+}
+
+fn config_id(store: &foldsweep::store::Store, label: &str) -> String {
     let (sweep, _) = store.resolve_sweep(None).unwrap();
-    let good_id = store
+    store
         .sweep_configs(sweep, false)
         .unwrap()
         .into_iter()
-        .find(|c| c.label == "lr=0.01")
-        .expect("the good config")
-        .config_id;
+        .find(|c| c.label == label)
+        .unwrap_or_else(|| panic!("a config labelled {label}"))
+        .config_id
+}
+
+#[test]
+fn forgiving_racing_stops_a_clearly_worse_config_against_the_complete_incumbent() {
+    let s = race_good_then_bad("forgiving");
+    // export --best picks a complete config only.
+    let best = s.run_ok(&["export", "--db", "results.db", "--best", "--out", "sub.csv"]);
+    let text = best.stdout() + &best.stderr();
+    let good_id = config_id(&db::store(&s.db()), "lr=0.01");
     assert!(text.contains(&good_id), "export --best used the complete config:\n{text}");
+}
+
+#[test]
+fn ttest_racing_stops_a_clearly_worse_config_after_min_folds() {
+    race_good_then_bad("ttest");
+}
+
+#[test]
+fn asha_counts_each_running_job_once_at_a_rung() {
+    // Regression: the coordinator added its other running jobs' epochs from memory to the
+    // store's copy of the same epochs (flushed about once a second), so two jobs running on one
+    // fold saw each other twice. Two configs x two folds; shard 1/2 holds fold 0 of both, and
+    // two jobs run at a time, so they run side by side on one fold. A rung can then hold two
+    // values, fewer than eta = 3: ASHA must never prune. The second config's epochs take
+    // longer (a wider network), so it reaches each rung after the first one's epoch there was
+    // flushed: counted twice, that made three values and it was pruned (most runs, not every
+    // one; sweep::pruning's unit test pins the count itself).
+    let text = sweep_text(
+        "asha-once",
+        1500,
+        "hidden_dims = [[8], [256, 256]]",
+        "prune = { min_epochs = 1, eta = 3 }",
+    )
+    .replace("patience = 50", "patience = 0")
+    .replace("folds = 5", "folds = 2")
+    .replace("jobs_per_device = 1", "jobs_per_device = 2");
+    let s = scratch(&text);
+    let out = run(&s, &["--shard", "1/2"]);
+    out.expect_success();
+    let both = "SELECT COUNT(*) FROM jobs WHERE fold = 0";
+    assert_eq!(sql_count(&s.db(), both), 2, "shard 1/2 is fold 0 of both configs");
+    assert_eq!(
+        sql_count(&s.db(), "SELECT COUNT(*) FROM jobs WHERE status = 'pruned'"),
+        0,
+        "a rung of two values is never judged:\n{}",
+        out.stdout()
+    );
+    assert_eq!(sql_count(&s.db(), "SELECT COUNT(*) FROM jobs WHERE status = 'done'"), 2);
 }

@@ -23,8 +23,10 @@ pub mod tpe;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-pub use config::{PruneConfig, SearchConfig, Strategy};
-pub use prune::{asha_decision, fold_major, race, rung_epochs, Decision, PruneReason};
+pub use config::{PruneConfig, RaceRule, SearchConfig, Strategy};
+pub use prune::{
+    asha_decision, fold_major, forgiving_race, race, rung_epochs, Decision, PruneReason,
+};
 pub use random::RandomSampler;
 pub use space::{Axis, Domain, Point, Space};
 pub use tpe::TpeSampler;

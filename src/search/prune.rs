@@ -4,9 +4,11 @@
 //!   epochs r, r·η, r·η², ...; at a rung a job continues only if its value is in the top 1/η
 //!   of the values recorded at that rung of that fold (itself included). ASHA never waits for
 //!   a rung to fill: the first jobs to arrive are compared with what is there.
-//! - Over folds: racing. Jobs run fold-major ([`fold_major`]); once a config has `min_folds`
-//!   folds, a one-sided Nadeau-Bengio corrected paired t-test against the incumbent on the
-//!   folds both have decides whether it gets more.
+//! - Over folds: racing, against an incumbent that finished every fold. Once a config has
+//!   `min_folds` folds, either the forgiving rule ([`forgiving_race`]: its mean so far worse
+//!   than the incumbent's worst fold; Bergman, Purucker & Hutter, AutoML 2024) or a one-sided
+//!   Nadeau-Bengio corrected paired t-test on the folds both have ([`race`]) decides whether
+//!   it gets more.
 //!
 //! Every value is "lower is better". A non-finite value (a diverged run) is always pruned.
 
@@ -30,6 +32,8 @@ pub enum PruneReason {
     /// Racing: significantly worse than the incumbent on `folds` paired folds (one-sided p),
     /// by `mean_diff` on average.
     Race { folds: usize, p_value: f64, mean_diff: f64 },
+    /// Racing, forgiving rule: the mean of `folds` folds is above the incumbent's worst fold.
+    Forgiving { folds: usize, mean: f64, incumbent_worst: f64 },
 }
 
 impl fmt::Display for PruneReason {
@@ -42,6 +46,10 @@ impl fmt::Display for PruneReason {
             PruneReason::Race { folds, p_value, mean_diff } => write!(
                 f,
                 "worse than the incumbent by {mean_diff:.4} on {folds} folds (one-sided p = {p_value:.3})"
+            ),
+            PruneReason::Forgiving { folds, mean, incumbent_worst } => write!(
+                f,
+                "worse than the incumbent: mean {mean:.4} over {folds} fold(s) is above its worst fold {incumbent_worst:.4}"
             ),
         }
     }
@@ -119,6 +127,34 @@ pub fn race(
             Decision::Prune(PruneReason::Race { folds: diffs.len(), p_value, mean_diff })
         }
         _ => Decision::Continue,
+    }
+}
+
+/// Racing by the forgiving rule: prune `candidate` (its `(fold, objective)` so far) once it
+/// has `min_folds` folds and their mean is worse than the incumbent's *worst* fold. Equal
+/// goes the candidate's way; an incumbent with no finite fold decides nothing.
+pub fn forgiving_race(
+    incumbent: &[(usize, f64)],
+    candidate: &[(usize, f64)],
+    min_folds: usize,
+) -> Decision {
+    if candidate.iter().any(|(_, v)| !v.is_finite()) {
+        return Decision::Prune(PruneReason::NotFinite);
+    }
+    if candidate.is_empty() || candidate.len() < min_folds {
+        return Decision::Continue;
+    }
+    let worst = incumbent
+        .iter()
+        .map(|&(_, v)| v)
+        .filter(|v| v.is_finite())
+        .fold(None, |w: Option<f64>, v| Some(w.map_or(v, |w| w.max(v))));
+    let Some(incumbent_worst) = worst else { return Decision::Continue };
+    let mean = candidate.iter().map(|&(_, v)| v).sum::<f64>() / candidate.len() as f64;
+    if mean > incumbent_worst {
+        Decision::Prune(PruneReason::Forgiving { folds: candidate.len(), mean, incumbent_worst })
+    } else {
+        Decision::Continue
     }
 }
 
@@ -224,6 +260,29 @@ mod tests {
             race(&incumbent, &diverged, 2, 0.1, 200.0, 800.0),
             Decision::Prune(PruneReason::NotFinite)
         );
+    }
+
+    #[test]
+    fn forgiving_race_prunes_only_a_mean_above_the_incumbents_worst_fold() {
+        let incumbent = [(0, 1.00), (1, 1.20), (2, 0.90), (3, 1.05), (4, 0.95)];
+        // Worse than the incumbent's mean (1.02) but not than its worst fold: kept, where a
+        // mean-vs-mean rule would stop it.
+        assert_eq!(forgiving_race(&incumbent, &[(0, 1.10), (1, 1.15)], 2), Decision::Continue);
+        assert_eq!(forgiving_race(&incumbent, &[(0, 1.20), (1, 1.20)], 2), Decision::Continue);
+        match forgiving_race(&incumbent, &[(0, 1.50), (1, 1.10)], 2) {
+            Decision::Prune(PruneReason::Forgiving { folds: 2, mean, incumbent_worst }) => {
+                assert!((mean - 1.30).abs() < 1e-12 && incumbent_worst == 1.20);
+            }
+            other => panic!("expected a forgiving prune, got {other:?}"),
+        }
+        // Before min_folds nothing is decided, however bad.
+        assert_eq!(forgiving_race(&incumbent, &[(0, 9.0)], 2), Decision::Continue);
+        assert!(matches!(forgiving_race(&incumbent, &[(0, 9.0)], 1), Decision::Prune(_)));
+        assert_eq!(
+            forgiving_race(&incumbent, &[(0, f64::NAN)], 2),
+            Decision::Prune(PruneReason::NotFinite)
+        );
+        assert_eq!(forgiving_race(&[], &[(0, 9.0), (1, 9.0)], 2), Decision::Continue);
     }
 
     #[test]

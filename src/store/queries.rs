@@ -130,13 +130,15 @@ impl Store {
             .optional()?)
     }
 
-    /// (value at `epoch`) of every other job of this sweep's fold `fold` that recorded it.
+    /// (value at `epoch`) of every job of this sweep's fold `fold` that recorded it, except the
+    /// jobs in `except_jobs`: the asking job and the ones whose values the caller holds in
+    /// memory (its running slots), so that every job counts once.
     pub fn rung_values(
         &self,
         sweep_id: i64,
         fold: usize,
         epoch: usize,
-        except_job: i64,
+        except_jobs: &[i64],
         monitor: crate::probe::Monitor,
     ) -> anyhow::Result<Vec<f64>> {
         // The monitored figure (`EpochLog::monitored`): shifted RMSE where the job recorded one.
@@ -145,13 +147,21 @@ impl Store {
             crate::probe::Monitor::Rmse => "e.val_rmse",
         };
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {column} FROM epochs e JOIN jobs j ON j.id = e.job_id
+            "SELECT j.id, {column} FROM epochs e JOIN jobs j ON j.id = e.job_id
              JOIN sweep_configs s ON s.config_id = j.config_id
-             WHERE s.sweep_id = ?1 AND s.retired_at IS NULL AND j.fold = ?2 AND e.epoch = ?3 AND j.id != ?4"
+             WHERE s.sweep_id = ?1 AND s.retired_at IS NULL AND j.fold = ?2 AND e.epoch = ?3"
         ))?;
-        let rows =
-            stmt.query_map(params![sweep_id, fold as i64, epoch as i64, except_job], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let rows = stmt.query_map(params![sweep_id, fold as i64, epoch as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, f64>(1)?))
+        })?;
+        let mut values = Vec::new();
+        for row in rows {
+            let (job, value) = row?;
+            if !except_jobs.contains(&job) {
+                values.push(value);
+            }
+        }
+        Ok(values)
     }
 
     pub fn sweep_id(&self, name: &str) -> anyhow::Result<Option<i64>> {

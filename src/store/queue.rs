@@ -103,17 +103,21 @@ impl Store {
     /// coordinator, or None when none is left. One write transaction requeues jobs whose owner
     /// is gone and claims, so two coordinators never take the same job and never both decide
     /// that a dead owner's job is theirs.
-    /// `fold_major` (racing): every config's fold 0 before any fold 1, and so on.
+    /// `racing`: an incumbent first, then fold-major. Until some config has finished every
+    /// fold (none diverged), grid order, so the first config's folds run first and become the
+    /// incumbent racing compares against; then every config's fold 0 before any fold 1, and so
+    /// on, so each config is judged on its first folds before it spends compute on later ones.
     pub fn claim_next(
         &mut self,
         sweep_id: i64,
         device: &str,
         filter: JobFilter,
-        fold_major: bool,
+        racing: bool,
     ) -> anyhow::Result<Option<JobRow>> {
         let (pid, start) = own_identity();
         let tx = self.write()?;
         requeue_stale(&tx, sweep_id)?;
+        let fold_major = racing && has_a_complete_config(&tx, sweep_id)?;
         let order = if fold_major { "j.fold, s.position" } else { "s.position, j.fold" };
         let pending: Vec<JobRow> = {
             let mut stmt = tx.prepare(&format!(
@@ -297,4 +301,17 @@ pub(super) fn requeue_stale(tx: &Transaction, sweep_id: i64) -> anyhow::Result<u
         }
     }
     Ok(requeued)
+}
+
+/// Whether a current config of the sweep has every job done and none diverged.
+fn has_a_complete_config(tx: &Transaction, sweep_id: i64) -> anyhow::Result<bool> {
+    let complete: i64 = tx.query_row(
+        "SELECT COUNT(*) FROM (SELECT j.config_id FROM jobs j
+         JOIN sweep_configs s ON s.config_id = j.config_id
+         WHERE s.sweep_id = ?1 AND s.retired_at IS NULL GROUP BY j.config_id
+         HAVING SUM(j.status = ?2 AND j.diverged_epoch IS NULL) = COUNT(*))",
+        params![sweep_id, JobStatus::Done],
+        |r| r.get(0),
+    )?;
+    Ok(complete > 0)
 }

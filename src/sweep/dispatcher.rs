@@ -210,10 +210,10 @@ impl SweepLoop<'_> {
         device: &Device,
         on_event: &mut dyn FnMut(&SweepEvent),
     ) -> anyhow::Result<Option<JobRow>> {
-        let fold_major = self.prune.is_some_and(|p| p.folds);
+        let racing = self.prune.is_some_and(|p| p.folds);
         loop {
             let claimed =
-                store.claim_next(self.sweep_id, &device.to_string(), self.filter, fold_major)?;
+                store.claim_next(self.sweep_id, &device.to_string(), self.filter, racing)?;
             if claimed.is_some() {
                 return Ok(claimed);
             }
@@ -306,15 +306,14 @@ impl SweepLoop<'_> {
                 Some(objective::epoch_value(&r.config, log))
             })
             .collect();
+        let running_ids: Vec<i64> = self.slots.iter().flatten().map(|r| r.job.id).collect();
         let decision = pruning::asha(
             store,
-            self.sweep_id,
-            &prune,
-            running.config.train.epochs,
-            (running.job.id, running.job.fold),
+            (self.sweep_id, &prune, running.config.train.epochs),
+            running.job.fold,
             (last.epoch, running.config.validation.monitor()),
             value,
-            &at_rung,
+            pruning::RunningRung { job_ids: &running_ids, values: &at_rung },
         )?;
         let Decision::Prune(reason) = decision else { return Ok(false) };
         let running = self.slots[slot].take().expect("a running slot");
@@ -341,9 +340,10 @@ impl SweepLoop<'_> {
         on_event: &mut dyn FnMut(&SweepEvent),
     ) -> anyhow::Result<()> {
         let Some(prune) = self.prune else { return Ok(()) };
-        let decision = pruning::race_config(store, self.sweep_id, &prune, &job.config_id)?;
-        let Decision::Prune(reason) = decision else { return Ok(()) };
-        let reason = format!("racing: {reason}");
+        let Some(reason) = pruning::race_config(store, self.sweep_id, &prune, &job.config_id)?
+        else {
+            return Ok(());
+        };
         let pruned = store.prune_pending(&job.config_id, &reason)?;
         if pruned > 0 {
             on_event(&SweepEvent::JobPruned {

@@ -193,13 +193,17 @@ pub(crate) fn print_search_plan(
             } else {
                 "no ASHA".into()
             };
-            let race = if p.folds {
-                format!(
-                    "racing over folds, fold-major (after {} folds, one-sided p < {})",
+            let race = match (p.folds, p.race) {
+                (false, _) => "no racing".into(),
+                (true, crate::search::RaceRule::Forgiving) => format!(
+                    "racing over folds, forgiving rule (after {} folds, mean above the complete \
+                     incumbent's worst fold)",
+                    p.min_folds
+                ),
+                (true, crate::search::RaceRule::Ttest) => format!(
+                    "racing over folds, corrected t-test (after {} folds, one-sided p < {})",
                     p.min_folds, p.alpha
-                )
-            } else {
-                "no racing".into()
+                ),
             };
             println!("pruning: {asha}; {race}");
         }

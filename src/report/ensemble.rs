@@ -6,14 +6,20 @@
 //! the ensemble is then scored on is optimistic, so [`nested`] also scores it honestly: for each
 //! fold, the weights are chosen on the other folds' rows and applied to that fold's rows, and
 //! the criterion is computed on those held-out predictions pooled over all folds.
+//!
+//! An ensemble must never hurt: [`choose`] scores the single best config the same nested way
+//! (chosen on the other folds, one round of selection), and the ensemble is exported only when
+//! its nested score is lower. Greedy selection fits the rows it is chosen on, the probe rows
+//! included, and on few rows a blend can look better than its best member and be worse.
 
 use crate::data::score_bin;
 use crate::probe::ProbeConfig;
 use crate::sampling::NUM_BINS;
 
-/// What an ensemble (or a config) is judged by, on real rows and, for `Shifted`, probe rows.
+/// How an ensemble (or a config) is scored: a [`crate::results::Criterion`] with what it
+/// needs to score rows (for `Shifted`, the probe settings), on real rows and probe rows.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Criterion {
+pub enum Scoring {
     /// Pooled RMSE of the real rows.
     Oof,
     /// Mean of the per-score RMSEs of the real rows.
@@ -46,7 +52,7 @@ struct View<'a> {
     probe_rows: &'a [usize],
 }
 
-impl Criterion {
+impl Scoring {
     /// The criterion of predictions `real` (indexed like `rows.truth`) and `probes`, over the
     /// rows listed in `view`.
     fn score(&self, view: &View, real: &[f64], probes: &[f64]) -> f64 {
@@ -54,8 +60,8 @@ impl Criterion {
         let mean = |sum: f64, n: usize| sum / n.max(1) as f64;
         let real_mse = mean(view.real_rows.iter().map(|&i| squared(i)).sum(), view.real_rows.len());
         match self {
-            Criterion::Oof => real_mse.sqrt(),
-            Criterion::Macro => {
+            Scoring::Oof => real_mse.sqrt(),
+            Scoring::Macro => {
                 let mut sums = [0.0; NUM_BINS];
                 let mut counts = [0usize; NUM_BINS];
                 for &i in view.real_rows {
@@ -69,7 +75,7 @@ impl Criterion {
                     .collect();
                 mean(filled.iter().sum(), filled.len())
             }
-            Criterion::Shifted(probe) => {
+            Scoring::Shifted(probe) => {
                 let probe_mse = probe.mse(view.probe_rows.iter().map(|&i| probes[i]));
                 probe.shifted_rmse(real_mse, probe_mse)
             }
@@ -116,7 +122,7 @@ impl Selection {
 fn select_on(
     candidates: &[Candidate],
     rows: &Rows,
-    criterion: &Criterion,
+    criterion: &Scoring,
     rounds: usize,
     folds: Option<&dyn Fn(usize) -> bool>,
 ) -> Selection {
@@ -160,7 +166,7 @@ fn add(sum: &mut [f64], values: &[f64]) {
 pub fn select(
     candidates: &[Candidate],
     rows: &Rows,
-    criterion: &Criterion,
+    criterion: &Scoring,
     rounds: usize,
 ) -> (Selection, f64) {
     let selection = select_on(candidates, rows, criterion, rounds, None);
@@ -170,7 +176,7 @@ pub fn select(
 
 /// The honest score: fold k's rows predicted by the ensemble chosen on the other folds' rows,
 /// pooled over all folds, then scored.
-pub fn nested(candidates: &[Candidate], rows: &Rows, criterion: &Criterion, rounds: usize) -> f64 {
+pub fn nested(candidates: &[Candidate], rows: &Rows, criterion: &Scoring, rounds: usize) -> f64 {
     let folds = rows.real_fold.iter().chain(&rows.probe_fold).max().map_or(0, |&k| k + 1);
     let per_fold: Vec<Selection> = (0..folds)
         .map(|k| select_on(candidates, rows, criterion, rounds, Some(&|fold| fold != k)))
@@ -178,11 +184,50 @@ pub fn nested(candidates: &[Candidate], rows: &Rows, criterion: &Criterion, roun
     score_all(candidates, rows, criterion, |fold| &per_fold[fold])
 }
 
+/// What to export: the ensemble or the single best config, by the nested score of each.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Choice {
+    /// The ensemble chosen on every row.
+    pub ensemble: Selection,
+    /// The single best config chosen on every row (one pick).
+    pub single: Selection,
+    /// The ensemble's in-sample score (optimistic).
+    pub in_sample: f64,
+    /// The ensemble's nested score.
+    pub ensemble_nested: f64,
+    /// The single best config's nested score (the best config chosen on the other folds).
+    pub single_nested: f64,
+    /// Whether the ensemble's nested score is the lower: it is the one to export.
+    pub ensemble_wins: bool,
+}
+
+impl Choice {
+    /// What to export.
+    pub fn exported(&self) -> &Selection {
+        if self.ensemble_wins {
+            &self.ensemble
+        } else {
+            &self.single
+        }
+    }
+}
+
+/// The ensemble of `rounds` rounds when its nested score is lower than the single best
+/// config's, else that config (ties go to the single config: simpler, and no worse).
+pub fn choose(candidates: &[Candidate], rows: &Rows, criterion: &Scoring, rounds: usize) -> Choice {
+    let (ensemble, in_sample) = select(candidates, rows, criterion, rounds);
+    let ensemble_nested = nested(candidates, rows, criterion, rounds);
+    let single_nested = nested(candidates, rows, criterion, 1);
+    let single = select(candidates, rows, criterion, 1).0;
+    let ensemble_wins = ensemble_nested < single_nested;
+    Choice { ensemble, single, in_sample, ensemble_nested, single_nested, ensemble_wins }
+}
+
 /// Scores predictions made row by row by the selection of the row's fold.
 fn score_all<'a>(
     candidates: &[Candidate],
     rows: &Rows,
-    criterion: &Criterion,
+    criterion: &Scoring,
     selection_for: impl Fn(usize) -> &'a Selection,
 ) -> f64 {
     let blend_row = |selection: &Selection, values: &dyn Fn(&Candidate) -> f64| -> f64 {
@@ -237,16 +282,15 @@ mod tests {
         let blind = candidate("blind", |i| truth[i], |_| 2.5);
         let aware = candidate("aware", |i| truth[i] - 1.0, |_| 1.0);
         let cands = [blind, aware];
-        let oof = select(&cands, &rows, &Criterion::Oof, 5);
+        let oof = select(&cands, &rows, &Scoring::Oof, 5);
         assert_eq!(oof.0.weights(), vec![(0, 1.0)], "oof only sees real rows");
         assert!(oof.1 < 1e-12);
-        let (shifted, score) = select(&cands, &rows, &Criterion::Shifted(probe()), 10);
+        let (shifted, score) = select(&cands, &rows, &Scoring::Shifted(probe()), 10);
         let weights = shifted.weights();
         assert_eq!(weights[0].0, 1, "the shift-aware config weighs most");
         assert_eq!(weights.len(), 2, "and the blend uses both: {weights:?}");
-        let single = |c: &Candidate| {
-            select(std::slice::from_ref(c), &rows, &Criterion::Shifted(probe()), 1).1
-        };
+        let single =
+            |c: &Candidate| select(std::slice::from_ref(c), &rows, &Scoring::Shifted(probe()), 1).1;
         assert!(score < single(&cands[0]) && score < single(&cands[1]));
     }
 
@@ -263,11 +307,45 @@ mod tests {
                 candidate(&format!("c{s}"), |i| truth[i] + noise(s, i), |i| 3.0 + noise(s + 50, i))
             })
             .collect();
-        for criterion in [Criterion::Oof, Criterion::Macro, Criterion::Shifted(probe())] {
+        for criterion in [Scoring::Oof, Scoring::Macro, Scoring::Shifted(probe())] {
             let (_, in_sample) = select(&cands, &rows, &criterion, 15);
             let honest = nested(&cands, &rows, &criterion, 15);
             assert!(honest >= in_sample, "{criterion:?}: nested {honest} < in-sample {in_sample}");
         }
+    }
+
+    #[test]
+    fn the_single_best_config_is_exported_when_the_ensemble_scores_worse_nested() {
+        // Two folds of 10 rows. `steady` is 0.5 too high everywhere. `fits_0` is 0.5 too low
+        // on fold 0 and 3 too high on fold 1; `fits_1` the other way round. Chosen on fold 0,
+        // the blend of steady and fits_0 is exact there, and 1.75 off on fold 1; the single
+        // best (steady, listed first on a tie) is 0.5 off wherever it is applied.
+        let rows = Rows {
+            truth: vec![5.0; 20],
+            real_fold: (0..20).map(|i| i / 10).collect(),
+            probe_fold: vec![],
+        };
+        let off = |fold_0: f64, fold_1: f64| -> Vec<f64> {
+            (0..20).map(|i| 5.0 + if i < 10 { fold_0 } else { fold_1 }).collect()
+        };
+        let candidate =
+            |id: &str, real: Vec<f64>| Candidate { id: id.into(), real, probes: vec![] };
+        let cands = [
+            candidate("steady", off(0.5, 0.5)),
+            candidate("fits_0", off(-0.5, 3.0)),
+            candidate("fits_1", off(3.0, -0.5)),
+        ];
+        let choice = choose(&cands, &rows, &Scoring::Oof, 10);
+        assert!((choice.single_nested - 0.5).abs() < 1e-12, "{choice:?}");
+        assert!(choice.ensemble_nested > 1.0, "the blend overfits each fold: {choice:?}");
+        assert!(!choice.ensemble_wins, "{choice:?}");
+        assert_eq!(choice.exported().weights(), vec![(0, 1.0)], "the single best: steady");
+
+        // Where blending truly helps (errors that cancel on every fold), the ensemble stays.
+        let cands = [candidate("high", off(0.5, 0.5)), candidate("low", off(-0.5, -0.5))];
+        let choice = choose(&cands, &rows, &Scoring::Oof, 10);
+        assert!(choice.ensemble_wins && choice.ensemble_nested < 1e-12, "{choice:?}");
+        assert_eq!(choice.exported().weights().len(), 2);
     }
 
     #[test]
@@ -282,12 +360,18 @@ mod tests {
 /// What `export --ensemble` did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EnsembleExport {
-    /// (config id, label, weight), heaviest first.
+    /// The ensemble's (config id, label, weight), heaviest first.
     pub picks: Vec<(String, String, f64)>,
+    /// The single best config's (id, label).
+    pub single: (String, String),
     /// The criterion on the rows the weights were chosen on (optimistic).
     pub in_sample: f64,
     /// Weights chosen on the other folds' rows, scored on each fold's own (honest).
     pub nested: f64,
+    /// The single best config, chosen and scored the same nested way.
+    pub single_nested: f64,
+    /// Whether the ensemble was exported; else the single best config.
+    pub ensemble: bool,
     pub export: super::export::ExportReport,
 }
 
@@ -313,16 +397,16 @@ pub fn export_ensemble(
     }
     let (rows, candidates) = candidates(store, &complete)?;
     let criterion = match criterion {
-        crate::results::Criterion::Oof => Criterion::Oof,
-        crate::results::Criterion::Macro => Criterion::Macro,
+        crate::results::Criterion::Oof => Scoring::Oof,
+        crate::results::Criterion::Macro => Scoring::Macro,
         crate::results::Criterion::Shifted => {
-            Criterion::Shifted(complete[0].probe.clone().ok_or_else(|| {
+            Scoring::Shifted(complete[0].probe.clone().ok_or_else(|| {
                 InputError::new("shifted RMSE needs [validation] probe in the sweep").field("by")
             })?)
         }
     };
-    let (selection, in_sample) = select(&candidates, &rows, &criterion, rounds);
-    let nested = nested(&candidates, &rows, &criterion, rounds);
+    let choice = choose(&candidates, &rows, &criterion, rounds);
+    let selection = choice.exported();
     let mut tests = Vec::with_capacity(complete.len());
     for summary in &complete {
         let request = super::export::ExportRequest {
@@ -338,14 +422,25 @@ pub fn export_ensemble(
     let blended = selection.blend(&tests.iter().map(Vec::as_slice).collect::<Vec<_>>());
     let scores = super::export::finish(&blended, round);
     super::export::write_submission(out, &scores, round)?;
-    let picks = selection
+    let picks = choice
+        .ensemble
         .weights()
         .into_iter()
         .map(|(i, w)| (complete[i].id.clone(), complete[i].label.clone(), w))
         .collect();
+    let (best, _) = choice.single.weights()[0];
+    let single = (complete[best].id.clone(), complete[best].label.clone());
     let folds = complete[0].folds_total;
     let export = super::export::report(&scores, folds, super::export::Source::Stored);
-    Ok(EnsembleExport { picks, in_sample, nested, export })
+    Ok(EnsembleExport {
+        picks,
+        single,
+        in_sample: choice.in_sample,
+        nested: choice.ensemble_nested,
+        single_nested: choice.single_nested,
+        ensemble: choice.ensemble_wins,
+        export,
+    })
 }
 
 /// What identifies the rows a config predicted: its records, and its probes' (fold, record,

@@ -118,6 +118,20 @@ pub(crate) fn export_ensemble(store: &Store, args: &ExportArgs, rounds: usize) -
         key.name(),
         done.nested
     );
+    let (single_id, single_label) = &done.single;
+    println!(
+        "single best config {single_id} [{single_label}], nested {} RMSE (chosen on the other folds)  {:.4}",
+        key.name(),
+        done.single_nested
+    );
+    if done.ensemble {
+        println!("exported: the ensemble (its nested score is the lower)");
+    } else {
+        println!(
+            "exported: the single best config {single_id}: the ensemble's nested score is no lower, \
+             so blending would not help"
+        );
+    }
     println!("{} test rows -> {}", done.export.rows, args.out.display());
     print_distribution(&done.export);
     Ok(ExitCode::SUCCESS)

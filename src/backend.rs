@@ -112,14 +112,14 @@ impl std::str::FromStr for DeviceChoice {
 
 impl DeviceChoice {
     /// The devices to schedule on. `auto` means every GPU this build can use, or the CPU
-    /// when there is none (with a notice on stderr).
+    /// when there is none (with a notice, logged).
     pub fn resolve(&self) -> Vec<Device> {
         match self {
             DeviceChoice::List(devices) => devices.clone(),
             DeviceChoice::Auto => {
                 let gpus = detect_gpus();
                 if gpus.is_empty() {
-                    eprintln!(
+                    log::warn!(
                         "note: no GPU found (or this build has no `cuda` feature); \
                          running on the CPU"
                     );

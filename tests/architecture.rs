@@ -205,3 +205,51 @@ fn the_layer_checker_sees_an_upward_import() {
     assert_eq!(paths, vec![(1, "sweep".to_string()), (2, "report".to_string())]);
     assert!(layer_of("sweep") > layer_of("store"));
 }
+
+/// The print and exit calls a library file may not make: what the user should hear goes out
+/// as an event or a `log` record, and the exit code is the CLI's (issue 17).
+const PRINTS_OR_EXITS: &[&str] =
+    &["println!", "eprintln!", "print!", "eprint!", "process::exit", "dbg!"];
+
+/// The lines of a file's text that print or exit, above its inline `#[cfg(test)] mod tests`.
+fn prints_or_exits(text: &str) -> Vec<(usize, &str)> {
+    let code = text.split("#[cfg(test)]\nmod tests {").next().unwrap_or("");
+    code.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim_start().starts_with("//"))
+        .filter(|(_, line)| PRINTS_OR_EXITS.iter().any(|call| line.contains(call)))
+        .map(|(i, line)| (i + 1, line.trim()))
+        .collect()
+}
+
+#[test]
+fn the_library_neither_prints_nor_exits() {
+    let mut files = Vec::new();
+    rust_files(&src_dir(), &mut files);
+    files.sort();
+    let mut found = Vec::new();
+    for file in files {
+        let module = module_of(&file);
+        let unit_tests = file.file_stem().is_some_and(|stem| stem == "tests");
+        if module == "cli" || OUTSIDE_LAYERS.contains(&module.as_str()) || unit_tests {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for (line, code) in prints_or_exits(&text) {
+            let name = file.strip_prefix(src_dir()).unwrap().display().to_string();
+            found.push(format!("{name}:{line}: {code}"));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "library code that prints or exits (report an event, log a notice, or return an \
+         error instead):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_print_checker_sees_a_print_outside_tests_only() {
+    let text = "fn a() {\n    eprintln!(\"x\");\n}\n// println! in a comment\n#[cfg(test)]\nmod tests {\n    fn b() { println!(\"y\"); }\n}";
+    assert_eq!(prints_or_exits(text), vec![(2, "eprintln!(\"x\");")]);
+}

@@ -3,6 +3,7 @@
 
 mod args;
 mod cmd;
+mod notices;
 mod progress;
 mod resolve;
 
@@ -39,6 +40,7 @@ const FLAGS: &[(&str, &str)] = &[
 
 /// Parses the command line, runs it and maps errors to exit codes.
 pub fn main() -> ExitCode {
+    notices::install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => {
@@ -136,7 +138,11 @@ fn run(cli: Cli) -> CommandResult {
                 workers: args.workers,
             })?;
             print!("{}", server.announcement()?);
-            server.run()?;
+            server.run_with(|event| match event {
+                crate::serve::ServeEvent::ReadFailed { request, error } => {
+                    eprintln!("foldsweep serve: {request}: {error}")
+                }
+            })?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Train(args) => train(args),

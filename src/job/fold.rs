@@ -92,8 +92,9 @@ impl NeuralInputs {
     }
 }
 
-/// What training a fold produced, in any family, at its best epoch (or boosting round).
-pub struct FoldOutcome {
+/// What training a fold produced, in any family, at its best epoch (or boosting round): the
+/// raw predictions, before [`fold_result`] scores them into the [`FoldResult`] a job reports.
+pub struct TrainedFold {
     pub best_epoch: usize,
     pub epochs_run: usize,
     pub log: Vec<EpochLog>,
@@ -113,7 +114,7 @@ pub fn fold_result(
     config: &Config,
     data: &TrainingData,
     sets: &FoldSets,
-    outcome: FoldOutcome,
+    outcome: TrainedFold,
 ) -> FoldResult {
     let (train, val) = (&sets.train, &sets.val);
     let real_train: Vec<f32> = train.iter().filter(|s| !s.synthetic).map(|s| s.target).collect();

@@ -20,7 +20,7 @@ use crate::features::pca::Pca;
 use crate::sampling::Sample;
 use crate::train::{EpochLog, EvalMetrics, Predictions};
 
-use super::{FoldOutcome, FoldSets, TrainingData};
+use super::{FoldSets, TrainedFold, TrainingData};
 
 /// Tree inputs of every sample set of a fold.
 struct TreeMatrices {
@@ -138,7 +138,7 @@ pub fn train_trees(
     data: &TrainingData,
     sets: &FoldSets,
     on_epoch: &mut dyn FnMut(&EpochLog),
-) -> anyhow::Result<FoldOutcome> {
+) -> anyhow::Result<TrainedFold> {
     let started = Instant::now();
     let (train, val, probes) = (&sets.train, &sets.val, &sets.probes);
     let inputs = tree_matrices(config, data, sets);
@@ -166,7 +166,7 @@ pub fn train_trees(
     };
     let val_scores = predict(&inputs.val);
     let truth: Vec<f32> = val.iter().map(|s| s.target).collect();
-    Ok(FoldOutcome {
+    Ok(TrainedFold {
         best_epoch: best,
         epochs_run: log.len(),
         val_metrics: EvalMetrics::compute(&truth, &val_scores),

@@ -25,7 +25,7 @@ use crate::sampling::{apply_weights, synthetic_negatives_among, Sample};
 use crate::text::{text_features, Part};
 use crate::train::{checkpoint, fit_probed, predict, EpochLog, EvalMetrics, Features, Probes};
 pub use device::{bench_epoch_on, run_fold_on};
-pub use fold::{fold_result, FoldOutcome, FoldSets, NeuralInputs};
+pub use fold::{fold_result, FoldSets, NeuralInputs, TrainedFold};
 pub use infer::predict_from_checkpoints;
 
 /// The training data of a config, loaded once and shared by all its folds.
@@ -247,7 +247,7 @@ fn train_neural<B: AutodiffBackend>(
     checkpoint_dir: Option<&Path>,
     device: &B::Device,
     on_epoch: &mut dyn FnMut(&EpochLog),
-) -> anyhow::Result<FoldOutcome> {
+) -> anyhow::Result<TrainedFold> {
     let inputs = NeuralInputs::build(config, data, sets);
     let (features, train, val, probe_rows) = match &inputs {
         Some(i) => (i.features(data), &i.train, &i.val, &i.probes),
@@ -277,7 +277,7 @@ fn train_neural<B: AutodiffBackend>(
         Some(dir) => Some(checkpoint::save(dir, &spec, &outcome.model)?),
         None => None,
     };
-    Ok(FoldOutcome {
+    Ok(TrainedFold {
         best_epoch: outcome.best_epoch,
         epochs_run: outcome.epochs_run,
         log: outcome.log,

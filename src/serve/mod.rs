@@ -160,15 +160,6 @@ impl Server {
         runtime.block_on(net::serve(listener, routes::router(context), self.limits));
         Ok(())
     }
-
-    /// [`Server::run_with`], errors to stderr (until the CLI passes its own callback).
-    pub fn run(self) -> anyhow::Result<()> {
-        self.run_with(|event| match event {
-            ServeEvent::ReadFailed { request, error } => {
-                eprintln!("foldsweep serve: {request}: {error}")
-            }
-        })
-    }
 }
 
 pub fn not_found() -> Response {

@@ -30,8 +30,8 @@ use crate::util::process::{hostname, now};
 pub use merge::ShardMerge;
 pub use overview::{Coordinator, FailedJob, SweepTimes};
 pub use queries::{
-    ConfigSweep, FoldMetrics, FoldOutcome, JobRecord, OofRow, ProbeRow, RunningJob, SweepConfigRow,
-    SweepListing,
+    ConfigSweep, FoldMetrics, FoldResultRow, JobRecord, OofRow, ProbeRow, RunningJob,
+    SweepConfigRow, SweepListing,
 };
 pub use queue::JobRow;
 pub use schema::SCHEMA_VERSION;

@@ -20,7 +20,8 @@ pub struct SweepConfigRow {
     pub retired: bool,
 }
 
-/// One finished fold's headline numbers.
+/// One finished fold's headline numbers, what the pruners, the objective and compare read
+/// (fewer than a [`FoldResultRow`], with the row counts racing needs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FoldMetrics {
     pub fold: usize,
@@ -90,9 +91,10 @@ pub struct ConfigSweep {
     pub label: String,
 }
 
-/// What a finished fold reported (its `fold_results` row).
+/// A finished fold's `fold_results` row: the figures of the [`crate::job::FoldResult`] the
+/// store keeps, as `show` and `status` read them.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct FoldOutcome {
+pub struct FoldResultRow {
     pub best_epoch: usize,
     pub epochs_run: usize,
     pub rmse: f64,
@@ -119,7 +121,7 @@ pub struct JobRecord {
     pub finished_at: Option<f64>,
     pub error: Option<String>,
     pub diverged_epoch: Option<usize>,
-    pub outcome: Option<FoldOutcome>,
+    pub outcome: Option<FoldResultRow>,
 }
 
 impl Store {
@@ -491,7 +493,7 @@ impl Store {
         )?;
         let rows = stmt.query_map([config_id], |r| {
             let outcome = match r.get::<_, Option<i64>>(10)? {
-                Some(best_epoch) => Some(FoldOutcome {
+                Some(best_epoch) => Some(FoldResultRow {
                     best_epoch: best_epoch as usize,
                     epochs_run: r.get::<_, i64>(11)? as usize,
                     rmse: r.get(12)?,

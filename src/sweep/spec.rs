@@ -522,7 +522,7 @@ pub fn data_fingerprint(config: &Config) -> anyhow::Result<String> {
     }
     if let (TextEncoderKind::Transformer, Some(dir)) = (config.text.encoder, &config.text.model) {
         // The embedding cache's content hash of the model, edits in place included.
-        let spec = crate::text::transformer::ModelSpec::load(dir)?;
+        let spec = crate::text::transformer::EncoderSpec::load(dir)?;
         hasher.update(crate::text::transformer::cache::model_hash(&spec)?.as_bytes());
     }
     Ok(crate::util::hex16(&hasher.finalize()))

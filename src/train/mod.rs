@@ -216,7 +216,8 @@ impl std::fmt::Display for Diverged {
 
 impl std::error::Error for Diverged {}
 
-/// What training one fold produced.
+/// What training one neural fold produced: the best epoch's weights with its log and
+/// predictions, on backend `B` (the job turns it into a `job::TrainedFold`).
 pub struct FitOutcome<B: Backend> {
     /// The weights of the best validation epoch.
     pub model: PairModel<B>,

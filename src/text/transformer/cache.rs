@@ -18,7 +18,7 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
-use super::config::ModelSpec;
+use super::config::EncoderSpec;
 use super::encoder::SentenceEncoder;
 use crate::data::Matrix;
 
@@ -58,7 +58,7 @@ pub fn encode_cached(
     batch_size: usize,
     progress: &mut dyn FnMut(usize, usize),
 ) -> anyhow::Result<(Matrix, CacheStats)> {
-    let spec = ModelSpec::load(model_dir)?;
+    let spec = EncoderSpec::load(model_dir)?;
     let file = cache_dir.join(format!("{}.embcache", model_hash(&spec)?));
     let (mut entries, discarded) = match read_cache(&file, spec.dim()) {
         Ok(entries) => (entries, None),
@@ -115,7 +115,7 @@ pub fn text_hash(text: &str) -> TextHash {
 /// SHA-256 (hex) over the implementation version and the name, length and bytes of every
 /// file that decides the embeddings. Memoised per process by (path, size, mtime), because
 /// hashing a 90 MB weight file costs a noticeable fraction of a second.
-pub fn model_hash(spec: &ModelSpec) -> anyhow::Result<String> {
+pub fn model_hash(spec: &EncoderSpec) -> anyhow::Result<String> {
     let files = spec.content_files();
     let stamps = files.iter().map(|f| file_stamp(f)).collect::<anyhow::Result<Vec<_>>>()?;
     let key = (files.clone(), stamps);
@@ -137,7 +137,7 @@ fn file_stamp(path: &Path) -> anyhow::Result<(u64, SystemTime)> {
     Ok((meta.len(), meta.modified()?))
 }
 
-fn hash_files(spec: &ModelSpec, files: &[PathBuf]) -> anyhow::Result<String> {
+fn hash_files(spec: &EncoderSpec, files: &[PathBuf]) -> anyhow::Result<String> {
     let mut hasher = Sha256::new();
     hasher.update(IMPLEMENTATION_VERSION.as_bytes());
     for path in files {

@@ -74,7 +74,7 @@ impl PoolingConfig {
 
 /// Everything the folder says about the pipeline, plus where each file is.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ModelSpec {
+pub struct EncoderSpec {
     pub dir: PathBuf,
     pub transformer: TransformerConfig,
     pub pooling: PoolingConfig,
@@ -87,7 +87,7 @@ pub struct ModelSpec {
     pub pooling_config_path: PathBuf,
 }
 
-impl ModelSpec {
+impl EncoderSpec {
     pub const CONFIG: &'static str = "config.json";
     pub const TOKENIZER: &'static str = "tokenizer.json";
     pub const WEIGHTS: &'static str = "model.safetensors";
@@ -95,7 +95,7 @@ impl ModelSpec {
     pub const SBERT_CONFIG: &'static str = "sentence_bert_config.json";
 
     /// Reads and checks the folder's JSON files (not the tokenizer or the weights).
-    pub fn load(dir: &Path) -> InputResult<ModelSpec> {
+    pub fn load(dir: &Path) -> InputResult<EncoderSpec> {
         if !dir.is_dir() {
             return Err(InputError::in_file(dir, "model folder not found"));
         }
@@ -105,7 +105,7 @@ impl ModelSpec {
         let pooling = read_pooling(&pooling_config_path, transformer.hidden_size)?;
         let (max_seq_length, do_lower_case) =
             read_sbert_config(&dir.join(Self::SBERT_CONFIG), &transformer)?;
-        Ok(ModelSpec {
+        Ok(EncoderSpec {
             dir: dir.to_path_buf(),
             transformer,
             pooling,

@@ -5,7 +5,7 @@ use std::path::Path;
 use burn::tensor::backend::Backend;
 use burn::tensor::Tensor;
 
-use super::config::ModelSpec;
+use super::config::EncoderSpec;
 use super::model::{Encoder, TokenBatch};
 use super::pooling::{l2_normalize, pool};
 use super::tokenize::TextTokenizer;
@@ -16,7 +16,7 @@ use crate::error::InputError;
 
 /// Tokenizer + transformer + pooling (+ normalisation) of one model folder.
 pub struct SentenceEncoder<B: Backend = Cpu> {
-    spec: ModelSpec,
+    spec: EncoderSpec,
     tokenizer: TextTokenizer,
     encoder: Encoder<B>,
     device: B::Device,
@@ -33,9 +33,9 @@ impl<B: Backend> SentenceEncoder<B> {
     /// Loads a model folder onto `device`. Any unusable file (missing, malformed, an
     /// unsupported architecture, a weight of the wrong shape) is an [`InputError`] naming it.
     pub fn load_on(dir: &Path, device: &B::Device) -> anyhow::Result<Self> {
-        let spec = ModelSpec::load(dir)?;
+        let spec = EncoderSpec::load(dir)?;
         let tokenizer = TextTokenizer::load(&spec)?;
-        let weights_path = spec.path(ModelSpec::WEIGHTS);
+        let weights_path = spec.path(EncoderSpec::WEIGHTS);
         if !weights_path.is_file() {
             return Err(InputError::in_file(
                 &weights_path,
@@ -50,7 +50,7 @@ impl<B: Backend> SentenceEncoder<B> {
 
     /// Wraps an encoder that already exists (a fine-tuned one, say).
     pub fn from_parts(
-        spec: ModelSpec,
+        spec: EncoderSpec,
         tokenizer: TextTokenizer,
         encoder: Encoder<B>,
         device: B::Device,
@@ -58,7 +58,7 @@ impl<B: Backend> SentenceEncoder<B> {
         SentenceEncoder { spec, tokenizer, encoder, device }
     }
 
-    pub fn spec(&self) -> &ModelSpec {
+    pub fn spec(&self) -> &EncoderSpec {
         &self.spec
     }
 

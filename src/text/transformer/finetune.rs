@@ -17,7 +17,7 @@ use burn::tensor::{Int, Tensor, TensorData};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use super::config::ModelSpec;
+use super::config::EncoderSpec;
 use super::encoder::SentenceEncoder;
 use super::model::{Encoder, TokenBatch};
 use super::pooling::{l2_normalize, pool};
@@ -45,9 +45,9 @@ pub fn finetune(
 ) -> anyhow::Result<FinetuneReport> {
     check_settings(model_dir, out_dir, settings)?;
     let device = cpu_device();
-    let spec = ModelSpec::load(model_dir)?;
+    let spec = EncoderSpec::load(model_dir)?;
     let tokenizer = TextTokenizer::load(&spec)?;
-    let weights_path = spec.path(ModelSpec::WEIGHTS);
+    let weights_path = spec.path(EncoderSpec::WEIGHTS);
     let mut weights = WeightSource::open(&weights_path)?;
     let mut encoder = crate::backend::seeded::<CpuTrain, _>(&device, settings.seed, || {
         Encoder::<CpuTrain>::load(&mut weights, &spec.transformer, &device)
@@ -100,12 +100,12 @@ pub fn planned_steps(texts: &[String], settings: &FinetuneSettings) -> usize {
     Schedule::new(settings, distinct(texts).len()).steps_to_run
 }
 
-/// One stderr line at every tenth of the run: a real model's fine-tuning takes minutes.
+/// One notice (logged) at every tenth of the run: a real model's fine-tuning takes minutes.
 fn report_progress(step: usize, steps: usize, losses: &[f32], started: std::time::Instant) {
     let every = (steps / 10).max(1);
     if step.is_multiple_of(every) || step == steps {
         let seconds = started.elapsed().as_secs_f64();
-        eprintln!(
+        log::info!(
             "  SimCSE step {step}/{steps}: loss {:.4}, {:.1} s/step",
             losses[step - 1],
             seconds / step as f64
@@ -148,7 +148,7 @@ fn distinct(texts: &[String]) -> Vec<String> {
 /// batch (rows i and b + i), so the two copies see different dropout masks.
 fn simcse_loss<B: AutodiffBackend>(
     encoder: &Encoder<B>,
-    spec: &ModelSpec,
+    spec: &EncoderSpec,
     sequences: &[&[u32]],
     scale: f64,
 ) -> Tensor<B, 1> {
@@ -232,13 +232,13 @@ fn save_model(
     trained: &Encoder<Cpu>,
 ) -> anyhow::Result<()> {
     copy_model_files(model_dir, out_dir)?;
-    original.save_with(&trained.export(), &out_dir.join(ModelSpec::WEIGHTS))
+    original.save_with(&trained.export(), &out_dir.join(EncoderSpec::WEIGHTS))
 }
 
 /// Weight files other than model.safetensors are left behind: they would hold the old weights.
 fn copy_model_files(from: &Path, to: &Path) -> anyhow::Result<()> {
     const STALE: [&str; 3] =
-        [ModelSpec::WEIGHTS, "pytorch_model.bin", "model.safetensors.index.json"];
+        [EncoderSpec::WEIGHTS, "pytorch_model.bin", "model.safetensors.index.json"];
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use sha2::{Digest, Sha256};
 
 use super::cache::model_hash;
-use super::config::ModelSpec;
+use super::config::EncoderSpec;
 use super::finetune::{finetune, planned_steps, FinetuneSettings};
 use crate::util::hex;
 
@@ -34,7 +34,7 @@ pub fn finetuned_model(
     let root = cache_dir.join("finetuned");
     let target = root.join(finetune_key(model_dir, texts, settings)?);
     if target.is_dir() {
-        eprintln!(
+        log::info!(
             "reused the fine-tuned model {} (of {}, {} texts)",
             target.display(),
             model_dir.display(),
@@ -44,7 +44,7 @@ pub fn finetuned_model(
     }
     let steps = planned_steps(texts, settings);
     let plural = if steps == 1 { "" } else { "s" };
-    eprintln!(
+    log::info!(
         "fine-tuning {} on {} texts ({steps} step{plural}) into {}",
         model_dir.display(),
         texts.len(),
@@ -69,7 +69,7 @@ pub fn finetune_key(
     texts: &[String],
     settings: &FinetuneSettings,
 ) -> anyhow::Result<String> {
-    let spec = ModelSpec::load(model_dir)?;
+    let spec = EncoderSpec::load(model_dir)?;
     let mut hasher = Sha256::new();
     let mut field = |bytes: &[u8]| {
         hasher.update((bytes.len() as u64).to_le_bytes());
@@ -114,7 +114,7 @@ fn remove_stale_partials(target: &Path) {
         if !crate::util::process::process_alive(pid as i64)
             && std::fs::remove_dir_all(entry.path()).is_ok()
         {
-            eprintln!("removed {}, left unfinished by process {pid}", entry.path().display());
+            log::info!("removed {}, left unfinished by process {pid}", entry.path().display());
         }
     }
 }
@@ -131,7 +131,7 @@ fn publish(partial: &Path, target: &Path) -> anyhow::Result<()> {
             Ok(())
         }
         Err(_) if target.is_dir() => {
-            eprintln!("another process fine-tuned {} first; using its copy", target.display());
+            log::info!("another process fine-tuned {} first; using its copy", target.display());
             std::fs::remove_dir_all(partial)?;
             Ok(())
         }

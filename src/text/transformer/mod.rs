@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 
 pub use cache::{encode_cached, CacheStats};
-pub use config::{Architecture, ModelSpec, PoolingConfig, TransformerConfig};
+pub use config::{Architecture, EncoderSpec, PoolingConfig, TransformerConfig};
 pub use encoder::SentenceEncoder;
 pub use finetune::{finetune, planned_steps, FinetuneReport, FinetuneSettings};
 pub use finetuned::{finetune_key, finetuned_model};

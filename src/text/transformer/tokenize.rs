@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use tokenizers::{Tokenizer, TruncationParams};
 
-use super::config::ModelSpec;
+use super::config::EncoderSpec;
 use crate::error::{InputError, InputResult};
 
 /// The model's tokenizer with truncation to `max_seq_length` and padding off.
@@ -21,8 +21,8 @@ pub struct TextTokenizer {
 }
 
 impl TextTokenizer {
-    pub fn load(spec: &ModelSpec) -> InputResult<TextTokenizer> {
-        let path = spec.path(ModelSpec::TOKENIZER);
+    pub fn load(spec: &EncoderSpec) -> InputResult<TextTokenizer> {
+        let path = spec.path(EncoderSpec::TOKENIZER);
         let error = |message: String| InputError::in_file(&path, message);
         if !path.is_file() {
             return Err(error("missing (the model folder needs its tokenizer.json)".into()));

@@ -371,3 +371,38 @@ fn serve_draws_a_diverged_fold_to_its_last_finite_epoch() {
     assert_eq!(points, 2, "epochs 1 and 2, not the infinite third: {line}");
     assert!(svg.contains("diverged at epoch 3"), "marked where it diverged");
 }
+
+#[test]
+fn serve_answers_a_host_named_by_allow_host_and_still_refuses_others() {
+    let s = tiny_sweep_done();
+    let served = Served::start(&s, "127.0.0.1:0", &["--allow-host", "Results.LAN."]);
+    let port = served.port;
+    for host in ["results.lan", &format!("results.lan:{port}"), "RESULTS.lan"] {
+        let reply = served.request("GET", "/api/sweeps", &[("Host", host)]);
+        assert_eq!(reply.status, 200, "Host {host}: {}", reply.body);
+    }
+    for host in ["other.lan", "results.lan.evil.example", "evil.example"] {
+        assert_eq!(served.request("GET", "/api/sweeps", &[("Host", host)]).status, 403, "{host}");
+    }
+}
+
+#[test]
+fn serve_no_token_opens_loopback_only_and_keeps_the_host_check() {
+    let s = tiny_sweep_done();
+    let served = Served::start(&s, "127.0.0.1:0", &["--no-token"]);
+    let port = served.port;
+    // No Authorization header, no cookie: answered.
+    let reply = crate::serve::http(port, "GET", "/api/sweeps", &[]);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("tiny"), "{}", reply.body);
+    // A page on another name still reads nothing (DNS rebinding needs no token to try).
+    let rebound = crate::serve::http(port, "GET", "/api/sweeps", &[("Host", "evil.example")]);
+    assert_eq!(rebound.status, 403);
+    drop(served);
+
+    // Anywhere but loopback it refuses to start: bad input naming the flag, before binding.
+    let refused = s.run(&["serve", "--db", "results.db", "--addr", "0.0.0.0:0", "--no-token"]);
+    crate::common::assert_bad_input(&refused, &["--no-token", "loopback only"]);
+    let both = s.run(&["serve", "--db", "results.db", "--no-token", "--token", &"t".repeat(32)]);
+    crate::common::assert_bad_input(&both, &["--no-token", "--token"]);
+}

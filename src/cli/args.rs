@@ -192,9 +192,17 @@ pub(super) struct ServeArgs {
     /// IP address and port to listen on; any address but loopback requires a token.
     #[arg(long, default_value = "127.0.0.1:8765")]
     pub(super) addr: std::net::SocketAddr,
-    /// Access token [default: none on loopback, generated and printed elsewhere].
+    /// Access token [default: a new one, printed in the link, on every address].
     #[arg(long)]
     pub(super) token: Option<crate::serve::auth::Token>,
+    /// No token: on a loopback address only (anything else refuses to start). Any local
+    /// user, and any program of yours, can then read the results.
+    #[arg(long, conflicts_with = "token")]
+    pub(super) no_token: bool,
+    /// One more Host name to answer to (repeatable), e.g. the name a tunnel or proxy uses;
+    /// the bound address, localhost, 127.0.0.1 and [::1] always are. Others get 403.
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub(super) allow_host: Vec<String>,
     /// Requests served at once, 1 to 64 (each with its own read-only database connection).
     #[arg(long, default_value_t = 4,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]

@@ -36,6 +36,7 @@ const FLAGS: &[(&str, &str)] = &[
     ("devices", "--devices"),
     ("out_dir", "--out-dir"),
     ("precision", "--precision"),
+    ("no_token", "--no-token"),
 ];
 
 /// Parses the command line, runs it and maps errors to exit codes.
@@ -131,12 +132,16 @@ fn run(cli: Cli) -> CommandResult {
             Ok(ExitCode::SUCCESS)
         }
         Command::Serve(args) => {
-            let server = crate::serve::Server::bind(crate::serve::ServeOptions {
+            let options = crate::serve::ServeOptions {
                 db: args.db,
                 addr: args.addr,
                 token: args.token,
                 workers: args.workers,
-            })?;
+            };
+            let access =
+                crate::serve::Access { no_token: args.no_token, allow_hosts: args.allow_host };
+            let limits = crate::serve::Limits::default();
+            let server = crate::serve::Server::bind(options, access, limits)?;
             print!("{}", server.announcement()?);
             server.run_with(|event| match event {
                 crate::serve::ServeEvent::ReadFailed { request, error } => {

@@ -11,6 +11,7 @@
 //!   (two servers on one host do not overwrite each other's) and redirects to the page
 //!   without the token, so it leaves the address bar and never reaches a Referer.
 
+use crate::error::InputError;
 use std::net::IpAddr;
 
 use axum::http::{header, request::Parts};
@@ -49,15 +50,17 @@ pub enum TokenChoice {
 }
 
 /// The token the server requires, if any.
-pub fn required_token(ip: IpAddr, choice: TokenChoice) -> anyhow::Result<Option<String>> {
+/// A refusal is bad input naming `no_token` (the CLI's `--no-token`).
+pub fn required_token(ip: IpAddr, choice: TokenChoice) -> Result<Option<String>, InputError> {
     match choice {
         TokenChoice::Given(Token(token)) => Ok(Some(token)),
         TokenChoice::Generate => Ok(Some(generate())),
         TokenChoice::Off if ip.is_loopback() => Ok(None),
-        TokenChoice::Off => anyhow::bail!(
+        TokenChoice::Off => Err(InputError::new(format!(
             "serving without a token is for loopback only (127.0.0.1 or ::1), not {ip}: \
              anyone who can reach {ip} could read the results"
-        ),
+        ))
+        .field("no_token")),
     }
 }
 

@@ -35,6 +35,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use self::auth::{AllowedHosts, TokenChoice};
+use crate::error::InputError;
 use self::http::Response;
 pub use self::net::Limits;
 
@@ -73,12 +74,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Checks the database opens read-only and binds the address.
-    pub fn bind(options: ServeOptions) -> anyhow::Result<Server> {
-        Server::bind_with(options, Access::default(), Limits::default())
-    }
-
-    pub fn bind_with(
+    /// Checks the database opens read-only, decides the token and the Host names to answer
+    /// to, and binds the address.
+    pub fn bind(
         options: ServeOptions,
         access: Access,
         limits: Limits,
@@ -91,7 +89,8 @@ impl Server {
         );
         let addr = options.addr;
         let choice = match (options.token, access.no_token) {
-            (Some(_), true) => anyhow::bail!("a token and no token at once: give one of them"),
+            (Some(_), true) => Err(InputError::new("a token and no token at once: give one of them")
+                .field("no_token"))?,
             (Some(token), false) => TokenChoice::Given(token),
             (None, true) => TokenChoice::Off,
             (None, false) => TokenChoice::Generate,

@@ -137,16 +137,23 @@ pub(super) fn category_label(categories: &[String], x: f64) -> String {
     }
 }
 
-/// A y range from 0 to a little above the largest value, so bars start at zero.
+/// A y range from 0 to a little above the largest value, so bars start at zero. Non-finite
+/// values are left out: an infinite range makes plotters loop forever (issue 20).
 pub(super) fn zero_based(values: impl Iterator<Item = f64>) -> Range<f64> {
-    let top = values.fold(0.0f64, f64::max);
+    let top = values.filter(|v| v.is_finite()).fold(0.0f64, f64::max);
     0.0..if top > 0.0 { top * 1.08 } else { 1.0 }
 }
 
 /// A y range around the values with some air, so small differences between configs show.
+/// Non-finite values (a diverged epoch is stored as +inf) are left out, as in [`zero_based`];
+/// with no finite value at all the range is 0..1.
 pub(super) fn padded(values: impl Iterator<Item = f64>) -> Range<f64> {
-    let (lo, hi) =
-        values.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), v| (l.min(v), h.max(v)));
+    if lo > hi {
+        return 0.0..1.0;
+    }
     let pad = if hi > lo { (hi - lo) * 0.12 } else { 0.05 * hi.abs().max(1.0) };
     (lo - pad).max(0.0)..hi + pad
 }
@@ -189,4 +196,21 @@ pub(super) fn grouped_bars(bars: &GroupedBars) -> anyhow::Result<String> {
 
 pub(super) fn css(c: RGBColor) -> String {
     format!("#{:02x}{:02x}{:02x}", c.0, c.1, c.2)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chart_ranges_leave_out_non_finite_values() {
+        let values = [1.0, f64::INFINITY, 2.0, f64::NAN, f64::NEG_INFINITY];
+        let range = padded(values.into_iter());
+        assert!(range.start.is_finite() && range.end.is_finite(), "{range:?}");
+        assert!(range.start < 1.0 && range.end > 2.0 && range.end < 2.5, "{range:?}");
+        assert_eq!(padded([f64::INFINITY, f64::NAN].into_iter()), 0.0..1.0);
+        assert_eq!(padded(std::iter::empty()), 0.0..1.0);
+        let bars = zero_based([3.0, f64::INFINITY].into_iter());
+        assert!(bars.end.is_finite() && bars.end > 3.0, "{bars:?}");
+    }
 }

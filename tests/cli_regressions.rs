@@ -369,3 +369,40 @@ fn regression_results_piped_into_a_closed_pipe_ends_without_a_panic() {
     assert!(status.success() || status.signal() == Some(libc::SIGPIPE), "{status}: {err}");
     assert!(err.is_empty(), "{err}");
 }
+
+/// `results` on an 80-column terminal (a pseudo-terminal from util-linux's `script`):
+/// regression for issue 20, where the table was 21 columns and about 230 characters wide
+/// wherever it was printed. Piped, it keeps every column, as scripts expect.
+#[test]
+fn results_on_a_terminal_fits_its_width_and_piped_keeps_every_column() {
+    let s = crate::serve::tiny_sweep_done();
+    let on_terminal = |flags: &str| {
+        let inner = format!(
+            "stty cols 80 rows 50; exec {} results --db results.db{flags}",
+            env!("CARGO_BIN_EXE_foldsweep")
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qec", &inner, "/dev/null"])
+            .current_dir(s.dir.path())
+            .output()
+            .expect("util-linux's script runs");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).replace('\r', "")
+    };
+    let table_lines = |text: &str| -> Vec<String> {
+        text.lines().filter(|l| l.starts_with(['┌', '│', '╞', '└'])).map(String::from).collect()
+    };
+    let text = on_terminal("");
+    let lines = table_lines(&text);
+    assert!(lines.len() >= 6, "a table of four configs:\n{text}");
+    let widest = lines.iter().map(|l| l.chars().count()).max().unwrap();
+    assert!(widest <= 80, "{widest} characters on an 80-column terminal:\n{text}");
+    assert!(!lines.iter().any(|l| l.contains("@10") || l.contains("mean ± sd")), "{text}");
+    assert!(lines.iter().any(|l| l.contains("OOF RMSE")), "{text}");
+
+    let wide = on_terminal(" --wide");
+    assert!(table_lines(&wide).iter().any(|l| l.contains("@10")), "--wide:\n{wide}");
+    let piped = s.run_ok(&["results", "--db", "results.db"]);
+    let piped = piped.stdout();
+    assert!(table_lines(&piped).iter().any(|l| l.contains("mean ± sd") && l.contains("@10")));
+}

@@ -299,6 +299,10 @@ pub(super) struct ResultsArgs {
     /// current ones.
     #[arg(long)]
     pub(super) all: bool,
+    /// On a terminal, every column at full width: mean ± sd over the folds and the RMSE per
+    /// true score (@0 ... @10) too. Piped output always has them.
+    #[arg(long, alias = "per-score")]
+    pub(super) wide: bool,
 }
 
 #[derive(Debug, Args)]

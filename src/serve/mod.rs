@@ -35,9 +35,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use self::auth::{AllowedHosts, TokenChoice};
-use crate::error::InputError;
 use self::http::Response;
 pub use self::net::Limits;
+use crate::error::InputError;
 
 /// What `foldsweep serve` was asked for.
 #[derive(Debug, Clone)]
@@ -76,11 +76,7 @@ pub struct Server {
 impl Server {
     /// Checks the database opens read-only, decides the token and the Host names to answer
     /// to, and binds the address.
-    pub fn bind(
-        options: ServeOptions,
-        access: Access,
-        limits: Limits,
-    ) -> anyhow::Result<Server> {
+    pub fn bind(options: ServeOptions, access: Access, limits: Limits) -> anyhow::Result<Server> {
         data::open(&options.db)?;
         anyhow::ensure!(
             (1..=64).contains(&options.workers),
@@ -89,8 +85,10 @@ impl Server {
         );
         let addr = options.addr;
         let choice = match (options.token, access.no_token) {
-            (Some(_), true) => Err(InputError::new("a token and no token at once: give one of them")
-                .field("no_token"))?,
+            (Some(_), true) => {
+                Err(InputError::new("a token and no token at once: give one of them")
+                    .field("no_token"))?
+            }
             (Some(token), false) => TokenChoice::Given(token),
             (None, true) => TokenChoice::Off,
             (None, false) => TokenChoice::Generate,

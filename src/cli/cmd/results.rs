@@ -1,5 +1,6 @@
 //! `results` and `compare`: the ranked table and which differences are real.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use crate::cli::args::*;
@@ -12,7 +13,7 @@ use crate::store::Store;
 pub(crate) fn results(args: ResultsArgs) -> CommandResult {
     let store = Store::open_existing(&args.db)?;
     let (sweep_id, name) = store.resolve_sweep(args.sweep.as_deref())?;
-    let exporter = report::exporter(args.format);
+    let exporter = report::exporter(args.format, table_layout(args.wide));
     let (mut rows, sort) = results::summaries_by(&store, sweep_id, args.sort, retired(args.all))?;
     require_probes(&rows, sort == SortKey::Probe || sort == SortKey::Shifted, "--sort")?;
     let keys = report::varying_keys(&rows);
@@ -24,6 +25,16 @@ pub(crate) fn results(args: ResultsArgs) -> CommandResult {
     }
     print!("{}", exporter.export(&rows, &keys)?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// On a terminal the table fits its width, with the axes, folds and criteria; `--wide`, or
+/// piped output, keeps every column at its natural width (twelve more would not fit anyway).
+fn table_layout(wide: bool) -> report::TableLayout {
+    if std::io::stdout().is_terminal() && !wide {
+        report::TableLayout { wide: false, width: comfy_table::Table::new().width() }
+    } else {
+        report::TableLayout::default()
+    }
 }
 
 pub(crate) fn compare(args: CompareArgs) -> CommandResult {

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The search benchmark of issue 12: on one search space per problem, the exhaustive grid, random
-# search and TPE with pruning, each with three seeds; for each run the best objective found, the
-# compute it used (job-epochs and wall time on this machine) and the trials pruned.
+# The search benchmark of issues 12 and 19: on one search space per problem, the exhaustive grid,
+# random search and TPE without and with each pruner, each with three seeds; for each run the best
+# objective found, the compute it used (job-epochs and wall time on this machine) and the trials
+# pruned. Strategies: grid, random, tpe-noprune (TPE alone), tpe (TPE with `prune = true`: ASHA
+# and forgiving racing), tpe-asha (ASHA only), tpe-race (forgiving racing only), tpe-ttest (ASHA
+# and t-test racing).
 #   scripts/bench_search.sh                     everything (about six minutes on 2 cores)
 #   STRATEGIES=grid scripts/bench_search.sh     the grid only (no [search] section needed)
-# Settings (environment): PROBLEMS ("sample synthetic"), STRATEGIES ("grid random tpe"),
+# Settings (environment): PROBLEMS ("sample synthetic"), STRATEGIES ("grid random tpe-noprune
+# tpe tpe-asha tpe-race tpe-ttest"),
 # SEEDS ("0 1 2"), TRIALS (trials of random and tpe, default 12), OUT (target/bench_search),
 # BIN (the foldsweep binary; default: target/release/foldsweep, built first).
 # Problems: `sample` is data/sample (400 records, 5 folds); `synthetic` is the larger problem of
@@ -18,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 problems=${PROBLEMS:-sample synthetic}
-strategies=${STRATEGIES:-grid random tpe}
+strategies=${STRATEGIES:-grid random tpe-noprune tpe tpe-asha tpe-race tpe-ttest}
 seeds=${SEEDS:-0 1 2}
 trials=${TRIALS:-12}
 out=${OUT:-target/bench_search}
@@ -92,14 +96,22 @@ TOML
 }
 
 search() { # strategy seed
+    local prune
     case $1 in
-        grid) ;;
-        random) printf '[search]\nstrategy = "random"\ntrials = %s\nseed = %s\n' "$trials" "$2" ;;
-        # Five start-up trials (not TPE's default ten): with a dozen trials, ten random ones
-        # would leave TPE almost nothing to decide.
-        tpe) printf '[search]\nstrategy = "tpe"\ntrials = %s\nseed = %s\nstartup_trials = 5\nprune = true\n' \
-            "$trials" "$2" ;;
+        grid) return ;;
+        random) printf '[search]\nstrategy = "random"\ntrials = %s\nseed = %s\n' "$trials" "$2"
+            return ;;
+        tpe-noprune) prune= ;;
+        tpe) prune='prune = true' ;;
+        tpe-asha) prune='prune = { folds = false }' ;;
+        tpe-race) prune='prune = { epochs = false }' ;;
+        tpe-ttest) prune='prune = { race = "ttest" }' ;;
+        *) echo "unknown strategy $1" >&2; exit 2 ;;
     esac
+    # Five start-up trials (not TPE's default ten): with a dozen trials, ten random ones
+    # would leave TPE almost nothing to decide.
+    printf '[search]\nstrategy = "tpe"\ntrials = %s\nseed = %s\nstartup_trials = 5\n%s\n' \
+        "$trials" "$2" "$prune"
 }
 
 # "best job_epochs pruned" of one run's database.

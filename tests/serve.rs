@@ -574,13 +574,7 @@ fn serve_streams_a_running_sweeps_progress_as_events() {
     drop(foldsweep::store::Store::open(&s.path("results.db")).unwrap());
     let served = Served::start(&s, "127.0.0.1:0", &[]);
     assert_eq!(served.get("/api/events?sweep=tiny").status, 404, "no such sweep yet");
-    let mut sweep = Command::new(env!("CARGO_BIN_EXE_foldsweep"))
-        .args(["run", "sweep.toml", "--db", "results.db"])
-        .current_dir(s.dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut sweep = s.command().args(["run", "sweep.toml", "--db", "results.db"]).spawn_quiet();
     let deadline = Instant::now() + Duration::from_secs(60);
     while served.get("/api/sweeps/tiny/progress").status != 200 {
         assert!(Instant::now() < deadline, "the sweep never appeared");

@@ -17,6 +17,7 @@ impl TestCommand {
     pub fn new(dir: &Path) -> TestCommand {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_foldsweep"));
         cmd.current_dir(dir);
+        default_signals(&mut cmd);
         TestCommand { cmd, dir: dir.to_path_buf() }
     }
 
@@ -64,6 +65,23 @@ impl TestCommand {
             .stderr(stdio())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", self))
+    }
+}
+
+/// Starts the child with SIGINT and SIGHUP at their default action, whatever this test process
+/// inherited. foldsweep keeps a signal ignored when it starts ignored (nohup, a shell's
+/// background job), so the tests that send Ctrl-C or a hangup failed when the suite itself
+/// ran under `nohup` or `cmd &`. A test about an ignored signal ignores it in its own command
+/// (`nohup`, `sh -c "trap '' INT; exec ..."`), after this reset.
+pub fn default_signals(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: signal(2) is async-signal-safe, as pre_exec requires; nothing else runs here.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            Ok(())
+        });
     }
 }
 

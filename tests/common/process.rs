@@ -25,6 +25,7 @@ impl Spawned {
     /// Starts `command` in `dir`, in a process group of its own (as a shell starts a job).
     pub fn start(mut command: Command, dir: &Path) -> Spawned {
         use std::os::unix::process::CommandExt;
+        super::command::default_signals(&mut command);
         let mut child = command
             .current_dir(dir)
             .stdin(Stdio::null())

@@ -15,7 +15,7 @@ use foldsweep::model::loss::weighted_loss;
 use foldsweep::model::{LossSettings, ModelSpec, PairModel, Targets};
 use foldsweep::sampling::Sample;
 use foldsweep::train::optim::{Adam, AdamSettings};
-use foldsweep::train::{train_epoch, Features};
+use foldsweep::train::{train_epoch, EpochSteps, Features};
 
 /// Every float parameter's dtype and values, in visiting order.
 struct Weights(Vec<(DType, Vec<f32>)>);
@@ -116,9 +116,9 @@ fn bf16_body_in_its_own_process() {
             .with_tensor_ops(true);
         let settings = LossSettings::report(loss);
         let (model, first) =
-            train_epoch(model, &mut adam, &settings, features, &samples, 8, 1e-3, &device);
+            train_epoch(model, &mut adam, steps(&settings, 8, 1e-3), features, &samples, &device);
         let (model, _) =
-            train_epoch(model, &mut adam, &settings, features, &samples, 8, 1e-3, &device);
+            train_epoch(model, &mut adam, steps(&settings, 8, 1e-3), features, &samples, &device);
         assert!(first.is_finite(), "{loss:?}: loss {first}");
         assert!(
             weights(&model).iter().all(|(dtype, _)| *dtype == DType::BF16),
@@ -158,7 +158,7 @@ fn bf16_body_in_its_own_process() {
     let mut model = model;
     for _ in 0..250 {
         (model, _) =
-            train_epoch(model, &mut adam, &settings, features, &samples, 16, 1e-5, &device);
+            train_epoch(model, &mut adam, steps(&settings, 16, 1e-5), features, &samples, &device);
     }
     let after = weights(&model);
     let (mut large, mut moved) = (0, 0);
@@ -175,4 +175,8 @@ fn bf16_body_in_its_own_process() {
         moved * 2 > large,
         "only {moved} of {large} weights above 0.1 moved: updates were lost to bf16 rounding"
     );
+}
+
+fn steps(loss: &LossSettings, batch_size: usize, lr: f64) -> EpochSteps<'_> {
+    EpochSteps { loss, batch_size, lr }
 }

@@ -238,7 +238,7 @@ fn fused_bilinear_weight_update_matches_autodiff() {
     use foldsweep::model::import::to_state_dict;
     use foldsweep::model::{LossSettings, ModelSpec};
     use foldsweep::train::optim::{Adam, AdamSettings};
-    use foldsweep::train::{train_epoch, Features};
+    use foldsweep::train::{train_epoch, EpochSteps, Features};
 
     let values = |n: usize, seed: u32| -> Vec<f32> {
         (0..n).map(|i| (((i as u32 * 2654435761u32) ^ seed) % 1000) as f32 / 500.0 - 1.0).collect()
@@ -274,8 +274,9 @@ fn fused_bilinear_weight_update_matches_autodiff() {
         let mut adam = Adam::<CpuTrain>::new(AdamSettings::torch_default(1e-2, Some(0.05)))
             .with_tensor_ops(tensor_ops);
         assert_eq!(adam.on_host(), !tensor_ops);
-        let (model, _) = train_epoch(model, &mut adam, &loss, features, &samples, 8, 1e-2, &device);
-        let (model, _) = train_epoch(model, &mut adam, &loss, features, &samples, 8, 1e-2, &device);
+        let steps = EpochSteps { loss: &loss, batch_size: 8, lr: 1e-2 };
+        let (model, _) = train_epoch(model, &mut adam, steps, features, &samples, &device);
+        let (model, _) = train_epoch(model, &mut adam, steps, features, &samples, &device);
         (before, to_state_dict(&spec, &burn::module::AutodiffModule::valid(&model)))
     };
     let ((fused_start, fused), (start, reference)) = (train(false), train(true));

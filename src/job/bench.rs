@@ -14,7 +14,7 @@ use crate::data::Matrix;
 use crate::model::{LossSettings, ModelSpec, PairModel};
 use crate::sampling::Sample;
 use crate::train::optim::{Adam, AdamSettings};
-use crate::train::{predict, train_epoch, Features, EVAL_BATCH};
+use crate::train::{predict, train_epoch, EpochSteps, Features, EVAL_BATCH};
 
 #[derive(Debug, Clone)]
 pub struct EpochBench {
@@ -115,24 +115,16 @@ pub fn run<B: AutodiffBackend>(o: &EpochBench, device: &B::Device, device_name: 
     let started = Instant::now();
     let mut model = spec.init::<B>(device);
     // The first step pays for lazy parameter initialisation (and kernel compilation on a GPU).
-    (model, _) = train_epoch(
-        model,
-        &mut adam,
-        &loss,
-        features,
-        &samples[..o.batch.min(o.rows)],
-        o.batch,
-        1e-4,
-        device,
-    );
+    let settings = EpochSteps { loss: &loss, batch_size: o.batch, lr: 1e-4 };
+    let first = &samples[..o.batch.min(o.rows)];
+    (model, _) = train_epoch(model, &mut adam, settings, features, first, device);
     let first_step = started.elapsed().as_secs_f64();
 
     let steps_per_epoch = o.rows.div_ceil(o.batch);
     let steps = o.max_steps.unwrap_or(steps_per_epoch).min(steps_per_epoch);
     let timed = &samples[..(steps * o.batch).min(o.rows)];
     let started = Instant::now();
-    let (model, train_loss) =
-        train_epoch(model, &mut adam, &loss, features, timed, o.batch, 1e-4, device);
+    let (model, train_loss) = train_epoch(model, &mut adam, settings, features, timed, device);
     let per_step = started.elapsed().as_secs_f64() / steps as f64;
     let evaluation =
         evaluation_seconds(&model.valid(), features, &samples[..o.rows.min(EVAL_ROWS)], device);

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use super::bench::{self, EpochBench};
-use super::{run_fold, FoldResult, TrainingData};
+use super::{run_fold, FoldRun, TrainingData};
 #[cfg(feature = "cuda")]
 use crate::backend::gpu;
 use crate::backend::{cpu_device, detect_gpus, unavailable, CpuTrain, Device};
@@ -13,7 +13,7 @@ use crate::config::{Config, Precision};
 use crate::error::{InputError, InputResult};
 use crate::train::EpochLog;
 
-/// Trains one fold on the device.
+/// Trains one fold on the device: its result, or where it diverged.
 pub fn run_fold_on(
     device: &Device,
     config: &Config,
@@ -21,7 +21,7 @@ pub fn run_fold_on(
     fold: usize,
     checkpoint_dir: Option<&Path>,
     on_epoch: &mut dyn FnMut(&EpochLog),
-) -> anyhow::Result<FoldResult> {
+) -> anyhow::Result<FoldRun> {
     if *device == Device::Cpu {
         return run_fold::<CpuTrain>(config, data, fold, checkpoint_dir, &cpu_device(), on_epoch);
     }

@@ -23,7 +23,9 @@ use crate::features::families;
 use crate::model::ModelSpec;
 use crate::sampling::{apply_weights, synthetic_negatives_among, Sample};
 use crate::text::{text_features, Part};
-use crate::train::{checkpoint, fit_probed, predict, EpochLog, EvalMetrics, Features, Probes};
+use crate::train::{
+    checkpoint, fit_probed, predict, Diverged, EpochLog, EvalMetrics, Features, FitRows, Probes,
+};
 pub use device::{bench_epoch_on, run_fold_on};
 pub use fold::{fold_result, FoldSets, NeuralInputs, TrainedFold};
 pub use infer::predict_from_checkpoints;
@@ -210,6 +212,15 @@ pub struct TestPredictions {
     pub predictions: Vec<f32>,
 }
 
+/// How training a fold ended. Divergence is an outcome, not an error: a sweep records it and
+/// never retries it, `train` reports it; `Err` is kept for what went wrong (bad input, I/O).
+/// A worker writes this to its result file (the variant names are that file's format).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum FoldRun {
+    Done(Box<FoldResult>),
+    Diverged(Diverged),
+}
+
 /// Trains fold `k` of `config` and evaluates it on the untouched validation rows.
 /// With `checkpoint_dir`, the best epoch's weights are saved there. A `gbdt` config trains
 /// its trees instead (on the CPU, whatever `B` is; see [`gbdt`]).
@@ -220,7 +231,7 @@ pub fn run_fold<B: AutodiffBackend>(
     checkpoint_dir: Option<&Path>,
     device: &B::Device,
     on_epoch: &mut dyn FnMut(&EpochLog),
-) -> anyhow::Result<FoldResult> {
+) -> anyhow::Result<FoldRun> {
     if k >= config.cv.folds {
         return Err(InputError::new(format!(
             "fold {k} does not exist: folds are 0..{}",
@@ -231,15 +242,18 @@ pub fn run_fold<B: AutodiffBackend>(
     }
     let sets = FoldSets::new(config, data, k);
     let outcome = if config.train.model.is_neural() {
-        train_neural::<B>(config, data, &sets, checkpoint_dir, device, on_epoch)?
+        match train_neural::<B>(config, data, &sets, checkpoint_dir, device, on_epoch)? {
+            Ok(trained) => trained,
+            Err(diverged) => return Ok(FoldRun::Diverged(diverged)),
+        }
     } else {
         gbdt::train_trees(config, data, &sets, on_epoch)?
     };
-    Ok(fold_result(config, data, &sets, outcome))
+    Ok(FoldRun::Done(Box::new(fold_result(config, data, &sets, outcome))))
 }
 
-/// The bilinear + MLP model on one fold; with prototypes, their features ride along with each
-/// sample's text (see [`fold::NeuralInputs`]).
+/// The bilinear + MLP model on one fold, or where it diverged; with prototypes, their
+/// features ride along with each sample's text (see [`fold::NeuralInputs`]).
 fn train_neural<B: AutodiffBackend>(
     config: &Config,
     data: &TrainingData,
@@ -247,7 +261,7 @@ fn train_neural<B: AutodiffBackend>(
     checkpoint_dir: Option<&Path>,
     device: &B::Device,
     on_epoch: &mut dyn FnMut(&EpochLog),
-) -> anyhow::Result<TrainedFold> {
+) -> anyhow::Result<Result<TrainedFold, Diverged>> {
     let inputs = NeuralInputs::build(config, data, sets);
     let (features, train, val, probe_rows) = match &inputs {
         Some(i) => (i.features(data), &i.train, &i.val, &i.probes),
@@ -261,9 +275,12 @@ fn train_neural<B: AutodiffBackend>(
     let spec =
         ModelSpec::from_config(&config.train, data.dataset.metrics.dim(), features.texts.cols);
     let started = Instant::now();
-    // A diverged fold is an error value the worker reports as a result (crate::train::Diverged).
-    let outcome =
-        fit_probed::<B>(&spec, &config.train, features, train, val, probes, device, on_epoch)?;
+    let rows = FitRows { features, train, val, probes };
+    let fitted = fit_probed::<B>(&spec, &config.train, rows, device, on_epoch);
+    let outcome = match fitted {
+        Ok(outcome) => outcome,
+        Err(diverged) => return Ok(Err(diverged)),
+    };
     let train_seconds = started.elapsed().as_secs_f64();
     let test_predictions =
         data.test.as_ref().map(|test| match inputs.as_ref().and_then(|i| i.test.as_ref()) {
@@ -277,7 +294,7 @@ fn train_neural<B: AutodiffBackend>(
         Some(dir) => Some(checkpoint::save(dir, &spec, &outcome.model)?),
         None => None,
     };
-    Ok(TrainedFold {
+    Ok(Ok(TrainedFold {
         best_epoch: outcome.best_epoch,
         epochs_run: outcome.epochs_run,
         log: outcome.log,
@@ -287,5 +304,5 @@ fn train_neural<B: AutodiffBackend>(
         test_predictions,
         checkpoint,
         train_seconds,
-    })
+    }))
 }

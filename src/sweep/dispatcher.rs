@@ -14,11 +14,11 @@ use super::launcher::read_outcome;
 use super::launcher::stop_child;
 use super::launcher::Launcher;
 use super::stopping::{StopReason, Stopper, Verdict};
-use super::worker::WorkerOutcome;
 use super::*;
 use super::{recover, retry, signals};
 use crate::backend::Device;
 use crate::config::Config;
+use crate::job::FoldRun;
 use crate::results::objective;
 use crate::search::{Decision, PruneConfig};
 use crate::store::{JobRow, JobStatus, Store};
@@ -415,12 +415,12 @@ impl SweepLoop<'_> {
         &mut self,
         store: &mut Store,
         running: &Running,
-        outcome: Result<WorkerOutcome, String>,
+        outcome: Result<FoldRun, String>,
     ) -> anyhow::Result<SweepEvent> {
         let job = running.job_ref.clone();
         let seconds = running.started.elapsed().as_secs_f64();
         match outcome {
-            Ok(WorkerOutcome::Done(result)) => {
+            Ok(FoldRun::Done(result)) => {
                 // Stored relative to the database's folder, so a shard folder can move.
                 let checkpoint = result
                     .checkpoint
@@ -438,7 +438,7 @@ impl SweepLoop<'_> {
                     counts: self.counts(store)?,
                 })
             }
-            Ok(WorkerOutcome::Diverged(diverged)) => {
+            Ok(FoldRun::Diverged(diverged)) => {
                 let reason = diverged.to_string();
                 store.record_diverged(running.job.id, diverged.epoch, &diverged.log, &reason)?;
                 self.durations.push(seconds);

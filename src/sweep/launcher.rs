@@ -13,10 +13,11 @@ use anyhow::Context;
 use super::dispatcher::cpu_thread_share;
 use super::dispatcher::EpochLine;
 use super::dispatcher::Running;
-use super::worker::{JobSpec, WorkerOutcome};
+use super::worker::JobSpec;
 use super::*;
 use crate::backend::Device;
 use crate::config::Config;
+use crate::job::FoldRun;
 use crate::store::{JobRow, Store};
 use crate::train::EpochLog;
 
@@ -127,7 +128,7 @@ impl Launcher {
     }
 }
 
-pub(super) fn read_outcome(path: &Path) -> Result<WorkerOutcome, String> {
+pub(super) fn read_outcome(path: &Path) -> Result<FoldRun, String> {
     let bytes =
         std::fs::read(path).map_err(|e| format!("the worker exited without a result ({e})"))?;
     serde_json::from_slice(&bytes).map_err(|e| format!("unreadable worker result: {e}"))

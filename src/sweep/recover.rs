@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::worker::WorkerOutcome;
+use crate::job::FoldRun;
 use crate::store::{JobStatus, Store};
 
 /// Where a job's worker writes its result (in the database's `.jobs` folder).
@@ -32,16 +32,16 @@ pub fn record_leftover_results(
     for job in store.jobs(sweep_id, JobStatus::Pending)? {
         let path = result_path(work_dir, &job.config_id, job.fold);
         let Ok(bytes) = std::fs::read(&path) else { continue };
-        let Ok(outcome) = serde_json::from_slice::<WorkerOutcome>(&bytes) else { continue };
+        let Ok(outcome) = serde_json::from_slice::<FoldRun>(&bytes) else { continue };
         match outcome {
-            WorkerOutcome::Done(result) => {
+            FoldRun::Done(result) => {
                 let checkpoint = result
                     .checkpoint
                     .as_ref()
                     .map(|_| checkpoint_relative(&job.config_id, job.fold));
                 store.record_success(job.id, &result, checkpoint.as_deref())?;
             }
-            WorkerOutcome::Diverged(diverged) => {
+            FoldRun::Diverged(diverged) => {
                 let reason = diverged.to_string();
                 store.record_diverged(job.id, diverged.epoch, &diverged.log, &reason)?;
             }

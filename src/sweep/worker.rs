@@ -1,8 +1,9 @@
 //! The child side of a job: `foldsweep worker JOB.json` trains one fold and reports.
 //!
-//! Protocol: each finished epoch is one JSON line on stdout; at the end the [`WorkerOutcome`]
-//! (the FoldResult, or where training diverged) is written (atomically) to the path named in
-//! the job file. Anything on stderr is kept by the coordinator as the job's error text if it
+//! Protocol: each finished epoch is one JSON line on stdout; at the end the
+//! [`crate::job::FoldRun`] (the FoldResult, or where training diverged: a result, not a crash,
+//! which the coordinator records and does not retry) is written (atomically) to the path named
+//! in the job file. Anything on stderr is kept by the coordinator as the job's error text if it
 //! fails.
 
 use std::path::{Path, PathBuf};
@@ -11,8 +12,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
-use crate::job::{FoldResult, TrainingData};
-use crate::train::Diverged;
+use crate::job::TrainingData;
 
 /// Environment variable that makes a worker panic on the given fold: a test hook for the
 /// failure path (retries, error text, the sweep going on). Never set it in real runs.
@@ -27,14 +27,6 @@ pub struct JobSpec {
     #[serde(default)]
     pub checkpoint_dir: Option<PathBuf>,
     pub result_path: PathBuf,
-}
-
-/// What a worker that finished reports. Divergence is a result, not a crash: the coordinator
-/// records it and does not retry.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum WorkerOutcome {
-    Done(Box<FoldResult>),
-    Diverged(Diverged),
 }
 
 /// Trains the job file's fold, handing each finished epoch to `on_epoch` (the CLI writes it to
@@ -52,16 +44,13 @@ pub fn run_worker(
     }
     let data = TrainingData::load(&spec.config)?;
     let device: crate::backend::Device = spec.device.parse()?;
-    let outcome = match crate::job::run_fold_on(
+    let outcome = crate::job::run_fold_on(
         &device,
         &spec.config,
         &data,
         spec.fold,
         spec.checkpoint_dir.as_deref(),
         on_epoch,
-    ) {
-        Ok(result) => WorkerOutcome::Done(Box::new(result)),
-        Err(error) => WorkerOutcome::Diverged(error.downcast::<Diverged>()?),
-    };
+    )?;
     crate::util::write_atomic(&spec.result_path, serde_json::to_string(&outcome)?.as_bytes())
 }

@@ -230,18 +230,24 @@ pub struct FitOutcome<B: Backend> {
     pub probe: Option<ProbeOutcome>,
 }
 
+/// How an epoch's optimiser steps are taken: the loss, the batch size and the learning rate.
+#[derive(Debug, Clone, Copy)]
+pub struct EpochSteps<'a> {
+    pub loss: &'a LossSettings,
+    pub batch_size: usize,
+    pub lr: f64,
+}
+
 /// One pass over `samples` in the given order; returns the model and the mean training loss.
-#[allow(clippy::too_many_arguments)]
 pub fn train_epoch<B: AutodiffBackend>(
     mut model: PairModel<B>,
     adam: &mut Adam<B>,
-    loss_settings: &LossSettings,
+    steps: EpochSteps,
     features: Features,
     samples: &[Sample],
-    batch_size: usize,
-    lr: f64,
     device: &B::Device,
 ) -> (PairModel<B>, f64) {
+    let EpochSteps { loss: loss_settings, batch_size, lr } = steps;
     let mut loss_sum = 0.0;
     // CPU with the full bilinear layer: its 1.8 GB weight gradient is never built (train::fused).
     let fused = adam.on_host() && model.bilinear.is_some();
@@ -286,22 +292,30 @@ pub fn fit<B: AutodiffBackend>(
     device: &B::Device,
     on_epoch: &mut dyn FnMut(&EpochLog),
 ) -> Result<FitOutcome<B::InnerBackend>, Diverged> {
-    fit_probed::<B>(spec, config, features, train, val, None, device, on_epoch)
+    let rows = FitRows { features, train, val, probes: None };
+    fit_probed::<B>(spec, config, rows, device, on_epoch)
+}
+
+/// What a fit reads: the feature matrices, the training and validation samples over them, and
+/// with `[validation] probe` the probe rows.
+#[derive(Clone, Copy)]
+pub struct FitRows<'a> {
+    pub features: Features<'a>,
+    pub train: &'a [Sample],
+    pub val: &'a [Sample],
+    pub probes: Option<Probes<'a>>,
 }
 
 /// [`fit`] that also scores validation probes every epoch; early stopping and the plateau
 /// schedule then watch what `probes.monitor` says (the shifted RMSE by default).
-#[allow(clippy::too_many_arguments)]
 pub fn fit_probed<B: AutodiffBackend>(
     spec: &ModelSpec,
     config: &TrainConfig,
-    features: Features,
-    train: &[Sample],
-    val: &[Sample],
-    probes: Option<Probes>,
+    rows: FitRows,
     device: &B::Device,
     on_epoch: &mut dyn FnMut(&EpochLog),
 ) -> Result<FitOutcome<B::InnerBackend>, Diverged> {
+    let FitRows { features, train, val, probes } = rows;
     let mut model: PairModel<B> =
         seeded::<B, _>(device, config.seed, || initialized(spec.init(device)));
     let clip = (config.grad_clip > 0.0).then_some(config.grad_clip);
@@ -330,16 +344,8 @@ pub fn fit_probed<B: AutodiffBackend>(
         let lr = plateau.lr();
         order.shuffle(&mut rng);
         let train_loss;
-        (model, train_loss) = train_epoch(
-            model,
-            &mut adam,
-            &loss_settings,
-            features,
-            &order,
-            config.batch_size,
-            lr,
-            device,
-        );
+        let steps = EpochSteps { loss: &loss_settings, batch_size: config.batch_size, lr };
+        (model, train_loss) = train_epoch(model, &mut adam, steps, features, &order, device);
         let inference = model.valid();
         // Weights that are no longer numbers predict nothing worth evaluating.
         let (predictions, metrics, probe) = if train_loss.is_finite() {

@@ -120,7 +120,7 @@ pub(crate) fn train(args: TrainArgs) -> CommandResult {
             );
         }
     };
-    let result = crate::job::run_fold_on(
+    let run = crate::job::run_fold_on(
         &args.device,
         &config,
         &data,
@@ -128,6 +128,11 @@ pub(crate) fn train(args: TrainArgs) -> CommandResult {
         Some(&out.join("checkpoint")),
         &mut on_epoch,
     )?;
+    let result = match run {
+        crate::job::FoldRun::Done(result) => *result,
+        // One fold on its own: a diverged run is this command's failure (exit 1).
+        crate::job::FoldRun::Diverged(diverged) => return Err(anyhow::Error::new(diverged).into()),
+    };
     let json = serde_json::to_string_pretty(&result)?;
     // A gbdt job saves no checkpoint, which would otherwise have made the folder.
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;

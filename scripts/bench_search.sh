@@ -2,13 +2,13 @@
 # The search benchmark of issues 12 and 19: on one search space per problem, the exhaustive grid,
 # random search and TPE without and with each pruner, each with three seeds; for each run the best
 # objective found, the compute it used (job-epochs and wall time on this machine) and the trials
-# pruned. Strategies: grid, random, tpe-noprune (TPE alone), tpe (TPE with `prune = true`: ASHA
-# and forgiving racing), tpe-asha (ASHA only), tpe-race (forgiving racing only), tpe-ttest (ASHA
-# and t-test racing).
+# pruned. Strategies: grid, grid-race (the grid with `prune = true`: forgiving racing), random,
+# tpe-noprune (TPE alone), tpe (TPE with `prune = true`), tpe-ttest (t-test racing), tpe-asha
+# (ASHA alone) and tpe-both (ASHA and forgiving racing).
 #   scripts/bench_search.sh                     everything (about six minutes on 2 cores)
 #   STRATEGIES=grid scripts/bench_search.sh     the grid only (no [search] section needed)
-# Settings (environment): PROBLEMS ("sample synthetic"), STRATEGIES ("grid random tpe-noprune
-# tpe tpe-asha tpe-race tpe-ttest"),
+# Settings (environment): PROBLEMS ("sample synthetic"), STRATEGIES ("grid grid-race random
+# tpe-noprune tpe tpe-ttest tpe-asha tpe-both"),
 # SEEDS ("0 1 2"), TRIALS (trials of random and tpe, default 12), OUT (target/bench_search),
 # BIN (the foldsweep binary; default: target/release/foldsweep, built first).
 # Problems: `sample` is data/sample (400 records, 5 folds); `synthetic` is the larger problem of
@@ -22,7 +22,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 problems=${PROBLEMS:-sample synthetic}
-strategies=${STRATEGIES:-grid random tpe-noprune tpe tpe-asha tpe-race tpe-ttest}
+strategies=${STRATEGIES:-grid grid-race random tpe-noprune tpe tpe-ttest tpe-asha tpe-both}
 seeds=${SEEDS:-0 1 2}
 trials=${TRIALS:-12}
 out=${OUT:-target/bench_search}
@@ -78,7 +78,7 @@ TOML
 # The search space: every grid value of lr and synthetic.ratio lies in the ranges that random
 # and tpe sample, so the grid's best point is inside their space.
 space() { # strategy
-    if [[ $1 == grid ]]; then
+    if [[ $1 == grid* ]]; then
         cat <<TOML
 [grid]
 lr = [3e-4, 1e-3, 3e-3, 1e-2, 3e-2]
@@ -99,12 +99,14 @@ search() { # strategy seed
     local prune
     case $1 in
         grid) return ;;
+        grid-race) printf '[search]\nprune = true\n'
+            return ;;
         random) printf '[search]\nstrategy = "random"\ntrials = %s\nseed = %s\n' "$trials" "$2"
             return ;;
         tpe-noprune) prune= ;;
         tpe) prune='prune = true' ;;
-        tpe-asha) prune='prune = { folds = false }' ;;
-        tpe-race) prune='prune = { epochs = false }' ;;
+        tpe-asha) prune='prune = { epochs = true, folds = false }' ;;
+        tpe-both) prune='prune = { epochs = true }' ;;
         tpe-ttest) prune='prune = { race = "ttest" }' ;;
         *) echo "unknown strategy $1" >&2; exit 2 ;;
     esac
@@ -140,7 +142,7 @@ for problem in $problems; do
     for strategy in $strategies; do
         # The grid has no seed: one run.
         run_seeds=$seeds
-        [[ $strategy == grid ]] && run_seeds=-
+        [[ $strategy == grid* ]] && run_seeds=-
         for seed in $run_seeds; do
             name=$problem-$strategy${seed#-}
             [[ $seed == - ]] && name=$problem-$strategy

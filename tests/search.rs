@@ -171,7 +171,8 @@ fn dry_run_of_a_search_prints_the_space_trials_seed_and_pruner() {
         "lr: float in [0.0001, 0.01], log scale",
         "dropout: float in [0, 0.5]",
         "model: one of [standard, ordinal]",
-        "pruning: ASHA over epochs (rungs from epoch 5, eta 3); racing over folds",
+        "pruning: racing over folds, forgiving rule (after 2 folds",
+        "; no ASHA (`epochs = true` turns it on)",
     ] {
         assert!(text.contains(fragment), "{fragment:?} missing:\n{text}");
     }

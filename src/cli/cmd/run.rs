@@ -191,7 +191,7 @@ pub(crate) fn print_search_plan(
             let asha = if p.epochs {
                 format!("ASHA over epochs (rungs from epoch {}, eta {})", p.min_epochs, p.eta)
             } else {
-                "no ASHA".into()
+                "no ASHA (`epochs = true` turns it on)".into()
             };
             let race = match (p.folds, p.race) {
                 (false, _) => "no racing".into(),
@@ -205,7 +205,7 @@ pub(crate) fn print_search_plan(
                     p.min_folds, p.alpha
                 ),
             };
-            println!("pruning: {asha}; {race}");
+            println!("pruning: {race}; {asha}");
         }
     }
     println!(

@@ -278,6 +278,18 @@ fn serve_sorts_a_probe_sweep_by_every_criterion_and_judges_it_by_shifted_rmse() 
     assert!(page.contains("shifted RMSE ▲"), "sorted by shifted RMSE by default");
     assert!(page.contains("per fold (Nadeau-Bengio"), "verdicts shown");
     assert!(page.contains("on shifted RMSE per fold"), "verdicts on shifted RMSE");
+    // Regression (issue 20): the charts re-sorted by OOF RMSE, so the "best configs" chart
+    // showed configs the table did not rank there, and the axis charts plotted OOF RMSE while
+    // the table was sorted by shifted. Now the legend follows the table's order and the axis
+    // charts plot the table's criterion.
+    let legend: Vec<usize> = shifted_order
+        .iter()
+        .enumerate()
+        .map(|(i, id)| page.find(&format!("#{} {id}", i + 1)).expect(&format!("#{} {id}", i + 1)))
+        .collect();
+    assert!(legend.windows(2).all(|w| w[0] < w[1]), "the table's order: {shifted_order:?}");
+    assert!(page.contains("Shifted RMSE by model"), "axis charts by the criterion");
+    assert!(!page.contains("Pooled OOF RMSE by"), "no axis chart by OOF RMSE");
 
     // The config page: each fold's probe and shifted RMSE.
     let best = &shifted_order[0];

@@ -17,7 +17,7 @@ use super::svg::render_svg;
 use super::svg::Axes;
 use super::svg::GroupedBars;
 use crate::data::score_bin;
-use crate::results::ConfigSummary;
+use crate::results::{ConfigSummary, SortKey};
 use crate::sampling::NUM_BINS;
 use crate::store::Store;
 
@@ -205,13 +205,18 @@ pub(super) fn key_values(rows: &[ConfigSummary], key: &str) -> Vec<String> {
 /// Points of a chart, (x, y).
 pub(super) type Points = Vec<(f64, f64)>;
 
-/// (x, OOF RMSE) of each config with results, and (x, mean) per value of `key`.
-pub(super) fn axis_points(rows: &[ConfigSummary], key: &str, axis: &GridAxis) -> (Points, Points) {
+/// (x, value by `sort`) of each config with results, and (x, mean) per value of `key`.
+pub(super) fn axis_points(
+    rows: &[ConfigSummary],
+    key: &str,
+    axis: &GridAxis,
+    sort: SortKey,
+) -> (Points, Points) {
     let mut groups: BTreeMap<usize, Vec<f64>> = BTreeMap::new();
     for r in rows {
-        if let (Some(v), Some(oof)) = (r.varying.get(key), r.oof_rmse) {
+        if let (Some(v), Some(value)) = (r.varying.get(key), sort.value(r)) {
             if let Some(i) = axis.labels.iter().position(|l| l == v) {
-                groups.entry(i).or_default().push(oof);
+                groups.entry(i).or_default().push(value);
             }
         }
     }
@@ -230,27 +235,51 @@ pub(super) fn axis_points(rows: &[ConfigSummary], key: &str, axis: &GridAxis) ->
     (points, means)
 }
 
-/// Pooled OOF RMSE of every config against one grid key, with the mean per value.
-pub(crate) fn axis_figure(rows: &[ConfigSummary], key: &str) -> anyhow::Result<Figure> {
+/// What a chart's axis calls the figure a sort key reads.
+pub(crate) fn criterion_label(sort: SortKey) -> &'static str {
+    match sort {
+        SortKey::Oof => "pooled OOF RMSE",
+        SortKey::Mean => "mean fold RMSE",
+        SortKey::Macro => "macro RMSE",
+        SortKey::Probe => "probe RMSE",
+        SortKey::Shifted => "shifted RMSE",
+    }
+}
+
+/// Every config's value by `sort` (the results table's criterion: with probes, the shifted
+/// RMSE) against one grid key, with the mean per value.
+pub(crate) fn axis_figure(
+    rows: &[ConfigSummary],
+    key: &str,
+    sort: SortKey,
+) -> anyhow::Result<Figure> {
     let axis = GridAxis::new(key_values(rows, key));
-    let (points, means) = axis_points(rows, key, &axis);
-    let svg = if points.is_empty() { None } else { Some(axis_chart(&axis, key, &points, &means)?) };
+    let (points, means) = axis_points(rows, key, &axis, sort);
+    let label = criterion_label(sort);
+    let svg = if points.is_empty() {
+        None
+    } else {
+        Some(axis_chart(&axis, (key, label), &points, &means)?)
+    };
     let mean_shape = if axis.numeric { "line" } else { "horizontal line" };
     let scale = if axis.log { " The x axis is logarithmic." } else { "" };
+    let mut title = label.to_string();
+    title[..1].make_ascii_uppercase();
     Ok(Figure {
-        title: format!("Pooled OOF RMSE by {key}"),
+        title: format!("{title} by {key}"),
         svg,
         legend: vec![(color(0), "one config".into()), (color(1), format!("mean over the configs with this value ({mean_shape})"))],
         caption: format!(
-            "Pooled out-of-fold RMSE of every config against its value of {key} (lower is better): one point per \
-             config, spread a little sideways where several share a value, and the mean per value.{scale}"
+            "The {label} of every config (the results table's criterion) against its value of {key} (lower is \
+             better): one point per config, spread a little sideways where several share a value, and the mean per \
+             value.{scale}"
         ),
     })
 }
 
 pub(super) fn axis_chart(
     axis: &GridAxis,
-    key: &str,
+    (key, y_desc): (&str, &str),
     points: &[(f64, f64)],
     means: &[(f64, f64)],
 ) -> anyhow::Result<String> {
@@ -262,7 +291,7 @@ pub(super) fn axis_chart(
         y: padded(points.iter().map(|p| p.1)),
         y_whole: false,
         x_desc: key,
-        y_desc: "pooled OOF RMSE",
+        y_desc,
     };
     let half = 0.3 * axis.gap();
     render_svg(|root| {

@@ -43,8 +43,8 @@ pub fn render_with_trials(
     // Configs without results sort last, so the first row is the best if any has results.
     let best = rows.first().filter(|r| key.value(r).is_some());
     let mut figures = vec![per_score_figure(&rows)?];
-    for key in &keys {
-        figures.push(axis_figure(&rows, key)?);
+    for axis in &keys {
+        figures.push(axis_figure(&rows, axis, key)?);
     }
     figures.push(learning_curve_figure(store, best)?);
     figures.push(histogram_figure(store, best)?);

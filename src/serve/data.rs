@@ -17,7 +17,7 @@ use crate::report::figures::{
 };
 use crate::report::varying_keys;
 use crate::results::{
-    best, summaries_by, summaries_with, ConfigSummary, Criterion, Retired, SortKey,
+    best, sort_summaries, summaries_by, summaries_with, ConfigSummary, Criterion, Retired, SortKey,
 };
 use crate::store::RunningJob;
 use crate::store::{JobRecord, JobStatus, Store};
@@ -224,18 +224,16 @@ pub fn verdicts(store: &Store, rows: &[ConfigSummary]) -> anyhow::Result<Option<
 
 /// The report's charts for a sweep, as HTML figures (inline SVG), from the same code.
 pub fn sweep_charts(store: &Store, rows: &[ConfigSummary]) -> anyhow::Result<Vec<String>> {
-    // The report's order of rows: best by pooled OOF RMSE first.
-    let mut by_oof = rows.to_vec();
-    by_oof.sort_by(|a, b| match (a.oof_rmse, b.oof_rmse) {
-        (Some(x), Some(y)) => x.total_cmp(&y),
-        (Some(_), None) => std::cmp::Ordering::Less,
-        (None, Some(_)) => std::cmp::Ordering::Greater,
-        (None, None) => a.position.cmp(&b.position),
-    });
-    let best = by_oof.first().filter(|r| r.oof_rmse.is_some());
-    let mut figures = vec![per_score_figure(&by_oof)?];
-    for key in varying_keys(&by_oof) {
-        figures.push(axis_figure(&by_oof, &key)?);
+    // The report's order of rows and criterion: the sweep's default (shifted RMSE with
+    // probes), so "the best configs" are the results table's first rows (issue 20: they were
+    // re-sorted by OOF RMSE, and the chart's #4 and #5 were not the table's).
+    let sort = Criterion::default_for(rows).sort_key();
+    let mut sorted = rows.to_vec();
+    sort_summaries(&mut sorted, sort);
+    let best = sorted.first().filter(|r| sort.value(r).is_some());
+    let mut figures = vec![per_score_figure(&sorted)?];
+    for key in varying_keys(&sorted) {
+        figures.push(axis_figure(&sorted, &key, sort)?);
     }
     figures.push(learning_curve_figure(store, best)?);
     figures.push(histogram_figure(store, best)?);

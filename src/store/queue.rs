@@ -174,7 +174,7 @@ impl Store {
         let tx = self.write()?;
         let n = tx.execute(
             "UPDATE jobs SET status = ?2, pruned_epoch = 0, pruned_reason = ?3, finished_at = ?4
-             WHERE config_id = ?1 AND status IN (?5, ?6)",
+             WHERE config_id = ?1 AND +status IN (?5, ?6)",
             params![
                 config_id,
                 JobStatus::Pruned,

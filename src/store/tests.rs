@@ -240,3 +240,22 @@ fn job_status_round_trips_through_its_stored_name() {
     }
     assert!("finished".parse::<JobStatus>().is_err());
 }
+
+#[test]
+fn a_configs_oof_rows_are_found_through_its_jobs_not_every_done_job() {
+    // Regression (issue 20): SQLite chose the status index for "this config's done jobs" and
+    // scanned every done job of the database per config (results took 73 s at 10,000 configs).
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = one_job_sweep(&dir.path().join("plan.db"), "c1");
+    let plan: Vec<String> = store
+        .conn
+        .prepare(&format!("EXPLAIN QUERY PLAN {}", super::queries::OOF_OF_CONFIG))
+        .unwrap()
+        .query_map(rusqlite::params!["c1", JobStatus::Done], |r| r.get::<_, String>(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let jobs = plan.iter().find(|step| step.contains(" j ")).expect("a step over jobs");
+    assert!(jobs.contains("(config_id=?)"), "jobs searched by config: {plan:?}");
+    assert!(!plan.iter().any(|step| step.contains("jobs_by_status")), "{plan:?}");
+}

@@ -2,7 +2,8 @@
 //! verdicts. What it shows is in the URL ([`View`]).
 
 use std::fmt::Write as _;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use super::api::{self, sort_key};
 use super::data::{self, SweepProgress};
@@ -22,7 +23,21 @@ const MAX_LINES: usize = 1000;
 
 /// The page's `<main>`; None if there is no such sweep. An unknown `sort`, or one needing
 /// probes the sweep lacks, is the sweep's default, as no `sort` is (the API refuses both).
+/// The page is a function of the database and the query: one rendered for the database as it
+/// is now (same size and modification time of the file and its WAL) is served again, so many
+/// readers of a finished or quiet sweep cost one render (its charts over 1000 configs are most
+/// of a 10,000-config page's time), and any write makes the next request render afresh.
 pub fn render(db: &Path, name: &str, query: &super::http::Query) -> anyhow::Result<Option<String>> {
+    let key = (db.to_path_buf(), name.to_string(), query.clone());
+    data::per_stamp(&PAGES, key, db, || render_now(db, name, query))
+}
+
+/// The last pages rendered, per database, sweep and query (a 10,000-config page is about a
+/// megabyte; at most 8 are kept).
+static PAGES: data::StampCache<(PathBuf, String, super::http::Query), Option<String>> =
+    OnceLock::new();
+
+fn render_now(db: &Path, name: &str, query: &super::http::Query) -> anyhow::Result<Option<String>> {
     let view = View::from_query(query);
     let sort = view.sort.as_deref().and_then(sort_key);
     let store = data::open(db)?;

@@ -160,12 +160,19 @@ pub fn parallel_coordinates(
         .map(|(n, k)| (n.clone(), k.labels()))
         .chain(std::iter::once((format!("{objective} (best on top)"), objective_kind)))
         .collect();
+    let last = all_labels.len() - 1;
     for (i, (name, labels)) in all_labels.iter().enumerate() {
         let x = axis_x(i);
+        // The outer axes' names grow inwards: centred, the objective's ran past the edge.
+        let anchor = match i {
+            0 => "start",
+            i if i == last => "end",
+            _ => "middle",
+        };
         let _ = writeln!(
             svg,
             "<line x1=\"{x:.1}\" x2=\"{x:.1}\" y1=\"{top}\" y2=\"{bottom}\" stroke=\"#444\"/>\
-             <text x=\"{x:.1}\" y=\"16\" text-anchor=\"middle\" font-weight=\"600\">{}</text>",
+             <text x=\"{x:.1}\" y=\"16\" text-anchor=\"{anchor}\" font-weight=\"600\">{}</text>",
             escape(name)
         );
         for (t, label) in labels.iter().take(12) {

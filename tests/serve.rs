@@ -285,7 +285,10 @@ fn serve_sorts_a_probe_sweep_by_every_criterion_and_judges_it_by_shifted_rmse() 
     let legend: Vec<usize> = shifted_order
         .iter()
         .enumerate()
-        .map(|(i, id)| page.find(&format!("#{} {id}", i + 1)).expect(&format!("#{} {id}", i + 1)))
+        .map(|(i, id)| {
+            let entry = format!("#{} {id}", i + 1);
+            page.find(&entry).unwrap_or_else(|| panic!("no legend entry {entry:?}"))
+        })
         .collect();
     assert!(legend.windows(2).all(|w| w[0] < w[1]), "the table's order: {shifted_order:?}");
     assert!(page.contains("Shifted RMSE by model"), "axis charts by the criterion");

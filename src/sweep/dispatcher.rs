@@ -294,6 +294,11 @@ impl SweepLoop<'_> {
             return Ok(false);
         }
         let last = running.epochs.last().expect("an epoch");
+        // Every epoch of every job comes here: off a rung (and always with `prune = true`, whose
+        // ASHA is off) gather nothing.
+        if !pruning::asha_rung(&prune, running.config.train.epochs, last.epoch) {
+            return Ok(false);
+        }
         let value = objective::epoch_value(&running.config, last);
         let at_rung: Vec<f64> = self
             .slots

@@ -27,6 +27,12 @@ pub struct RunningRung<'a> {
     pub values: &'a [f64],
 }
 
+/// Whether ASHA judges a job of `max_epochs` epochs at `epoch` (1-based): it is on and the
+/// epoch is a rung. Off a rung there is nothing to gather.
+pub fn asha_rung(prune: &PruneConfig, max_epochs: usize, epoch: usize) -> bool {
+    prune.epochs && rung_epochs(prune.min_epochs, prune.eta, max_epochs).contains(&epoch)
+}
+
 /// ASHA at `epoch` (1-based) of a job whose objective there is `value`; Continue off a rung.
 /// Every job of the fold counts once: finished jobs and other coordinators' running jobs from
 /// the store, this coordinator's running jobs from `running`.
@@ -38,7 +44,7 @@ pub fn asha(
     value: f64,
     running: RunningRung,
 ) -> anyhow::Result<Decision> {
-    if !prune.epochs || !rung_epochs(prune.min_epochs, prune.eta, max_epochs).contains(&epoch) {
+    if !asha_rung(prune, max_epochs, epoch) {
         return Ok(Decision::Continue);
     }
     let mut others = store.rung_values(sweep_id, fold, epoch, running.job_ids, monitor)?;

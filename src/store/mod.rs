@@ -16,7 +16,7 @@ mod results;
 mod schema;
 mod status;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 mod trials;
 
 use std::path::{Path, PathBuf};

@@ -55,6 +55,12 @@ fn a_file_of_a_newer_schema_is_refused() {
 }
 
 fn one_job_sweep(path: &Path, config_id: &str) -> (Store, i64) {
+    fold_zero_sweep(path, &[config_id])
+}
+
+/// A new store at `path` with a one-fold sweep "s" of these configs: one pending fold-0 job
+/// each, in this order. Shared with the unit tests of the layers above.
+pub(crate) fn fold_zero_sweep(path: &Path, config_ids: &[&str]) -> (Store, i64) {
     let mut store = Store::open(path).unwrap();
     let sweep = SweepDefinition {
         name: "s",
@@ -64,15 +70,18 @@ fn one_job_sweep(path: &Path, config_id: &str) -> (Store, i64) {
         folds: 1,
         keep_trials: false,
     };
-    let config = NewConfig {
-        id: config_id,
-        params_json: "{}",
-        varying_json: "{}",
-        label: "",
-        data_fingerprint: "fp",
-    };
-    let (sweep_id, _) =
-        store.register_sweep(&sweep, &[config], &[(config_id.to_string(), 0)]).unwrap();
+    let configs: Vec<NewConfig> = config_ids
+        .iter()
+        .map(|id| NewConfig {
+            id,
+            params_json: "{}",
+            varying_json: "{}",
+            label: "",
+            data_fingerprint: "fp",
+        })
+        .collect();
+    let jobs: Vec<(String, usize)> = config_ids.iter().map(|id| (id.to_string(), 0)).collect();
+    let (sweep_id, _) = store.register_sweep(&sweep, &configs, &jobs).unwrap();
     (store, sweep_id)
 }
 

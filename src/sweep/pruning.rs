@@ -121,32 +121,13 @@ mod tests {
     }
 
     /// A sweep of `configs` x one fold, every job claimed (running here): their ids.
-    fn running_fold_zero(store: &mut Store, configs: &[&str]) -> (i64, Vec<i64>) {
-        let new: Vec<crate::store::NewConfig> = configs
-            .iter()
-            .map(|id| crate::store::NewConfig {
-                id,
-                params_json: "{}",
-                varying_json: "{}",
-                label: "",
-                data_fingerprint: "fp",
-            })
-            .collect();
-        let sweep = crate::store::SweepDefinition {
-            name: "s",
-            definition: "name = \"s\"",
-            data_fingerprint: "fp",
-            fold_hash: "fh",
-            folds: 1,
-            keep_trials: false,
-        };
-        let jobs: Vec<(String, usize)> = configs.iter().map(|id| (id.to_string(), 0)).collect();
-        let (sweep_id, _) = store.register_sweep(&sweep, &new, &jobs).unwrap();
+    fn running_fold_zero(path: &std::path::Path, configs: &[&str]) -> (Store, i64, Vec<i64>) {
+        let (mut store, sweep_id) = crate::store::tests::fold_zero_sweep(path, configs);
         let ids = configs
             .iter()
             .map(|_| store.claim_next(sweep_id, "cpu", &|_, _| true, false).unwrap().unwrap().id)
             .collect();
-        (sweep_id, ids)
+        (store, sweep_id, ids)
     }
 
     fn first_epoch(val_rmse: f64) -> crate::train::EpochLog {
@@ -166,8 +147,8 @@ mod tests {
         // Regression (issue 19): a running job's rung value came from memory and again from
         // its epochs flushed to the store, so two jobs on one fold looked like three.
         let dir = tempfile::tempdir().unwrap();
-        let mut store = Store::open(&dir.path().join("r.db")).unwrap();
-        let (sweep_id, ids) = running_fold_zero(&mut store, &["a", "b", "c"]);
+        let (mut store, sweep_id, ids) =
+            running_fold_zero(&dir.path().join("r.db"), &["a", "b", "c"]);
         let (a, b, c) = (ids[0], ids[1], ids[2]);
         store.record_epochs(b, &[first_epoch(2.0)]).unwrap();
         let prune = PruneConfig { epochs: true, min_epochs: 1, eta: 3, ..Default::default() };

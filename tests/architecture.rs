@@ -94,17 +94,25 @@ struct Import {
     to: String,
 }
 
-fn imports() -> Vec<Import> {
+/// Every file of `src/` that belongs to a layer, in path order: (file, its module, its text).
+fn layered_sources() -> Vec<(PathBuf, String, String)> {
     let mut files = Vec::new();
     rust_files(&src_dir(), &mut files);
     files.sort();
+    files
+        .into_iter()
+        .map(|file| (module_of(&file), file))
+        .filter(|(module, _)| !OUTSIDE_LAYERS.contains(&module.as_str()))
+        .map(|(module, file)| {
+            let text = std::fs::read_to_string(&file).unwrap();
+            (file, module, text)
+        })
+        .collect()
+}
+
+fn imports() -> Vec<Import> {
     let mut out = Vec::new();
-    for file in files {
-        let from = module_of(&file);
-        if OUTSIDE_LAYERS.contains(&from.as_str()) {
-            continue;
-        }
-        let text = std::fs::read_to_string(&file).unwrap();
+    for (file, from, text) in layered_sources() {
         for (line, to) in crate_paths(&text) {
             if to != from {
                 out.push(Import { file: file.clone(), line, from: from.clone(), to });
@@ -224,17 +232,12 @@ fn prints_or_exits(text: &str) -> Vec<(usize, &str)> {
 
 #[test]
 fn the_library_neither_prints_nor_exits() {
-    let mut files = Vec::new();
-    rust_files(&src_dir(), &mut files);
-    files.sort();
     let mut found = Vec::new();
-    for file in files {
-        let module = module_of(&file);
+    for (file, module, text) in layered_sources() {
         let unit_tests = file.file_stem().is_some_and(|stem| stem == "tests");
-        if module == "cli" || OUTSIDE_LAYERS.contains(&module.as_str()) || unit_tests {
+        if module == "cli" || unit_tests {
             continue;
         }
-        let text = std::fs::read_to_string(&file).unwrap();
         for (line, code) in prints_or_exits(&text) {
             let name = file.strip_prefix(src_dir()).unwrap().display().to_string();
             found.push(format!("{name}:{line}: {code}"));
